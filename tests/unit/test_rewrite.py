@@ -1,0 +1,252 @@
+"""Unit tests of piperack.rewrite.rewrite_references (pure function, libcst)."""
+from __future__ import annotations
+
+import ast
+import textwrap
+
+import pytest
+
+from piperack.rewrite import is_identifier_path, rewrite_references
+
+OLD = "demo.pipelines.ingest"
+
+
+def rw(source: str, old: str = OLD, new: str = "ingest") -> str:
+    out = rewrite_references(textwrap.dedent(source), old, new)
+    ast.parse(out)  # whatever we produce must stay valid Python
+    return out
+
+
+def d(source: str) -> str:
+    return textwrap.dedent(source)
+
+
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        ("import demo.pipelines.ingest\n", "import ingest\n"),
+        ("import demo.pipelines.ingest.nodes\n", "import ingest.nodes\n"),
+        ("import demo.pipelines.ingest.nodes as n\n", "import ingest.nodes as n\n"),
+        ("import os, demo.pipelines.ingest.nodes as n\n", "import os, ingest.nodes as n\n"),
+        ("from demo.pipelines.ingest import nodes\n", "from ingest import nodes\n"),
+        ("from demo.pipelines.ingest.nodes import fetch, clean\n", "from ingest.nodes import fetch, clean\n"),
+        ("from demo.pipelines.ingest.nodes import (\n    fetch,  # keep me\n    clean,\n)\n",
+         "from ingest.nodes import (\n    fetch,  # keep me\n    clean,\n)\n"),
+        ("from demo.pipelines.ingest.nodes import *\n", "from ingest.nodes import *\n"),
+        ("from demo.pipelines import ingest\n", "import ingest\n"),
+        ("from demo.pipelines import ingest as ing\n", "import ingest as ing\n"),
+    ],
+)
+def test_import_forms(before, after):
+    assert rw(before) == after
+
+
+def test_from_parent_import_with_other_names_is_split():
+    out = rw("from demo.pipelines import other, ingest\n")
+    assert out == "from demo.pipelines import other; import ingest\n"
+
+
+def test_from_parent_import_into_dotted_new_keeps_the_bound_name():
+    out = rewrite_references("from demo.pipelines import ingest\n", OLD, "other.pipelines.ingest_v2")
+    assert out == "from other.pipelines import ingest_v2 as ingest\n"
+    out = rewrite_references("from demo.pipelines import ingest\n", OLD, "other.pipelines.ingest")
+    assert out == "from other.pipelines import ingest\n"
+
+
+def test_similar_names_are_not_touched():
+    src = d(
+        """\
+        import demo.pipelines.ingestion
+        from demo.pipelines.ingest_tools import x
+        from demo.pipelines import ingestion
+        import demo.pipelines
+        s = "demo.pipelines.ingestion.nodes"
+        t = "demo.pipelines"
+        """
+    )
+    assert rw(src) == src
+
+
+def test_relative_imports_untouched():
+    src = d(
+        """\
+        from . import nodes
+        from .nodes import fetch
+        from ..ingest import nodes as n2
+        from .demo.pipelines.ingest import x
+        """
+    )
+    assert rw(src) == src
+
+
+def test_dotted_chains_after_plain_import():
+    src = d(
+        """\
+        import demo.pipelines.ingest.nodes
+
+
+        def test_fetch():
+            # a comment survives
+            assert demo.pipelines.ingest.nodes.fetch(  1 )  == 2
+            return (demo.pipelines.ingest).__name__
+        """
+    )
+    assert rw(src) == d(
+        """\
+        import ingest.nodes
+
+
+        def test_fetch():
+            # a comment survives
+            assert ingest.nodes.fetch(  1 )  == 2
+            return (ingest).__name__
+        """
+    )
+
+
+def test_chains_not_rewritten_without_binding_import():
+    # `demo` here is something else entirely (no `import demo.pipelines.ingest...`).
+    src = "demo = object()\nx = demo.pipelines.ingest.nodes\n"
+    assert rw(src) == src
+
+
+def test_chains_into_longer_new_name():
+    src = "import ingest.nodes\nvalue = ingest.nodes.fetch()\n"
+    out = rewrite_references(src, "ingest", "demo.pipelines.ingest")
+    assert out == "import demo.pipelines.ingest.nodes\nvalue = demo.pipelines.ingest.nodes.fetch()\n"
+
+
+def test_single_component_old_only_rewrites_loads_of_the_module():
+    src = d(
+        """\
+        import ingest
+        import ingest.nodes as n
+
+
+        class Thing:
+            ingest = 1
+
+            def ingest(self, ingest=None):
+                return self.ingest, dict(ingest=2)
+
+
+        def ingest():
+            global ingest
+            try:
+                pass
+            except ValueError as ingest:
+                pass
+            for ingest in []:
+                pass
+            ingest: int = 3
+            ingest += 1
+            return ingest.nodes.fetch, other.ingest, ingest
+        """
+    )
+    out = rewrite_references(src, "ingest", "demo.pipelines.ingest")
+    assert out == d(
+        """\
+        import demo.pipelines.ingest
+        import demo.pipelines.ingest.nodes as n
+
+
+        class Thing:
+            ingest = 1
+
+            def ingest(self, ingest=None):
+                return self.ingest, dict(ingest=2)
+
+
+        def ingest():
+            global ingest
+            try:
+                pass
+            except ValueError as ingest:
+                pass
+            for ingest in []:
+                pass
+            ingest: int = 3
+            ingest += 1
+            return demo.pipelines.ingest.nodes.fetch, other.ingest, demo.pipelines.ingest
+        """
+    )
+    ast.parse(out)
+
+
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        ('mock.patch("demo.pipelines.ingest.nodes.requests.get")\n', 'mock.patch("ingest.nodes.requests.get")\n'),
+        ("x = 'demo.pipelines.ingest'\n", "x = 'ingest'\n"),
+        ('x = r"demo.pipelines.ingest.nodes"\n', 'x = r"ingest.nodes"\n'),
+        ('x = """demo.pipelines.ingest.nodes"""\n', 'x = """ingest.nodes"""\n'),
+        ('mocker.patch(f"demo.pipelines.ingest.nodes.{name}")\n', 'mocker.patch(f"ingest.nodes.{name}")\n'),
+        ('x = b"demo.pipelines.ingest"\n', 'x = b"demo.pipelines.ingest"\n'),
+        ('x = "see demo.pipelines.ingest"\n', 'x = "see demo.pipelines.ingest"\n'),
+        ('x = "demo.pipelines.ingest is nice"\n', 'x = "demo.pipelines.ingest is nice"\n'),
+    ],
+)
+def test_string_literals(before, after):
+    assert rw(before) == after
+
+
+def test_monkeypatch_setattr_string_target():
+    src = 'monkeypatch.setattr("demo.pipelines.ingest.nodes.fetch", fake)\n'
+    assert rw(src) == 'monkeypatch.setattr("ingest.nodes.fetch", fake)\n'
+
+
+def test_formatting_and_comments_survive_everywhere():
+    src = d(
+        """\
+        # header comment
+        \"\"\"Module docstring.\"\"\"
+        import os  # os
+
+
+        from demo.pipelines.ingest.nodes import (  # why
+            fetch ,
+        )
+
+        x = {  'a' : 1 }   # odd spacing kept
+        """
+    )
+    out = rw(src)
+    assert out == src.replace("demo.pipelines.ingest.nodes", "ingest.nodes")
+
+
+def test_no_reference_returns_same_object_and_is_idempotent():
+    src = "import os\nprint(os.sep)\n"
+    assert rewrite_references(src, OLD, "ingest") is src
+    once = rw("from demo.pipelines.ingest import nodes\n")
+    assert rewrite_references(once, OLD, "ingest") == once
+
+
+def test_alias_target():
+    src = "from demo.pipelines.ingest.nodes import fetch\n"
+    assert rewrite_references(src, OLD, "ingest_tools") == "from ingest_tools.nodes import fetch\n"
+
+
+def test_same_name_is_noop():
+    src = "import ingest\n"
+    assert rewrite_references(src, "ingest", "ingest") is src
+
+
+@pytest.mark.parametrize("bad", ["", "a..b", "1abc", "a.b-c", "../x", "a/b"])
+def test_bad_names_rejected(bad):
+    with pytest.raises(ValueError):
+        rewrite_references("import x\n", bad, "ok")
+    with pytest.raises(ValueError):
+        rewrite_references("import x\n", "ok", bad)
+
+
+def test_is_identifier_path():
+    assert is_identifier_path("a.b_c.d1")
+    assert not is_identifier_path("a.")
+    assert not is_identifier_path("a.1b")
+
+
+def test_syntax_error_propagates():
+    import libcst
+
+    with pytest.raises(libcst.ParserSyntaxError):
+        rewrite_references("import demo.pipelines.ingest as\n", OLD, "ingest")

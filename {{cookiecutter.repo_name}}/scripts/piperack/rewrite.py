@@ -1,0 +1,266 @@
+"""Rewrite absolute references to one module into another name (libcst).
+
+Used by ``package`` (``<pkg>.pipelines.ingest`` -> ``ingest`` inside the sdist, or the alias)
+and by ``pull`` (the sdist name -> its place in the receiving project).
+
+What is rewritten, for a module ``old`` and its submodules ``old.x.y``:
+
+- ``import old.x`` / ``import old.x as y`` -> ``import new.x`` / ``import new.x as y``;
+- ``from old.x import y`` -> ``from new.x import y``;
+- ``from parent import last`` where ``parent.last == old`` -> ``from new_parent import new_last as last``
+  (or ``import new as last`` when ``new`` has no parent);
+- dotted chains in code spelling ``old.x.f`` when the file binds them with a plain ``import old...``;
+- string literals equal to ``old`` or starting with ``old.`` (``mock.patch("old.nodes.get")``).
+
+Relative imports, comments and formatting are left as they are. libcst is imported lazily.
+"""
+from __future__ import annotations
+
+import re
+
+__all__ = ["rewrite_references", "is_identifier_path"]
+
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def is_identifier_path(dotted: str) -> bool:
+    """True for a non-empty dotted path of Python identifiers (``a``, ``a.b_c``)."""
+    return bool(_DOTTED.match(dotted or "")) and all(part.isidentifier() for part in dotted.split("."))
+
+
+def _swap(dotted: str, old: str, new: str) -> str | None:
+    """``dotted`` with its ``old`` prefix replaced by ``new``, or None when it does not start with old."""
+    if dotted == old:
+        return new
+    if dotted.startswith(old + "."):
+        return new + dotted[len(old):]
+    return None
+
+
+def rewrite_references(source: str, old: str, new: str) -> str:
+    """Return ``source`` with absolute references to module ``old`` (and ``old.*``) spelled ``new``.
+
+    A pure function: same input, same output; the source is returned unchanged (the same string)
+    when it holds no reference. Raises ``ValueError`` when ``old``/``new`` are not dotted
+    identifiers, and ``libcst.ParserSyntaxError`` when the source is not valid Python.
+    """
+    if not is_identifier_path(old) or not is_identifier_path(new):
+        raise ValueError(f"not a dotted module path: {old!r} -> {new!r}")
+    if old == new:
+        return source
+    old_parts = old.split(".")
+    # Fast path: every form we rewrite spells old's first component somewhere in the text.
+    if not re.search(r"\b" + re.escape(old_parts[0]) + r"\b", source):
+        return source
+
+    import libcst as cst
+
+    def dotted_name(node) -> str | None:
+        if isinstance(node, cst.Name):
+            return node.value
+        if isinstance(node, cst.Attribute):
+            left = dotted_name(node.value)
+            return None if left is None else f"{left}.{node.attr.value}"
+        return None
+
+    def build(dotted: str):
+        """A Name/Attribute expression for ``dotted``."""
+        parts = dotted.split(".")
+        expr: cst.BaseExpression = cst.Name(parts[0])
+        for part in parts[1:]:
+            expr = cst.Attribute(value=expr, attr=cst.Name(part))
+        return expr
+
+    old_parent, _, old_last = old.rpartition(".")
+    new_parent, _, new_last = new.rpartition(".")
+
+    class _Binder(cst.CSTVisitor):
+        """Finds whether a plain ``import old[.x]`` binds old's first name in this file."""
+
+        def __init__(self) -> None:
+            self.binds = False
+
+        def visit_Import(self, node) -> bool:
+            for alias in node.names:
+                name = dotted_name(alias.name)
+                if alias.asname is None and name is not None and _swap(name, old, new) is not None:
+                    self.binds = True
+            return False
+
+    class _Rewriter(cst.CSTTransformer):
+        def __init__(self, rewrite_chains: bool) -> None:
+            super().__init__()
+            self.rewrite_chains = rewrite_chains
+            self.skip_names: set[int] = set()
+            self._fstring_heads: set[int] = set()
+
+        # -- imports ---------------------------------------------------------------------------
+        def visit_Import(self, node) -> bool:
+            return False
+
+        def leave_Import(self, original_node, updated_node):
+            names = []
+            changed = False
+            for alias in updated_node.names:
+                name = dotted_name(alias.name)
+                swapped = None if name is None else _swap(name, old, new)
+                if swapped is not None:
+                    alias = alias.with_changes(name=build(swapped))
+                    changed = True
+                names.append(alias)
+            return updated_node.with_changes(names=names) if changed else updated_node
+
+        def visit_ImportFrom(self, node) -> bool:
+            return False
+
+        def leave_ImportFrom(self, original_node, updated_node):
+            if updated_node.relative or updated_node.module is None:
+                return updated_node  # relative imports stay as they are
+            module = dotted_name(updated_node.module)
+            if module is None:
+                return updated_node
+            swapped = _swap(module, old, new)
+            if swapped is not None:
+                return updated_node.with_changes(module=build(swapped))
+            if module != old_parent or isinstance(updated_node.names, cst.ImportStar):
+                return updated_node
+            # ``from parent import last [as z]`` where parent.last is old itself.
+            kept, moved = [], []
+            for alias in updated_node.names:
+                (moved if dotted_name(alias.name) == old_last else kept).append(alias)
+            if not moved:
+                return updated_node
+            statements = []
+            if kept:
+                last = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+                statements.append(updated_node.with_changes(names=[*kept[:-1], last]))
+            for alias in moved:
+                bound = alias.asname.name.value if alias.asname is not None else old_last
+                if new_parent:
+                    asname = None if bound == new_last else cst.AsName(name=cst.Name(bound))
+                    statements.append(
+                        cst.ImportFrom(
+                            module=build(new_parent),
+                            names=[cst.ImportAlias(name=cst.Name(new_last), asname=asname)],
+                        )
+                    )
+                else:
+                    asname = None if bound == new else cst.AsName(name=cst.Name(bound))
+                    statements.append(cst.Import(names=[cst.ImportAlias(name=cst.Name(new), asname=asname)]))
+            if len(statements) == 1:
+                return statements[0]
+            return cst.FlattenSentinel(statements)
+
+        # -- dotted chains in code -------------------------------------------------------------
+        def visit_Attribute(self, node) -> bool:
+            self.skip_names.add(id(node.attr))
+            return True
+
+        def _skip(self, name_node) -> None:
+            if name_node is not None:
+                self.skip_names.add(id(name_node))
+
+        def visit_FunctionDef(self, node) -> bool:
+            self._skip(node.name)
+            return True
+
+        def visit_ClassDef(self, node) -> bool:
+            self._skip(node.name)
+            return True
+
+        def visit_Param(self, node) -> bool:
+            self._skip(node.name)
+            return True
+
+        def visit_AsName(self, node) -> bool:
+            if isinstance(node.name, cst.Name):
+                self._skip(node.name)
+            return True
+
+        def visit_NameItem(self, node) -> bool:
+            self._skip(node.name)
+            return True
+
+        # bare names being bound (``ingest = ...``) are not module references
+        def visit_AssignTarget(self, node) -> bool:
+            self._skip(node.target if isinstance(node.target, cst.Name) else None)
+            return True
+
+        def visit_AnnAssign(self, node) -> bool:
+            self._skip(node.target if isinstance(node.target, cst.Name) else None)
+            return True
+
+        def visit_AugAssign(self, node) -> bool:
+            self._skip(node.target if isinstance(node.target, cst.Name) else None)
+            return True
+
+        def visit_NamedExpr(self, node) -> bool:
+            self._skip(node.target if isinstance(node.target, cst.Name) else None)
+            return True
+
+        def visit_For(self, node) -> bool:
+            self._skip(node.target if isinstance(node.target, cst.Name) else None)
+            return True
+
+        def visit_CompFor(self, node) -> bool:
+            self._skip(node.target if isinstance(node.target, cst.Name) else None)
+            return True
+
+        def visit_Arg(self, node) -> bool:
+            if node.keyword is not None:
+                self._skip(node.keyword)
+            return True
+
+        def leave_Attribute(self, original_node, updated_node):
+            if self.rewrite_chains and len(old_parts) > 1 and dotted_name(original_node) == old:
+                return build(new).with_changes(lpar=updated_node.lpar, rpar=updated_node.rpar)
+            return updated_node
+
+        def leave_Name(self, original_node, updated_node):
+            if (
+                self.rewrite_chains
+                and len(old_parts) == 1
+                and original_node.value == old
+                and id(original_node) not in self.skip_names
+            ):
+                return build(new).with_changes(lpar=updated_node.lpar, rpar=updated_node.rpar)
+            return updated_node
+
+        # -- strings ---------------------------------------------------------------------------
+        def leave_SimpleString(self, original_node, updated_node):
+            try:
+                value = original_node.evaluated_value
+            except Exception:  # noqa: BLE001 - an odd literal is simply not a target
+                return updated_node
+            if not isinstance(value, str):
+                return updated_node  # bytes
+            swapped = _swap(value, old, new)
+            if swapped is None:
+                return updated_node
+            prefix = original_node.prefix
+            quote = original_node.quote
+            inner = original_node.value[len(prefix) + len(quote) : len(original_node.value) - len(quote)]
+            if inner != value:
+                return updated_node  # escapes or line continuations: leave it alone
+            return updated_node.with_changes(value=f"{prefix}{quote}{swapped}{quote}")
+
+        def leave_FormattedStringText(self, original_node, updated_node):
+            # f"old.nodes.{name}": only the text at the start of the f-string counts.
+            if id(original_node) not in self._fstring_heads:
+                return updated_node
+            text = original_node.value
+            if text.startswith(old + "."):
+                return updated_node.with_changes(value=new + text[len(old):])
+            return updated_node
+
+        def visit_FormattedString(self, node) -> bool:
+            if node.parts and isinstance(node.parts[0], cst.FormattedStringText):
+                self._fstring_heads.add(id(node.parts[0]))
+            return True
+
+    module = cst.parse_module(source)
+    binder = _Binder()
+    module.visit(binder)
+    rewriter = _Rewriter(rewrite_chains=binder.binds)
+    result = module.visit(rewriter).code
+    return source if result == source else result
