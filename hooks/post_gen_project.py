@@ -1,0 +1,38 @@
+"""Prune what the answers left out, then say what to do next."""
+import shutil
+from pathlib import Path
+
+PACKAGE = "{{ cookiecutter.python_package }}"
+INCLUDE_EXAMPLE = {{ cookiecutter.include_example }}
+
+EXAMPLE_PATHS = [
+    f"src/{PACKAGE}/pipelines/ingest",
+    "src/tests/pipelines/ingest",
+    "conf/base/parameters/ingest.yml",
+    "conf/base/catalog/ingest.yml",
+    "samples",
+]
+
+
+def main() -> None:
+    root = Path.cwd()
+    if not INCLUDE_EXAMPLE:
+        for rel in EXAMPLE_PATHS:
+            path = root / rel
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    print(f"\nCreated {root.name}/. Next steps:\n")
+    print(f"  cd {root.name}")
+    print("  python -m venv .venv && . .venv/bin/activate")
+    print("  pip install -r requirements-dev.txt -e .")
+    if INCLUDE_EXAMPLE:
+        print("  invoke run            # runs the example pipeline 'ingest' on samples/cities.csv")
+    else:
+        print("  invoke new-pipeline my_pipeline")
+    print("  invoke test")
+    print("  invoke --list         # package, pull, build-reqs, docker-build, docker-run, …\n")
+
+
+main()

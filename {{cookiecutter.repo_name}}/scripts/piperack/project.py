@@ -1,0 +1,118 @@
+"""Project discovery: where the project is and what its pyproject.toml says about it."""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import PiperackError
+
+ENV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    package: str
+    version: str
+    pyproject_data: dict = field(repr=False, compare=False)
+
+    @property
+    def pyproject(self) -> Path:
+        return self.root / "pyproject.toml"
+
+    @property
+    def src(self) -> Path:
+        return self.root / "src"
+
+    @property
+    def package_dir(self) -> Path:
+        return self.src / self.package
+
+    @property
+    def tests(self) -> Path:
+        return self.src / "tests"
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "conf"
+
+    def module_dir(self, dotted: str) -> Path:
+        """The folder of module ``dotted`` (relative to the project package), checked to stay inside it."""
+        check_module_path(dotted, what="module path")
+        path = self.package_dir.joinpath(*dotted.split("."))
+        return path
+
+    def tests_dir(self, dotted: str) -> Path:
+        check_module_path(dotted, what="module path")
+        return self.tests.joinpath(*dotted.split("."))
+
+    def env_dir(self, env: str, must_exist: bool = True) -> Path:
+        """conf/<env>, refusing names that would leave conf/ (``../x``, ``/etc``)."""
+        if not ENV_RE.match(env) or env in {".", ".."}:
+            raise PiperackError(
+                f"invalid env {env!r}: an env is a folder name directly under conf/ "
+                "(letters, digits, '_', '-', '.')"
+            )
+        path = self.conf / env
+        if must_exist and not path.is_dir():
+            available = ", ".join(sorted(p.name for p in self.conf.iterdir() if p.is_dir())) or "none"
+            raise PiperackError(f"no such env {env!r}: conf/{env}/ does not exist (available: {available})")
+        return path
+
+    def tool(self, *keys: str, default=None):
+        """A value under [tool.piperack.<keys…>] of pyproject.toml, or default."""
+        node = self.pyproject_data.get("tool", {}).get("piperack", {})
+        for key in keys:
+            if not isinstance(node, dict) or key not in node:
+                return default
+            node = node[key]
+        return node
+
+
+def check_module_path(dotted: str, what: str = "module path") -> str:
+    """A dotted module path like ``pipelines.ingest``; refuses ``../x``, ``a/b``, ``.x`` and empty parts."""
+    if not isinstance(dotted, str) or not MODULE_RE.match(dotted):
+        raise PiperackError(
+            f"invalid {what} {dotted!r}: expected a dotted Python module path such as 'pipelines.ingest'"
+        )
+    return dotted
+
+
+def check_identifier(name: str, what: str = "alias") -> str:
+    import keyword
+
+    if not isinstance(name, str) or not name.isidentifier() or not name.isascii() or keyword.iskeyword(name):
+        raise PiperackError(f"invalid {what} {name!r}: it must be a Python identifier such as 'my_pipeline'")
+    return name
+
+
+def load_pyproject(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise PiperackError(f"{path}: invalid TOML: {exc}") from None
+
+
+def find_project(start: Path | str | None = None) -> Project:
+    """The project holding ``start`` (default: the working directory): the nearest folder upwards
+    whose pyproject.toml has a [tool.piperack] table."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "pyproject.toml"
+        if not candidate.is_file():
+            continue
+        data = load_pyproject(candidate)
+        tool = data.get("tool", {}).get("piperack")
+        if tool is None:
+            continue
+        package = tool.get("python_package")
+        if not isinstance(package, str) or not package.isidentifier():
+            raise PiperackError(f"{candidate}: [tool.piperack] python_package must name the project's package")
+        version = data.get("project", {}).get("version")
+        if not isinstance(version, str):
+            raise PiperackError(f"{candidate}: [project] version is missing (the packages take their version from it)")
+        return Project(root=folder, package=package, version=version, pyproject_data=data)
+    raise PiperackError(f"no piperack project here: no pyproject.toml with [tool.piperack] in {here} or above")

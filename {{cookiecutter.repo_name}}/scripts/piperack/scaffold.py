@@ -1,0 +1,99 @@
+"""`invoke new-pipeline NAME`: a new modular pipeline in its three places, with a passing test."""
+from __future__ import annotations
+
+from pathlib import Path
+from string import Template
+
+from . import ui
+from .errors import PiperackError
+from .project import Project, check_identifier
+
+PIPELINE = '''"""The $name pipeline. The runner calls run() with its parameters and catalog entries."""
+from __future__ import annotations
+
+import logging
+
+from $package.pipelines.$name import nodes
+
+log = logging.getLogger(__name__)
+
+
+def run(params: dict, catalog: dict) -> dict:
+    result = nodes.greet(params.get("greeting", "hello"))
+    log.info("$name: %s", result)
+    return {"result": result}
+'''
+
+NODES = '''"""The steps of the $name pipeline: plain functions, easy to test."""
+
+
+def greet(greeting: str) -> str:
+    return f"{greeting} from $name"
+'''
+
+INIT = '''"""The $name pipeline."""
+
+__version__ = "0.1.0"
+'''
+
+REQUIREMENTS = """# What this pipeline needs (one requirement a line); `invoke package` makes them its dependencies.
+"""
+
+PARAMETERS = """# Parameters of the $name pipeline (override in conf/local/parameters/$name.yml).
+greeting: hello
+"""
+
+TEST = '''from $package.pipelines.$name import nodes, pipeline
+
+
+def test_greet():
+    assert nodes.greet("hi") == "hi from $name"
+
+
+def test_run_uses_the_parameters():
+    assert pipeline.run({"greeting": "hey"}, {}) == {"result": "hey from $name"}
+'''
+
+
+def plan(project: Project, name: str) -> dict[Path, str]:
+    """Every file the new pipeline needs, with its text; refuses names that are taken or invalid."""
+    check_identifier(name, what="pipeline name")
+    if name.startswith("_"):
+        raise PiperackError(f"invalid pipeline name {name!r}: it must not start with '_'")
+    fields = {"name": name, "package": project.package}
+    code = project.module_dir(f"pipelines.{name}")
+    tests = project.tests_dir(f"pipelines.{name}")
+    params = project.conf / "base" / "parameters" / f"{name}.yml"
+    taken = [p for p in (code, tests, params) if p.exists()]
+    if taken:
+        listed = ", ".join(str(p.relative_to(project.root)) for p in taken)
+        raise PiperackError(f"pipeline {name!r} already exists: {listed}")
+    fill = lambda text: Template(text).substitute(fields)  # noqa: E731
+    files = {
+        code / "__init__.py": fill(INIT),
+        code / "pipeline.py": fill(PIPELINE),
+        code / "nodes.py": fill(NODES),
+        code / "requirements.txt": fill(REQUIREMENTS),
+        params: fill(PARAMETERS),
+        tests / "__init__.py": "",
+        tests / "test_pipeline.py": fill(TEST),
+    }
+    # Test folders are packages all the way up, so pytest imports them by their full name.
+    folder = tests.parent
+    while folder != project.tests.parent:
+        if not (folder / "__init__.py").exists():
+            files[folder / "__init__.py"] = ""
+        folder = folder.parent
+    return files
+
+
+def create_pipeline(project: Project, name: str) -> list[Path]:
+    files = plan(project, name)
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    ui.info(f"Created pipeline {name!r}:")
+    for path in files:
+        ui.info(f"  {path.relative_to(project.root)}")
+    ui.info(f"Run it with `invoke run --pipeline {name}`; test it with `invoke test`.")
+    return list(files)

@@ -1,0 +1,1 @@
+"""The project's modular pipelines: one package each, found by the runner."""

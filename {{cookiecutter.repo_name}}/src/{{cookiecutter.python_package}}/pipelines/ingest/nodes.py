@@ -1,0 +1,200 @@
+"""The three steps of the ingest pipeline. Each returns what it did, for logging and tests."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+CHUNK = 1024 * 1024
+RETRY_STATUSES = (500, 502, 503, 504)
+TYPES = {"string", "int", "float", "date", "bool"}
+
+
+class ExtractError(Exception):
+    pass
+
+
+class TransformError(Exception):
+    pass
+
+
+class LoadError(Exception):
+    pass
+
+
+def _atomic_target(dest: Path):
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    return os.fdopen(fd, "wb"), Path(tmp)
+
+
+def _session(retries: int, backoff: float):
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    retry = Retry(
+        total=retries, connect=retries, read=retries, status=retries,
+        backoff_factor=backoff, status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET"}), raise_on_status=False,
+    )
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    return session
+
+
+def _download(url: str, out, timeout: float, retries: int, backoff: float) -> None:
+    import requests
+
+    try:
+        with _session(retries, backoff) as session:
+            with session.get(url, stream=True, timeout=timeout) as response:
+                if response.status_code >= 400:
+                    raise ExtractError(f"cannot download {url}: HTTP {response.status_code} {response.reason}")
+                for chunk in response.iter_content(CHUNK):
+                    out.write(chunk)
+    except requests.exceptions.RetryError:
+        raise ExtractError(f"cannot download {url}: server errors persisted after {retries} retries") from None
+    except requests.exceptions.Timeout:
+        raise ExtractError(f"cannot download {url}: timed out after {timeout:g} s") from None
+    except requests.exceptions.ConnectionError:
+        raise ExtractError(f"cannot download {url}: connection failed after {retries} retries") from None
+    except requests.exceptions.RequestException as exc:
+        raise ExtractError(f"cannot download {url}: {type(exc).__name__}") from None
+
+
+def extract(source: str, dest: str | Path, timeout: float = 30, retries: int = 3, backoff: float = 0.5) -> dict:
+    """Fetch ``source`` (http(s) URL, file:// URL or path) to ``dest``, streamed, replacing it atomically."""
+    started = time.perf_counter()
+    dest = Path(dest)
+    scheme = urlparse(str(source)).scheme.lower()
+    out, tmp = _atomic_target(dest)
+    try:
+        with out:
+            if scheme in {"http", "https"}:
+                _download(str(source), out, timeout, retries, backoff)
+            else:
+                path = Path(unquote(urlparse(source).path)) if scheme == "file" else Path(source)
+                if scheme not in {"", "file"} and not re.match(r"^[a-zA-Z]$", scheme):
+                    raise ExtractError(f"cannot read {source}: unsupported scheme {scheme!r} (use http, https, file or a path)")
+                try:
+                    with path.open("rb") as src:
+                        shutil.copyfileobj(src, out, CHUNK)
+                except OSError as exc:
+                    raise ExtractError(f"cannot read {source}: {exc.strerror}") from None
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"bytes": dest.stat().st_size, "path": str(dest), "seconds": time.perf_counter() - started}
+
+
+def normalise_column(name: str) -> str:
+    """'  Area (km2) ' → 'area_km2'"""
+    return re.sub(r"[^0-9a-z]+", "_", str(name).strip().lower()).strip("_")
+
+
+def _coerce(series, kind: str):
+    import pandas as pd
+
+    if kind == "int":
+        return pd.to_numeric(series, errors="coerce").astype("Int64") if series.dtype != "int64" else series
+    if kind == "float":
+        return pd.to_numeric(series, errors="coerce").astype("Float64")
+    if kind == "date":
+        return pd.to_datetime(series, errors="coerce", format="ISO8601")
+    if kind == "bool":
+        mapped = series.astype("string").str.strip().str.lower().map(
+            {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+        )
+        return mapped.astype("boolean")
+    text = series.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def transform(raw_path: str | Path, columns: dict, required: list) -> tuple:
+    """Clean the CSV: normalised names, typed columns, invalid rows and duplicates dropped and counted.
+
+    ``columns`` maps normalised names to string/int/float/date/bool; those columns are kept, in that
+    order. A row is invalid when a required column is empty or any typed value does not parse.
+    """
+    import pandas as pd
+
+    started = time.perf_counter()
+    try:
+        frame = pd.read_csv(raw_path, dtype=str if not columns else None, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise TransformError(f"{raw_path}: not a readable CSV: {str(exc).strip().splitlines()[0]}") from None
+    frame.columns = [normalise_column(c) for c in frame.columns]
+    rows_read = len(frame)
+    if columns:
+        unknown = {k: v for k, v in columns.items() if v not in TYPES}
+        if unknown:
+            raise TransformError(f"unknown column types {unknown} (use one of {sorted(TYPES)})")
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise TransformError(f"{raw_path}: missing columns {missing} (found {list(frame.columns)})")
+        frame = frame[list(columns)]
+    missing_required = [c for c in required if c not in frame.columns]
+    if missing_required:
+        raise TransformError(f"{raw_path}: required columns {missing_required} not found")
+
+    bad = pd.Series(False, index=frame.index)
+    typed = {}
+    for name, kind in columns.items():
+        original = frame[name]
+        value = _coerce(original, kind)
+        present = original.notna() & (original.astype("string").str.strip() != "") if original.dtype == object else original.notna()
+        bad |= value.isna() & present
+        typed[name] = value
+    if typed:
+        frame = pd.DataFrame(typed, index=frame.index)
+    for name in required:
+        bad |= frame[name].isna()
+    invalid = int(bad.sum())
+    frame = frame[~bad]
+    before = len(frame)
+    frame = frame.drop_duplicates().reset_index(drop=True)
+    duplicates = before - len(frame)
+    return frame, {
+        "rows_read": rows_read,
+        "invalid": invalid,
+        "duplicates": duplicates,
+        "rows_out": len(frame),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def load(frame, database: str | Path, table: str) -> dict:
+    """Replace ``table`` in the DuckDB file with ``frame`` in one transaction.
+
+    A failure anywhere rolls back: the previous table stays exactly as it was.
+    """
+    import duckdb
+
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", str(table)):
+        raise LoadError(f"invalid table name {table!r}: use letters, digits and '_'")
+    started = time.perf_counter()
+    database = Path(database)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(database))
+    try:
+        con.begin()
+        try:
+            con.register("incoming_frame", frame)
+            # DuckDB wants every result consumed before the next statement on a connection.
+            con.execute(f'CREATE OR REPLACE TABLE "{table}" AS SELECT * FROM incoming_frame').fetchall()
+            rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
+            con.unregister("incoming_frame")
+            con.commit()
+        except Exception as exc:
+            con.rollback()
+            raise LoadError(f"loading {table!r} into {database} failed, previous table kept: {exc}") from None
+    finally:
+        con.close()
+    return {"rows": rows, "table": table, "database": str(database), "seconds": time.perf_counter() - started}

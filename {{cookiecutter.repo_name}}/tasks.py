@@ -1,0 +1,124 @@
+"""The project's tasks: `invoke --list` shows them, `invoke --help TASK` explains each option.
+
+This file is a thin command-line surface. The work happens in scripts/piperack/ (the engine),
+imported inside each task so that `invoke --list` stays fast.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from invoke import task
+from invoke.exceptions import Exit
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+@contextmanager
+def user_errors():
+    """Turn the engine's user errors into one line on stderr and exit status 1 (no traceback)."""
+    from piperack.errors import PiperackError
+
+    try:
+        yield
+    except PiperackError as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+    except KeyboardInterrupt:
+        raise Exit("interrupted", code=130) from None
+
+
+def project():
+    from piperack.project import find_project
+
+    with user_errors():
+        return find_project(ROOT)
+
+
+def _python_env() -> dict:
+    """Environment for running the project's code from the working tree (src/ first on the path)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    return env
+
+
+@task(
+    iterable=["pipeline"],
+    help={
+        "pipeline": "Pipeline to run (repeat for several, run in the order given). Default: all, by name.",
+        "env": "Config environment: conf/<env>/ is deep-merged over conf/base/. Default: local.",
+    },
+)
+def run(c, pipeline=None, env="local"):
+    """Run the project's pipelines (same as `python -m <package> run`)."""
+    pkg = project().package
+    cmd = [sys.executable, "-m", pkg, "run", "--env", env]
+    for name in pipeline or []:
+        cmd += ["--pipeline", name]
+    code = subprocess.run(cmd, cwd=ROOT, env=_python_env()).returncode
+    if code:
+        raise Exit(code=code)
+
+
+@task(help={"args": "Extra pytest arguments, e.g. --args='-k ingest -x'."})
+def test(c, args=""):
+    """Run the project's tests (src/tests) with pytest."""
+    import shlex
+
+    code = subprocess.run([sys.executable, "-m", "pytest", *shlex.split(args)], cwd=ROOT, env=_python_env()).returncode
+    if code:
+        raise Exit(code=code)
+
+
+@task(
+    name="new-pipeline",
+    help={"name": "The new pipeline's name: a Python identifier not used by another pipeline."},
+)
+def new_pipeline(c, name):
+    """Create a modular pipeline: code, parameters and a passing test, in their three places."""
+    from piperack import scaffold
+
+    with user_errors():
+        scaffold.create_pipeline(project(), name)
+
+
+# --- package ---
+
+# --- pull ---
+@task(
+    help={
+        "source": "A .tar.gz path, an fsspec URL (file://, https://, s3://, gcs://, …) or a package name "
+        "with an optional version (ingest==0.2) from a package index.",
+        "all": "Pull every entry of [tool.piperack.pull] in pyproject.toml (one transaction).",
+        "alias": "Module name to pull it as (imports and parameter files are renamed).",
+        "destination": "Module path under the project package to pull into. Default: where it was "
+        "packaged from (recorded in the sdist), else pipelines.",
+        "env": "Config environment for the parameters: conf/<env>/parameters/. Default: base.",
+        "fs-args": "YAML file of fsspec filesystem options (endpoint_url, key/secret, "
+        "client_kwargs.headers, …); its values never appear in output.",
+        "force": "Replace an existing module (code, tests, parameter files) of that name wholly.",
+        "dry-run": "Print every file that would be written or changed; write nothing.",
+        "sha256": "Refuse the archive unless its sha256 is this hex digest.",
+        "index-url": "Package index (simple API) for a package name; default: pip's configuration.",
+    },
+)
+def pull(c, source=None, all=False, alias=None, destination=None, env=None, fs_args=None, force=False,
+         dry_run=False, sha256=None, index_url=None):
+    """Pull a micro-package into this project: code, parameters and tests in their places.
+
+    Checks everything first and writes nothing unless the whole pull can complete; requirements
+    are appended to requirements.in (then run `invoke build-reqs`).
+    """
+    from piperack import pull as engine
+
+    with user_errors():
+        engine.pull(source, all_=all, alias=alias, destination=destination, env=env, fs_args=fs_args,
+                    force=force, dry_run=dry_run, sha256=sha256, index_url=index_url, project=project())
+
+
+# --- build-reqs ---
+
+# --- docker ---
