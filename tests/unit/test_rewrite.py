@@ -250,3 +250,73 @@ def test_syntax_error_propagates():
 
     with pytest.raises(libcst.ParserSyntaxError):
         rewrite_references("import demo.pipelines.ingest as\n", OLD, "ingest")
+
+
+# -- the ast index + per-statement libcst path must agree with a whole-file libcst rewrite ------
+
+CORPUS = [
+    d(
+        """\
+        \"\"\"Tests.\"\"\"
+        import os; import demo.pipelines.ingest.nodes as n; x = 1
+        from unittest import mock
+
+        import demo.pipelines.ingest.nodes
+
+
+        @mock.patch("demo.pipelines.ingest.nodes.fetch")
+        @other
+        def test_a(fetch):
+            assert demo.pipelines.ingest.nodes.CHUNK  # trailing comment
+            value = 'demo.pipelines.ingest'
+
+
+        class TestB:
+            def test_b(self):
+                from demo.pipelines.ingest import pipeline
+                if True:
+                    import demo.pipelines.ingest as again
+                return pipeline
+
+
+        if __name__ == "__main__":  # pragma: no cover
+            print(demo.pipelines.ingest.nodes.__name__,
+                  "demo.pipelines.ingest.x")
+        """
+    ),
+    "from demo.pipelines import ingest, other  # both\nprint(ingest)\n",
+    "x = (\n    'a'\n    'demo.pipelines.ingest.nodes'\n)\nimport demo.pipelines.ingest\r\ny = demo.pipelines.ingest\r\n",
+    "import demo.pipelines.ingest",  # no trailing newline
+]
+
+
+@pytest.mark.parametrize("src", CORPUS)
+def test_fast_path_equals_whole_file_libcst(src):
+    from piperack.rewrite import _rewrite_cst
+
+    for old, new in [(OLD, "ingest"), (OLD, "x.y.ingest_tools"), ("ingest", "demo.pipelines.ingest")]:
+        fast = rewrite_references(src, old, new)
+        whole = _rewrite_cst(src, old, new, binds=None)
+        assert fast == whole
+        ast.parse(fast)
+
+
+def test_decorated_and_semicolon_statements_are_rewritten():
+    out = rw(CORPUS[0])
+    assert "import os; import ingest.nodes as n; x = 1" in out
+    assert '@mock.patch("ingest.nodes.fetch")' in out
+    assert "assert ingest.nodes.CHUNK  # trailing comment" in out
+    assert "from ingest import pipeline" in out
+    assert "import ingest as again" in out
+    assert 'print(ingest.nodes.__name__,\n          "ingest.x")' in out
+    assert "demo." not in out
+
+
+def test_form_feed_source_falls_back_to_whole_file():
+    src = "import os\n\x0c\nimport demo.pipelines.ingest.nodes\n"
+    assert rw(src) == "import os\n\x0c\nimport ingest.nodes\n"
+
+
+def test_unchanged_lines_are_kept_byte_for_byte():
+    src = "import os   \t# odd  \n\n\nfrom demo.pipelines.ingest import nodes\r\nz  =  1\n"
+    assert rw(src) == "import os   \t# odd  \n\n\nfrom ingest import nodes\r\nz  =  1\n"

@@ -43,15 +43,108 @@ def rewrite_references(source: str, old: str, new: str) -> str:
     A pure function: same input, same output; the source is returned unchanged (the same string)
     when it holds no reference. Raises ``ValueError`` when ``old``/``new`` are not dotted
     identifiers, and ``libcst.ParserSyntaxError`` when the source is not valid Python.
+
+    libcst does the rewriting. To keep packaging fast, the standard library's ``ast`` first finds
+    which top-level statements hold a reference, and only those statements go through libcst
+    (every other line is kept as it is, byte for byte).
     """
     if not is_identifier_path(old) or not is_identifier_path(new):
         raise ValueError(f"not a dotted module path: {old!r} -> {new!r}")
     if old == new:
         return source
-    old_parts = old.split(".")
     # Fast path: every form we rewrite spells old's first component somewhere in the text.
-    if not re.search(r"\b" + re.escape(old_parts[0]) + r"\b", source):
+    if not re.search(r"\b" + re.escape(old.split(".")[0]) + r"\b", source):
         return source
+    spans = _statements_to_rewrite(source, old)
+    if spans is None:  # not parseable by ast, or odd line breaks: let libcst handle the whole file
+        result = _rewrite_cst(source, old, new, binds=None)
+        return source if result == source else result
+    binds, ranges = spans
+    if not ranges:
+        return source
+    lines = source.splitlines(keepends=True)
+    for first, last in reversed(ranges):
+        chunk = "".join(lines[first - 1 : last])
+        lines[first - 1 : last] = [_rewrite_cst(chunk, old, new, binds=binds)]
+    result = "".join(lines)
+    return source if result == source else result
+
+
+def _statements_to_rewrite(source: str, old: str):
+    """``(binds, [(first_line, last_line), ...])`` of the top-level statements mentioning ``old``.
+
+    ``binds`` says whether a plain ``import old[.x]`` binds old's first name (so dotted chains
+    in code refer to the module). None when ``ast`` cannot index the source.
+    """
+    import ast
+
+    if any(ch in source for ch in "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"):
+        return None  # str.splitlines would disagree with the parser's line numbers
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    old_parts = old.split(".")
+    old_parent, _, old_last = old.rpartition(".")
+
+    def dotted(node) -> str | None:
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute):
+            left = dotted(node.value)
+            return None if left is None else f"{left}.{node.attr}"
+        return None
+
+    def matches(name) -> bool:
+        return isinstance(name, str) and (name == old or name.startswith(old + "."))
+
+    binds = any(
+        isinstance(node, ast.Import) and any(a.asname is None and matches(a.name) for a in node.names)
+        for node in ast.walk(tree)
+    )
+
+    def needs(stmt) -> bool:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Import):
+                if any(matches(a.name) for a in node.names):
+                    return True
+            elif isinstance(node, ast.ImportFrom):
+                if node.level == 0 and node.module and (
+                    matches(node.module)
+                    or (node.module == old_parent and any(a.name == old_last for a in node.names))
+                ):
+                    return True
+            elif isinstance(node, ast.Constant):
+                if matches(node.value):
+                    return True
+            elif isinstance(node, ast.JoinedStr):
+                head = node.values[0] if node.values else None
+                if isinstance(head, ast.Constant) and isinstance(head.value, str) and head.value.startswith(old + "."):
+                    return True
+            elif binds and isinstance(node, ast.Attribute) and len(old_parts) > 1:
+                if dotted(node) == old:
+                    return True
+            elif binds and isinstance(node, ast.Name) and len(old_parts) == 1:
+                if node.id == old:
+                    return True
+        return False
+
+    ranges: list[list[int]] = []
+    for stmt in tree.body:
+        if not needs(stmt):
+            continue
+        first = min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))])
+        last = stmt.end_lineno or stmt.lineno
+        if ranges and first <= ranges[-1][1]:  # statements sharing a line (``a; b``)
+            ranges[-1][1] = max(ranges[-1][1], last)
+        else:
+            ranges.append([first, last])
+    return binds, [tuple(r) for r in ranges]
+
+
+def _rewrite_cst(source: str, old: str, new: str, binds: bool | None) -> str:
+    """The libcst rewrite of ``source`` (a whole module or a run of top-level statements)."""
+    old_parts = old.split(".")
 
     import libcst as cst
 
@@ -227,7 +320,15 @@ def rewrite_references(source: str, old: str, new: str) -> str:
             return updated_node
 
         # -- strings ---------------------------------------------------------------------------
+        def visit_ConcatenatedString(self, node) -> bool:
+            # 'a' 'b' is one value; its parts are not targets on their own
+            for part in (node.left, node.right):
+                self.skip_names.add(id(part))
+            return True
+
         def leave_SimpleString(self, original_node, updated_node):
+            if id(original_node) in self.skip_names:
+                return updated_node
             try:
                 value = original_node.evaluated_value
             except Exception:  # noqa: BLE001 - an odd literal is simply not a target
@@ -259,8 +360,8 @@ def rewrite_references(source: str, old: str, new: str) -> str:
             return True
 
     module = cst.parse_module(source)
-    binder = _Binder()
-    module.visit(binder)
-    rewriter = _Rewriter(rewrite_chains=binder.binds)
-    result = module.visit(rewriter).code
-    return source if result == source else result
+    if binds is None:
+        binder = _Binder()
+        module.visit(binder)
+        binds = binder.binds
+    return module.visit(_Rewriter(rewrite_chains=binds)).code
