@@ -1,0 +1,87 @@
+"""Fixtures shared by the template tests: bake projects, give them a virtualenv, run their tasks."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+KIT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(KIT / "scripts"))
+
+import kitlib  # noqa: E402
+
+TEMPLATE = kitlib.TEMPLATE
+
+
+@pytest.fixture
+def bake(tmp_path):
+    """bake(**context) -> Path of a freshly generated project (its own copy, under tmp_path)."""
+    counter = iter(range(1000))
+
+    def _bake(**context) -> Path:
+        return kitlib.bake(tmp_path / f"bake{next(counter)}", **context)
+
+    return _bake
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory) -> Path:
+    """One default project (with the example) for the session: treat it as read-only."""
+    return kitlib.bake(tmp_path_factory.mktemp("session-project"))
+
+
+@pytest.fixture
+def project_copy(project, tmp_path) -> Path:
+    """A private copy of the session project, for a test that writes."""
+    dest = tmp_path / project.name
+    shutil.copytree(project, dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def venv(project) -> Path:
+    """A virtualenv with the generated project's requirements-dev.txt installed (cached by hash)."""
+    return kitlib.project_venv(project)
+
+
+def _run_invoke(venv: Path, root: Path, *args: str, env: dict | None = None, timeout: float = 600,
+                input: str | None = None) -> subprocess.CompletedProcess:
+    full_env = kitlib.invoke_env(venv)
+    full_env.update(env or {})
+    return subprocess.run(
+        [str(venv / "bin" / "invoke"), *args], cwd=root, env=full_env, capture_output=True, text=True,
+        timeout=timeout, input=input,
+    )
+
+
+@pytest.fixture(scope="session")
+def run_invoke(venv):
+    """run_invoke(root, *args, env=None) -> CompletedProcess of `invoke ARGS` in root (text, captured)."""
+
+    def _run(root: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return _run_invoke(venv, root, *args, **kwargs)
+
+    return _run
+
+
+def tree_hash(root: Path) -> dict[str, str]:
+    """sha256 of every file under root (and the targets of links), by relative path."""
+    result = {}
+    for path in sorted(Path(root).rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            result[rel] = "link:" + str(path.readlink())
+        elif path.is_file():
+            result[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+        elif path.is_dir():
+            result[rel + "/"] = "dir"
+    return result
+
+
+@pytest.fixture(name="tree_hash")
+def tree_hash_fixture():
+    return tree_hash
