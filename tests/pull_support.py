@@ -1,0 +1,158 @@
+"""Helpers for the `invoke pull` tests: sdists in the micro-package format, local servers.
+
+Test sdists are written with tarfile in the layout DESIGN.md documents (``<name>-<version>/``
+with PKG-INFO, pyproject.toml, ``<name>/`` code, ``<name>/config/`` parameters, ``tests/``).
+"""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+NODES = '''"""Nodes of {name}."""
+from {name}.helpers import double  # absolute import of its own module
+
+
+def run_nodes(params):
+    return double(params["factor"])
+'''
+HELPERS = '''def double(x):
+    # a comment that must survive
+    return 2 * x
+'''
+PIPELINE = '''from .nodes import run_nodes  # relative: stays as it is
+
+
+def run(params, catalog):
+    return {{"value": run_nodes(params)}}
+'''
+TEST = '''from unittest import mock
+
+import {name}.nodes
+from {name}.nodes import run_nodes
+
+
+def test_run_nodes():
+    with mock.patch("{name}.nodes.double", return_value=7):
+        assert run_nodes({{"factor": 2}}) == 7
+    assert {name}.nodes.run_nodes({{"factor": 2}}) == 4
+'''
+
+
+def sdist_bytes(
+    name: str,
+    version: str = "0.1.0",
+    *,
+    code: dict | None = None,
+    params: dict | None = None,
+    tests: dict | None = None,
+    requires: list | None = None,
+    module: str | None = None,
+    dist_name: str | None = None,
+    extra: dict | None = None,
+) -> bytes:
+    """A micro-package sdist (tar.gz bytes). ``code``/``tests`` default to a small working pipeline."""
+    top = f"{dist_name or name}-{version}"
+    if code is None:
+        code = {
+            "__init__.py": f'__version__ = "{version}"\n',
+            "nodes.py": NODES.format(name=name),
+            "helpers.py": HELPERS,
+            "pipeline.py": PIPELINE.format(name=name),
+            "requirements.txt": "".join(f"{r}\n" for r in requires or []),
+        }
+    if params is None:
+        params = {f"parameters/{name}.yml": "factor: 3\n"}
+    if tests is None:
+        tests = {"__init__.py": "", f"test_{name}.py": TEST.format(name=name)}
+    pkg_info = f"Metadata-Version: 2.1\nName: {dist_name or name}\nVersion: {version}\n"
+    pkg_info += "".join(f"Requires-Dist: {r}\n" for r in requires or [])
+    pyproject = (
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        f'[project]\nname = "{dist_name or name}"\nversion = "{version}"\n'
+        f"dependencies = {list(requires or [])!r}\n".replace("'", '"')
+    )
+    if module is not None:
+        pyproject += f'\n[tool.piperack]\nmodule = "{module}"\n'
+    members: dict[str, bytes] = {"PKG-INFO": pkg_info.encode(), "pyproject.toml": pyproject.encode()}
+    for rel, text in code.items():
+        members[f"{name}/{rel}"] = text.encode() if isinstance(text, str) else text
+    for rel, text in params.items():
+        members[f"{name}/config/{rel}"] = text.encode() if isinstance(text, str) else text
+    for rel, text in tests.items():
+        members[f"tests/{rel}"] = text.encode() if isinstance(text, str) else text
+    for rel, text in (extra or {}).items():
+        members[rel] = text.encode() if isinstance(text, str) else text
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for rel in sorted(members):
+            data = members[rel]
+            info = tarfile.TarInfo(f"{top}/{rel}")
+            info.size = len(data)
+            info.mtime = 0
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def write_sdist(folder: Path, name: str, version: str = "0.1.0", **kwargs) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    dist = kwargs.get("dist_name") or name
+    path = folder / f"{dist}-{version}.tar.gz"
+    path.write_bytes(sdist_bytes(name, version, **kwargs))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def start(cmd: list[str], port: int, log: Path) -> subprocess.Popen:
+    handle = open(log, "wb")
+    proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_port(port, proc)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def tool(name: str) -> str:
+    """A console script next to the running interpreter (the kit's virtualenv)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def ci_env() -> dict:
+    """The PIPERACK_TEST_* settings .ci/services.sh published (.ci/run sources them into the env)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("PIPERACK_TEST_")}

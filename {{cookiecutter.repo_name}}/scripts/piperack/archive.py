@@ -1,0 +1,204 @@
+"""Safe staging of an untrusted tarball (a micro-package pulled from somewhere else).
+
+``stage_archive(path, into)`` reads the archive twice: a first pass checks every member header
+(refusing absolute names, ``..``, symbolic and hard links, devices, fifos, anything that is not a
+plain file or folder, duplicate names, and a total uncompressed size over a limit) before a single
+byte is written; a second pass writes plain files and folders into a fresh staging folder with
+fixed permissions (0o644 / 0o755: modes and owners from the archive are ignored). Errors are
+``PiperackError`` lines naming the archive and the member at fault.
+
+Nothing in the archive is executed, and nothing is written outside ``into``.
+"""
+from __future__ import annotations
+
+import os
+import tarfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from .errors import PiperackError
+
+DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+MAX_MEMBERS = 100_000
+ENV_MAX_BYTES = "PIPERACK_PULL_MAX_BYTES"
+_CHUNK = 1024 * 1024
+
+
+def max_bytes_from_env(default: int = DEFAULT_MAX_BYTES) -> int:
+    """The uncompressed size limit: $PIPERACK_PULL_MAX_BYTES (bytes; suffixes K, M, G accepted) or default."""
+    raw = os.environ.get(ENV_MAX_BYTES, "").strip()
+    if not raw:
+        return default
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    factor = units.get(raw[-1].upper(), 1)
+    number = raw[:-1] if raw[-1].upper() in units else raw
+    try:
+        value = int(number) * factor
+    except ValueError:
+        raise PiperackError(f"${ENV_MAX_BYTES}={raw!r}: expected a size in bytes such as 200M") from None
+    if value <= 0:
+        raise PiperackError(f"${ENV_MAX_BYTES}={raw!r}: the limit must be positive")
+    return value
+
+
+def _member_kind(member: tarfile.TarInfo) -> str | None:
+    """Why a member is refused, or None for a plain file or folder."""
+    if member.issym():
+        return f"a symbolic link (to {member.linkname!r})"
+    if member.islnk():
+        return f"a hard link (to {member.linkname!r})"
+    if member.ischr() or member.isblk():
+        return "a device file"
+    if member.isfifo():
+        return "a fifo"
+    if not (member.isfile() or member.isdir()):
+        return "not a plain file or folder"
+    return None
+
+
+def _check_name(name: str) -> PurePosixPath | str:
+    """The member's relative path, or a reason (str) to refuse it."""
+    if not name or "\x00" in name:
+        return "an empty or invalid name"
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "an absolute path"
+    if "\\" in name:
+        return "a backslash in its name"
+    path = PurePosixPath(name)
+    if any(part == ".." for part in path.parts):
+        return "a path that climbs out with '..'"
+    parts = [p for p in path.parts if p not in ("", ".")]
+    if not parts:
+        return "an empty name"
+    return PurePosixPath(*parts)
+
+
+def _open(archive: Path, label: str) -> tarfile.TarFile:
+    try:
+        return tarfile.open(archive, mode="r:*")
+    except (tarfile.ReadError, EOFError, zlib.error, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise PiperackError(f"{label}: no such file") from None
+        raise PiperackError(f"{label}: not a readable .tar.gz archive ({_why(exc)})") from None
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def check_archive(archive: Path, label: str | None = None, max_bytes: int | None = None) -> list[tuple[PurePosixPath, tarfile.TarInfo]]:
+    """Check every member header of ``archive``; return ``[(relative path, member)]`` in archive order.
+
+    Raises PiperackError for the first refused member, for an archive that is not a tarball or is
+    truncated, and when the members' total size exceeds ``max_bytes``.
+    """
+    label = label or str(archive)
+    limit = max_bytes if max_bytes is not None else max_bytes_from_env()
+    members: list[tuple[PurePosixPath, tarfile.TarInfo]] = []
+    seen: dict[PurePosixPath, bool] = {}
+    total = 0
+    tar = _open(archive, label)
+    try:
+        with tar:
+            while True:
+                try:
+                    member = tar.next()
+                except (tarfile.ReadError, EOFError, zlib.error, OSError) as exc:
+                    raise PiperackError(f"{label}: truncated or corrupt archive ({_why(exc)})") from None
+                if member is None:
+                    break
+                rel = _check_name(member.name)
+                if isinstance(rel, str):
+                    raise PiperackError(f"{label}: refused member {member.name!r}: {rel}")
+                kind = _member_kind(member)
+                if kind:
+                    raise PiperackError(f"{label}: refused member {member.name!r}: {kind}")
+                if rel in seen:
+                    if member.isdir() and seen[rel]:
+                        continue  # the same folder listed twice is harmless
+                    raise PiperackError(f"{label}: refused member {member.name!r}: listed more than once")
+                for parent in rel.parents:
+                    if parent != PurePosixPath(".") and seen.get(parent) is False:
+                        raise PiperackError(f"{label}: refused member {member.name!r}: {parent} is a file")
+                seen[rel] = member.isdir()
+                total += member.size if member.isfile() else 0
+                if total > limit:
+                    raise PiperackError(
+                        f"{label}: refused member {member.name!r}: the archive unpacks to more than "
+                        f"{limit} bytes (the limit; set ${ENV_MAX_BYTES} to change it)"
+                    )
+                if len(members) >= MAX_MEMBERS:
+                    raise PiperackError(f"{label}: more than {MAX_MEMBERS} members; refused")
+                members.append((rel, member))
+    except PiperackError:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise PiperackError(f"{label}: truncated or corrupt archive ({_why(exc)})") from None
+    if not members:
+        raise PiperackError(f"{label}: the archive is empty")
+    for rel in list(seen):
+        if seen[rel] is False and any(other != rel and rel in other.parents for other in seen):
+            raise PiperackError(f"{label}: refused member {str(rel)!r}: it is both a file and a folder")
+    return members
+
+
+def stage_archive(archive: Path, into: Path, label: str | None = None, max_bytes: int | None = None) -> Path:
+    """Check ``archive`` then unpack it into the empty folder ``into``; return the single top-level folder.
+
+    Exactly one top-level folder is expected (an sdist's ``<name>-<version>/``).
+    """
+    label = label or str(archive)
+    limit = max_bytes if max_bytes is not None else max_bytes_from_env()
+    members = check_archive(archive, label, limit)
+    tops = sorted({rel.parts[0] for rel, _ in members})
+    if len(tops) != 1:
+        raise PiperackError(
+            f"{label}: expected exactly one top-level folder (<name>-<version>/), found {len(tops)}: "
+            + ", ".join(tops[:10])
+        )
+    top = tops[0]
+    if any(len(rel.parts) == 1 and not member.isdir() for rel, member in members):
+        raise PiperackError(f"{label}: expected a top-level folder, found the file {top!r}")
+    into = Path(into)
+    into.mkdir(parents=True, exist_ok=True)
+    written = 0
+    tar = _open(archive, label)
+    try:
+        with tar:
+            by_name = {member.name: rel for rel, member in members}
+            while True:
+                member = tar.next()
+                if member is None:
+                    break
+                rel = by_name.get(member.name)
+                if rel is None:
+                    continue  # a duplicate folder entry skipped during the check
+                target = into.joinpath(*rel.parts)
+                if member.isdir():
+                    target.mkdir(mode=0o755, parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                if source is None:  # pragma: no cover - plain files always have a reader
+                    raise PiperackError(f"{label}: cannot read member {member.name!r}")
+                # O_EXCL: never follow or overwrite anything already at that path.
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                with os.fdopen(fd, "wb") as out:
+                    while True:
+                        chunk = source.read(_CHUNK)
+                        if not chunk:
+                            break
+                        written += len(chunk)
+                        if written > limit:
+                            raise PiperackError(
+                                f"{label}: refused member {member.name!r}: more than {limit} bytes unpacked"
+                            )
+                        out.write(chunk)
+    except PiperackError:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise PiperackError(f"{label}: truncated or corrupt archive ({_why(exc)})") from None
+    except OSError as exc:
+        raise PiperackError(f"{label}: cannot unpack into the staging folder ({_why(exc)})") from None
+    return into / top
