@@ -89,6 +89,7 @@ def new_pipeline(c, name):
 
 # --- pull ---
 @task(
+    positional=["source"],
     help={
         "source": "A .tar.gz path, an fsspec URL (file://, https://, s3://, gcs://, …) or a package name "
         "with an optional version (ingest==0.2) from a package index.",
