@@ -1,0 +1,159 @@
+"""Unit tests of piperack.archive: a corpus of hostile archives, each refused before anything is written."""
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from piperack.archive import check_archive, max_bytes_from_env, stage_archive
+from piperack.errors import PiperackError
+
+
+def member(name, data=b"x", kind=tarfile.REGTYPE, linkname="", mode=0o644):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.linkname = linkname
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    return info, (io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+
+def make_tar(path: Path, members, fmt=tarfile.PAX_FORMAT) -> Path:
+    with tarfile.open(path, "w:gz", format=fmt) as tar:
+        for info, data in list(members):
+            if data is not None:
+                data.seek(0)
+            tar.addfile(info, data)
+    return path
+
+
+class _Good:
+    """The members of a small valid sdist (fresh readers on each use)."""
+
+    def __iter__(self):
+        yield member("pkg-0.1/PKG-INFO", b"Name: pkg\nVersion: 0.1\n")
+        yield member("pkg-0.1/pkg/__init__.py", b"")
+
+
+GOOD = _Good()
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+def test_good_archive_is_staged_with_safe_modes(tmp_path):
+    arc = make_tar(tmp_path / "a.tar.gz", [*GOOD, member("pkg-0.1/run.sh", b"#!/bin/sh\n", mode=0o4777)])
+    top = stage_archive(arc, tmp_path / "out")
+    assert top == tmp_path / "out" / "pkg-0.1"
+    assert listing(tmp_path / "out") == ["pkg-0.1", "pkg-0.1/PKG-INFO", "pkg-0.1/pkg", "pkg-0.1/pkg/__init__.py", "pkg-0.1/run.sh"]
+    assert (top / "run.sh").stat().st_mode & 0o7777 == 0o644  # setuid/exec bits from the archive are dropped
+
+
+HOSTILE = {
+    "absolute": ([member("/etc/evil", b"x")], "absolute"),
+    "dotdot": ([*GOOD, member("pkg-0.1/../../evil.py", b"x")], "'..'"),
+    "dotdot-top": ([member("../evil.py", b"x")], "'..'"),
+    "symlink-outside": ([*GOOD, member("pkg-0.1/pkg/link", kind=tarfile.SYMTYPE, linkname="/etc/passwd")], "symbolic link"),
+    "symlink-inside": ([*GOOD, member("pkg-0.1/pkg/link", kind=tarfile.SYMTYPE, linkname="__init__.py")], "symbolic link"),
+    "hardlink-outside": ([*GOOD, member("pkg-0.1/pkg/hard", kind=tarfile.LNKTYPE, linkname="../../../etc/passwd")], "hard link"),
+    "hardlink-inside": ([*GOOD, member("pkg-0.1/pkg/hard", kind=tarfile.LNKTYPE, linkname="pkg-0.1/pkg/__init__.py")], "hard link"),
+    "chardev": ([*GOOD, member("pkg-0.1/pkg/dev", kind=tarfile.CHRTYPE)], "device"),
+    "blockdev": ([*GOOD, member("pkg-0.1/pkg/dev", kind=tarfile.BLKTYPE)], "device"),
+    "fifo": ([*GOOD, member("pkg-0.1/pkg/fifo", kind=tarfile.FIFOTYPE)], "fifo"),
+    "duplicate": ([*GOOD, member("pkg-0.1/pkg/__init__.py", b"evil")], "more than once"),
+    "file-and-folder": ([*GOOD, member("pkg-0.1/pkg/__init__.py/x", b"x")], "is a file"),
+    "backslash": ([*GOOD, member("pkg-0.1\\..\\evil", b"x")], "backslash"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_members_are_refused_and_nothing_is_written(tmp_path, case):
+    members, reason = HOSTILE[case]
+    arc = make_tar(tmp_path / "bad.tar.gz", members)
+    out = tmp_path / "out"
+    with pytest.raises(PiperackError) as err:
+        stage_archive(arc, out)
+    message = str(err.value)
+    assert reason in message
+    assert "bad.tar.gz" in message and "\n" not in message
+    assert not out.exists()  # the check runs before the first write
+    assert not (tmp_path / "evil.py").exists() and not (tmp_path.parent / "evil.py").exists()
+
+
+def test_oversize_is_refused_with_a_configurable_limit(tmp_path, monkeypatch):
+    arc = make_tar(tmp_path / "big.tar.gz", [*GOOD, member("pkg-0.1/pkg/data.bin", b"\0" * 5000)])
+    with pytest.raises(PiperackError, match=r"data.bin.*more than 4096 bytes"):
+        stage_archive(arc, tmp_path / "out", max_bytes=4096)
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setenv("PIPERACK_PULL_MAX_BYTES", "4K")
+    assert max_bytes_from_env() == 4096
+    with pytest.raises(PiperackError, match="PIPERACK_PULL_MAX_BYTES"):
+        stage_archive(arc, tmp_path / "out")
+    stage_archive(arc, tmp_path / "ok", max_bytes=10_000)  # under the limit: fine
+
+
+def test_bad_limit_setting_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("PIPERACK_PULL_MAX_BYTES", "lots")
+    with pytest.raises(PiperackError, match="PIPERACK_PULL_MAX_BYTES"):
+        max_bytes_from_env()
+
+
+def test_not_a_tarball(tmp_path):
+    arc = tmp_path / "x.tar.gz"
+    arc.write_bytes(b"this is not an archive at all\n" * 10)
+    with pytest.raises(PiperackError, match="x.tar.gz: not a readable .tar.gz archive"):
+        stage_archive(arc, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_gzip_of_not_a_tar(tmp_path):
+    arc = tmp_path / "x.tar.gz"
+    arc.write_bytes(gzip.compress(b"hello " * 1000))
+    with pytest.raises(PiperackError, match="x.tar.gz"):
+        stage_archive(arc, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.9])
+def test_truncated_gzip(tmp_path, keep):
+    payload = bytes(range(256)) * 400  # not very compressible: the archive is long enough to cut
+    full = make_tar(tmp_path / "full.tar.gz", [*GOOD, member("pkg-0.1/pkg/data.bin", payload), member("pkg-0.1/pkg/z.py", b"z")])
+    data = full.read_bytes()
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(PiperackError, match="cut.tar.gz: (truncated or corrupt|not a readable)"):
+        stage_archive(cut, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_two_top_level_folders(tmp_path):
+    arc = make_tar(tmp_path / "two.tar.gz", [*GOOD, member("other-0.1/x.py", b"x")])
+    with pytest.raises(PiperackError, match="exactly one top-level folder.*found 2: other-0.1, pkg-0.1"):
+        stage_archive(arc, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_file_at_the_top(tmp_path):
+    arc = make_tar(tmp_path / "flat.tar.gz", [member("setup.py", b"print('x')")])
+    with pytest.raises(PiperackError, match="expected a top-level folder"):
+        stage_archive(arc, tmp_path / "out")
+
+
+def test_empty_archive(tmp_path):
+    arc = make_tar(tmp_path / "empty.tar.gz", [])
+    with pytest.raises(PiperackError, match="empty"):
+        stage_archive(arc, tmp_path / "out")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(PiperackError, match="no such file"):
+        check_archive(tmp_path / "nope.tar.gz")
+
+
+def test_check_returns_members_in_order(tmp_path):
+    arc = make_tar(tmp_path / "a.tar.gz", GOOD)
+    assert [str(rel) for rel, _ in check_archive(arc)] == ["pkg-0.1/PKG-INFO", "pkg-0.1/pkg/__init__.py"]

@@ -1,0 +1,282 @@
+"""Unit tests of piperack.pull, in-process on a minimal project folder (no bake, no venv).
+
+Covers option validation, reading sdists (piperack and Kedro layouts), parameter paths, the
+conflict rules, the record, and the transaction: an error or Ctrl-C at any write rolls back.
+"""
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path, PurePosixPath
+
+import pytest
+from pull_support import write_sdist
+
+from piperack import pull as engine
+from piperack.errors import PiperackError
+from piperack.project import find_project
+
+PYPROJECT = textwrap.dedent(
+    """\
+    [project]
+    name = "demo"
+    version = "0.1.0"
+
+    [tool.piperack]
+    python_package = "demo"  # keep this comment
+
+    [tool.piperack.pull]
+    """
+)
+
+
+@pytest.fixture
+def mini(tmp_path) -> Path:
+    root = tmp_path / "proj"
+    for rel, text in {
+        "pyproject.toml": PYPROJECT,
+        "requirements.txt": "pandas==2.2.0\n    # via -r requirements.in\n",
+        "requirements.in": "pandas>=2.1\n",
+        "src/demo/__init__.py": "",
+        "src/demo/pipelines/__init__.py": "",
+        "src/tests/__init__.py": "",
+        "src/tests/pipelines/__init__.py": "",
+        "conf/base/parameters/other.yml": "a: 1\n",
+    }.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def run(root: Path, source, **kwargs):
+    return engine.pull(str(source), project=find_project(root), **kwargs)
+
+
+def test_pull_places_code_params_tests_and_records(mini, tmp_path, capsys):
+    sdist = write_sdist(tmp_path / "dist", "cleaner", "0.3.0", requires=["pandas>=2.1", "scipy>=1.10"])
+    run(mini, sdist)
+    assert (mini / "src/demo/pipelines/cleaner/nodes.py").read_text().startswith('"""Nodes of cleaner."""\nfrom demo.pipelines.cleaner.helpers import double')
+    assert (mini / "src/demo/pipelines/cleaner/pipeline.py").read_text().startswith("from .nodes import run_nodes")
+    assert "# a comment that must survive" in (mini / "src/demo/pipelines/cleaner/helpers.py").read_text()
+    test = (mini / "src/tests/pipelines/cleaner/test_cleaner.py").read_text()
+    assert 'mock.patch("demo.pipelines.cleaner.nodes.double"' in test
+    assert "import demo.pipelines.cleaner.nodes\n" in test
+    assert (mini / "conf/base/parameters/cleaner.yml").read_text() == "factor: 3\n"
+    assert (mini / "requirements.in").read_text() == "pandas>=2.1\nscipy>=1.10\n"
+    pyproject = (mini / "pyproject.toml").read_text()
+    assert pyproject.startswith(PYPROJECT)  # formatting and comments kept
+    assert '"pipelines.cleaner" = {source = ' in pyproject and 'version = "0.3.0"' in pyproject
+    out = capsys.readouterr().out
+    assert "invoke build-reqs" in out and "src/demo/pipelines/cleaner/" in out
+
+
+def test_alias_destination_env(mini, tmp_path):
+    sdist = write_sdist(tmp_path / "dist", "cleaner", "0.3.0",
+                        params={"parameters/cleaner.yml": "a: 1\n", "parameters/cleaner_extra.yml": "b: 2\n",
+                                "parameters/cleaner/deep.yml": "c: 3\n"})
+    run(mini, sdist, alias="tidy", destination="shared/tools", env="prod")
+    assert (mini / "src/demo/shared/__init__.py").read_text() == ""
+    assert (mini / "src/demo/shared/tools/__init__.py").exists()
+    assert "from demo.shared.tools.tidy.helpers import double" in (mini / "src/demo/shared/tools/tidy/nodes.py").read_text()
+    assert 'mock.patch("demo.shared.tools.tidy.nodes.double"' in (mini / "src/tests/shared/tools/tidy/test_cleaner.py").read_text()
+    for rel in ("tidy.yml", "tidy_extra.yml", "tidy/deep.yml"):
+        assert (mini / "conf/prod/parameters" / rel).is_file(), rel
+    assert '"shared.tools.tidy"' in (mini / "pyproject.toml").read_text()
+
+
+def test_recorded_module_is_the_default_destination(mini, tmp_path):
+    run(mini, write_sdist(tmp_path / "d", "cleaning", module="utils.cleaning"))
+    assert (mini / "src/demo/utils/cleaning/nodes.py").is_file()
+    assert (mini / "src/tests/utils/cleaning/test_cleaning.py").is_file()
+
+
+def test_kedro_parameters_file_name(mini, tmp_path):
+    sdist = write_sdist(tmp_path / "d", "ingest", params={"parameters_ingest.yml": "k: 1\n"},
+                        extra={"ingest.egg-info/PKG-INFO": "Name: ingest\n", "setup.cfg": "[egg_info]\n"})
+    run(mini, sdist, alias="ing")
+    assert (mini / "conf/base/parameters/ing.yml").read_text() == "k: 1\n"
+
+
+@pytest.mark.parametrize(
+    "rel, alias, expected",
+    [
+        ("parameters/ingest.yml", None, "parameters/ingest.yml"),
+        ("parameters_ingest.yml", None, "parameters/ingest.yml"),
+        ("parameters_ingest.yml", "x", "parameters/x.yml"),
+        ("parameters/ingest_more.yml", "x", "parameters/x_more.yml"),
+        ("parameters/ingest/a/b.yml", "x", "parameters/x/a/b.yml"),
+    ],
+)
+def test_param_target(rel, alias, expected):
+    assert str(engine._param_target(PurePosixPath(rel), "ingest", alias or "ingest")) == expected
+
+
+@pytest.mark.parametrize("value, expected", [("pipelines", "pipelines"), ("a.b", "a.b"), ("a/b", "a.b"), ("a/b/", "a.b")])
+def test_destination_forms(value, expected):
+    assert engine.normalise_destination(value) == expected
+
+
+@pytest.mark.parametrize("value", ["../x", "/abs", "a/../b", "a..b", "1x", "a.class", "", "a b"])
+def test_bad_destinations(value):
+    with pytest.raises(PiperackError, match="destination"):
+        engine.normalise_destination(value)
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"alias": "a.b"}, "invalid alias"),
+        ({"alias": "class"}, "invalid alias"),
+        ({"alias": "../x"}, "invalid alias"),
+        ({"env": "../../x"}, "invalid env"),
+        ({"env": "/etc"}, "invalid env"),
+        ({"destination": "../../etc"}, "invalid destination"),
+        ({"sha256": "abc"}, "64 hexadecimal"),
+    ],
+)
+def test_options_are_validated_before_anything(mini, tmp_path, tree_hash, options, match):
+    sdist = write_sdist(tmp_path / "d", "cleaner")
+    before = tree_hash(mini)
+    with pytest.raises(PiperackError, match=match):
+        run(mini, sdist, **options)
+    assert tree_hash(mini) == before
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"code": {"nodes.py": "x = 1\n"}}, "no package"),
+        ({"extra": {"second/__init__.py": ""}}, "more than one package in cleaner-0.1.0/: cleaner, second"),
+    ],
+)
+def test_bad_layouts(mini, tmp_path, tree_hash, kwargs, match):
+    sdist = write_sdist(tmp_path / "d", "cleaner", **kwargs)
+    before = tree_hash(mini)
+    with pytest.raises(PiperackError, match=match):
+        run(mini, sdist)
+    assert tree_hash(mini) == before
+
+
+def test_no_metadata(mini, tmp_path, tree_hash):
+    import io
+    import tarfile
+
+    path = tmp_path / "bare-0.1.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("bare-0.1/bare/__init__.py")
+        tar.addfile(info, io.BytesIO(b""))
+    before = tree_hash(mini)
+    with pytest.raises(PiperackError, match="no PKG-INFO or pyproject.toml"):
+        run(mini, path)
+    assert tree_hash(mini) == before
+
+
+def test_conflicts_list_everything_and_force_replaces(mini, tmp_path, tree_hash):
+    v1 = write_sdist(tmp_path / "d", "cleaner", "0.1.0", code={"__init__.py": "", "old_only.py": "x = 1\n"})
+    v2 = write_sdist(tmp_path / "d", "cleaner", "0.2.0")
+    run(mini, v1)
+    before = tree_hash(mini)
+    with pytest.raises(PiperackError) as err:
+        run(mini, v2)
+    message = str(err.value)
+    for rel in ("src/demo/pipelines/cleaner/", "src/tests/pipelines/cleaner/", "conf/base/parameters/cleaner.yml"):
+        assert rel in message
+    assert "--force" in message
+    assert tree_hash(mini) == before
+    run(mini, v2, force=True)
+    assert not (mini / "src/demo/pipelines/cleaner/old_only.py").exists()  # replaced wholly, not mixed
+    assert (mini / "src/demo/pipelines/cleaner/nodes.py").exists()
+    assert 'version = "0.2.0"' in (mini / "pyproject.toml").read_text()
+    assert not list(mini.glob(".piperack-pull-*"))
+
+
+def test_dry_run_writes_nothing_and_lists_every_file(mini, tmp_path, tree_hash, capsys):
+    sdist = write_sdist(tmp_path / "d", "cleaner", requires=["scipy"])
+    before = tree_hash(mini)
+    run(mini, sdist, dry_run=True)
+    assert tree_hash(mini) == before
+    out = capsys.readouterr().out
+    for rel in ("src/demo/pipelines/cleaner/nodes.py", "src/tests/pipelines/cleaner/test_cleaner.py",
+                "conf/base/parameters/cleaner.yml", "requirements.in", "pyproject.toml"):
+        assert rel in out
+
+
+def test_sha256_option(mini, tmp_path, tree_hash):
+    sdist = write_sdist(tmp_path / "d", "cleaner")
+    before = tree_hash(mini)
+    with pytest.raises(PiperackError, match="sha256 is .* expected 0000"):
+        run(mini, sdist, sha256="0" * 64)
+    assert tree_hash(mini) == before
+    import hashlib
+
+    run(mini, sdist, sha256=hashlib.sha256(sdist.read_bytes()).hexdigest().upper())
+    assert (mini / "src/demo/pipelines/cleaner").is_dir()
+
+
+def test_requirements_in_created_from_txt_and_conflict_warned(mini, tmp_path, capsys):
+    (mini / "requirements.in").unlink()
+    run(mini, write_sdist(tmp_path / "d", "cleaner", requires=["pandas<2", "Scipy_Stats>=1"]))
+    text = (mini / "requirements.in").read_text()
+    assert "pandas==2.2.0" in text and "Scipy_Stats>=1" in text and "pandas<2" not in text
+    err = capsys.readouterr().err
+    assert "'pandas<2'" in err and "'pandas==2.2.0'" in err
+
+
+def test_duplicate_requirement_skipped_after_normalisation(mini, tmp_path):
+    (mini / "requirements.in").write_text("Scikit_Learn>=1.0\n")
+    run(mini, write_sdist(tmp_path / "d", "cleaner", requires=["scikit-learn>=1.0"]))
+    assert (mini / "requirements.in").read_text() == "Scikit_Learn>=1.0\n"
+
+
+def test_all_from_manifest_is_one_transaction(mini, tmp_path, tree_hash):
+    a = write_sdist(tmp_path / "d", "alpha")
+    b = write_sdist(tmp_path / "d", "beta")
+    (mini / "pyproject.toml").write_text(
+        PYPROJECT + f'"{a}" = {{alias = "alpha2", destination = "pipelines"}}\n"{b}" = {{env = "base"}}\n'
+        f'"{a.name}" = {{fs-args = "nope.yml"}}\n'
+    )
+    before = tree_hash(mini)
+    with pytest.raises(PiperackError, match="nope.yml: no such file"):
+        engine.pull(all_=True, project=find_project(mini))
+    assert tree_hash(mini) == before  # the first two entries were planned, nothing written
+    text = (mini / "pyproject.toml").read_text().replace(f'"{a.name}" = {{fs-args = "nope.yml"}}\n', "")
+    (mini / "pyproject.toml").write_text(text)
+    engine.pull(all_=True, project=find_project(mini))
+    assert (mini / "src/demo/pipelines/alpha2/nodes.py").is_file()
+    assert (mini / "src/demo/pipelines/beta/nodes.py").is_file()
+
+
+def test_all_refuses_clashing_entries(mini, tmp_path, tree_hash):
+    a = write_sdist(tmp_path / "d", "alpha")
+    b = write_sdist(tmp_path / "e", "alpha", "0.2.0")
+    (mini / "pyproject.toml").write_text(PYPROJECT + f'"{a}" = {{}}\n"{b}" = {{}}\n')
+    before = tree_hash(mini)
+    with pytest.raises(PiperackError, match="would be written by both"):
+        engine.pull(all_=True, project=find_project(mini))
+    assert tree_hash(mini) == before
+
+
+@pytest.mark.parametrize("fail_at", [1, 3, 4, 8, 11, 12])  # 3 removals, 7 new files, 2 changed files
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, OSError])
+def test_interrupted_apply_rolls_back(mini, tmp_path, tree_hash, monkeypatch, fail_at, exc):
+    v1 = write_sdist(tmp_path / "d", "cleaner", "0.1.0")
+    v2 = write_sdist(tmp_path / "d", "cleaner", "0.2.0", requires=["scipy"],
+                     code={"__init__.py": "", "a.py": "", "b.py": "", "c.py": ""})
+    run(mini, v1)
+    before = tree_hash(mini)
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def flaky_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise exc("simulated failure")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(engine.os, "replace", flaky_replace)
+    with pytest.raises(exc):
+        run(mini, v2, force=True)
+    monkeypatch.setattr(engine.os, "replace", real_replace)
+    assert calls["n"] >= fail_at
+    assert tree_hash(mini) == before
