@@ -121,5 +121,36 @@ def pull(c, source=None, all=False, alias=None, destination=None, env=None, fs_a
 
 
 # --- build-reqs ---
+@task(
+    name="build-reqs",
+    iterable=["upgrade_package"],
+    help={
+        "check": "Exit non-zero if requirements.txt is stale against requirements.in; write nothing (for CI).",
+        "upgrade": "Re-pin everything to the newest versions allowed (default: keep current pins that still fit).",
+        "upgrade-package": "Re-pin this package to its newest allowed version (repeat for several).",
+        "generate-hashes": "Add --hash lines for every pin (pip then installs in hash-checking mode).",
+        "python-version": "Resolve for Python X.Y instead of the running one (uv only).",
+        "universal": "One file with markers for every platform and Python version (uv only).",
+        "resolver": "uv or pip-tools. Default: uv if installed, else pip-tools' pip-compile.",
+        "args": "Extra resolver arguments, e.g. --args='--index-url https://my.index/simple'.",
+    },
+)
+def build_reqs(c, check=False, upgrade=False, upgrade_package=None, generate_hashes=False, python_version=None,
+               universal=False, resolver=None, args=""):
+    """Pin requirements.txt from requirements.in (uv, or pip-tools' pip-compile).
+
+    requirements.txt is replaced only after a successful compile; an unresolvable set leaves
+    both files as they were. A missing requirements.in is first created from requirements.txt's
+    top-level requirements.
+    """
+    import shlex
+
+    from piperack import reqs
+
+    with user_errors():
+        reqs.build_reqs(project(), resolver=resolver, upgrade=upgrade, upgrade_packages=upgrade_package or [],
+                        generate_hashes=generate_hashes, python_version=python_version, universal=universal,
+                        extra_args=shlex.split(args), check=check)
+
 
 # --- docker ---
