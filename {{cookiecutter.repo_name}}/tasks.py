@@ -86,6 +86,28 @@ def new_pipeline(c, name):
 
 
 # --- package ---
+@task(
+    positional=["module"],
+    help={
+        "module": "Module path under the project package, e.g. pipelines.ingest or utils.cleaning.",
+        "all": "Package every entry of [tool.piperack.package] in pyproject.toml, each with its own options.",
+        "alias": "Package it under this name (its absolute imports in code and tests are rewritten to it).",
+        "destination": "Folder for the .tar.gz (relative paths: to the project root). Default: dist.",
+        "env": "Config environment whose parameters go in: conf/<env>/parameters/. Default: base.",
+    },
+)
+def package(c, module=None, all=False, alias=None, destination=None, env=None):
+    """Package a module as a micro-package sdist: code, parameters, tests and requirements.
+
+    Writes <destination>/<name>-<version>.tar.gz (byte-identical for the same inputs), prints its
+    path, size and sha256 and updates <destination>/SHA256SUMS. `pip install` the file, or pull it
+    into another project (`invoke pull`, `kedro micropkg pull`). Nothing is written on an error.
+    """
+    from piperack import package as engine
+
+    with user_errors():
+        engine.package(project(), module=module, alias=alias, destination=destination, env=env, all_=all)
+
 
 # --- pull ---
 @task(

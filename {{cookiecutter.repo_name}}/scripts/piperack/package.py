@@ -1,0 +1,470 @@
+"""``invoke package``: a module of the project as a micro-package sdist (see sdist.py for the format).
+
+Everything is planned in memory first (files read, imports rewritten, requirements parsed, the
+archive built); only then is the archive written, atomically, with dist/SHA256SUMS. A failing
+package writes nothing. The project itself is only read: no imports of its code, no __pycache__.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ui
+from .errors import PiperackError
+from .project import Project, check_identifier, check_module_path
+from .sdist import CONFIG_DIR, TESTS_DIR, SdistSpec, build_sdist, sdist_filename, sha256_hex
+
+ALLOWED_OPTIONS = {"alias", "destination", "env"}
+DEFAULT_DESTINATION = "dist"
+SUMS_FILE = "SHA256SUMS"
+# Caches and compiled files never go in (and are never deleted from the project either).
+SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".ipynb_checkpoints", ".git", ".hypothesis"}
+SKIP_SUFFIXES = (".pyc", ".pyo", ".egg-info")
+SKIP_NAMES = {".DS_Store", "Thumbs.db"}
+REWRITE_SUFFIXES = (".py", ".pyi")
+
+
+@dataclass
+class Job:
+    module: str
+    alias: str | None = None
+    destination: str | None = None
+    env: str = "base"
+    label: str = ""
+
+
+@dataclass
+class Built:
+    job: Job
+    name: str
+    version: str
+    filename: str
+    dest_dir: Path
+    data: bytes
+    files: int
+    warnings: list = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return self.dest_dir / self.filename
+
+
+# -- reading the project ---------------------------------------------------------------------------
+
+
+def _walk(folder: Path, project: Project):
+    """(relative posix path, absolute path) of every file below ``folder``, sorted; caches skipped."""
+    out = []
+    for current, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info"))
+        for entry in dirs:
+            path = Path(current, entry)
+            if path.is_symlink():
+                raise PiperackError(f"{_rel(path, project)}: symbolic links to folders cannot be packaged")
+        for name in files:
+            if name in SKIP_NAMES or name.endswith(SKIP_SUFFIXES):
+                continue
+            path = Path(current, name)
+            if path.is_symlink():
+                target = path.resolve()
+                if not target.is_file() or not target.is_relative_to(project.root):
+                    raise PiperackError(
+                        f"{_rel(path, project)}: a symbolic link to something outside the project cannot be packaged"
+                    )
+            out.append((path.relative_to(folder).as_posix(), path))
+    out.sort()
+    return out
+
+
+def _rel(path: Path, project: Project) -> str:
+    try:
+        return path.relative_to(project.root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _module_version(init: Path) -> str | None:
+    """``__version__ = "x"`` at the top level of ``__init__.py``, read without importing it."""
+    import ast
+
+    if not init.is_file():
+        return None
+    try:
+        tree = ast.parse(init.read_bytes())
+    except (SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == "__version__" for t in targets):
+            value = node.value
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                return value.value
+    return None
+
+
+def _normalise_version(version: str, where: str) -> str:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return str(Version(version))
+    except InvalidVersion:
+        raise PiperackError(f"{where}: version {version!r} is not a valid PEP 440 version") from None
+
+
+def _decode(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PiperackError(f"{where}: not UTF-8 text") from None
+
+
+def _rewrite(data: bytes, where: str, old: str, new: str) -> bytes:
+    from .rewrite import rewrite_references
+
+    text = _decode(data, where)
+    try:
+        out = rewrite_references(text, old, new)
+    except Exception as exc:  # noqa: BLE001 - libcst.ParserSyntaxError and friends
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PiperackError(f"{where}: not valid Python, cannot rewrite its imports ({first})") from None
+    return data if out is text else out.encode("utf-8")
+
+
+def parameter_files(project: Project, env_dir: Path, name: str) -> list[tuple[str, Path]]:
+    """(path relative to conf/<env>/, file) of ``parameters/<name>*.yml`` and ``parameters/<name>/**``."""
+    params = env_dir / "parameters"
+    found: list[tuple[str, Path]] = []
+    if not params.is_dir():
+        return found
+    for path in sorted(params.iterdir()):
+        if path.is_file() and path.name.startswith(name) and path.name.endswith(".yml"):
+            found.append((f"parameters/{path.name}", path))
+        elif path.is_dir() and path.name == name:
+            found += [(f"parameters/{name}/{rel}", file) for rel, file in _walk(path, project)]
+    return found
+
+
+def _renamed(rel: str, name: str, alias: str) -> str:
+    """``parameters/ingest_extra.yml`` -> ``parameters/<alias>_extra.yml`` (the top entry only)."""
+    parts = rel.split("/")
+    parts[1] = alias + parts[1][len(name):]
+    return "/".join(parts)
+
+
+def resolve_destination(project: Project, destination: str | None) -> Path:
+    """The folder for the archive: relative paths are relative to the project root."""
+    raw = destination if destination not in (None, "") else DEFAULT_DESTINATION
+    if not isinstance(raw, str):
+        raise PiperackError(f"destination {raw!r}: expected a folder path")
+    path = Path(raw).expanduser()
+    path = path if path.is_absolute() else project.root / path
+    if path.exists() and not path.is_dir():
+        raise PiperackError(f"destination {raw!r} exists and is not a folder")
+    return path
+
+
+def check_alias(project: Project, module: str, alias: str) -> str:
+    check_identifier(alias, what="alias")
+    parent = project.module_dir(module).parent
+    taken = None
+    if alias in sys.stdlib_module_names:
+        taken = "a module of Python's standard library"
+    elif alias == TESTS_DIR:
+        taken = "the sdist's tests/ folder"
+    elif alias == project.package:
+        taken = "the project's own package"
+    elif alias != module.rsplit(".", 1)[-1] and ((parent / alias).exists() or (parent / f"{alias}.py").exists()):
+        taken = f"the existing module {_rel(parent / alias, project)}"
+    if taken:
+        raise PiperackError(f"alias {alias!r} collides with {taken}: choose another name")
+    return alias
+
+
+# -- planning one package ----------------------------------------------------------------------------
+
+
+def build(project: Project, job: Job) -> Built:
+    """Everything ``invoke package`` would write for ``job``, in memory. Raises PiperackError."""
+    from .requirements import parse_requirements
+
+    module = job.module
+    check_module_path(module, what="module path")
+    module_dir = project.module_dir(module)
+    where = f"{project.package}.{module}"
+    if not module_dir.is_dir():
+        if module_dir.with_suffix(".py").is_file():
+            raise PiperackError(
+                f"{where} is a single-file module ({_rel(module_dir.with_suffix('.py'), project)}); "
+                f"micro-packages are folders: move it to {_rel(module_dir, project)}/__init__.py"
+            )
+        raise PiperackError(f"no module {where}: {_rel(module_dir, project)}/ does not exist")
+    if not module_dir.resolve().is_relative_to(project.package_dir.resolve()):
+        raise PiperackError(f"module path {module!r} leaves the project package {project.package}")
+    env = job.env or "base"
+    env_dir = project.env_dir(env)
+    source_name = module.rsplit(".", 1)[-1]
+    name = check_alias(project, module, job.alias) if job.alias else source_name
+    dest_dir = resolve_destination(project, job.destination)
+    warnings: list[str] = []
+
+    code = _walk(module_dir, project)
+    if not code:
+        raise PiperackError(f"{_rel(module_dir, project)}/ is empty: nothing to package")
+    if any(rel.split("/")[0] == CONFIG_DIR for rel, _ in code):
+        raise PiperackError(
+            f"{_rel(module_dir / CONFIG_DIR, project)}/: the micro-package format keeps parameters in "
+            f"<name>/{CONFIG_DIR}/, so the module cannot have its own {CONFIG_DIR}/ folder; rename it"
+        )
+
+    version = _module_version(module_dir / "__init__.py")
+    version_where = f"{_rel(module_dir / '__init__.py', project)} __version__"
+    if version is None:
+        version, version_where = project.version, f"{project.pyproject.name} [project] version"
+    version = _normalise_version(version, version_where)
+
+    old = f"{project.package}.{module}"
+    leftover = re.compile(r"\b" + re.escape(project.package) + r"\s*\.")
+    files: dict[str, bytes] = {}
+    executable: set[str] = set()
+
+    def add(arc: str, path: Path, rewrite: bool) -> None:
+        data = path.read_bytes()
+        where_file = _rel(path, project)
+        if rewrite and path.suffix in REWRITE_SUFFIXES:
+            data = _rewrite(data, where_file, old, name)
+            if leftover.search(data.decode("utf-8")):
+                warnings.append(
+                    f"{where_file} still refers to {project.package}.… outside {old}: "
+                    "that code is not in the package"
+                )
+        files[arc] = data
+        if os.access(path, os.X_OK):
+            executable.add(arc)
+
+    for rel, path in code:
+        add(f"{name}/{rel}", path, rewrite=True)
+    if f"{name}/__init__.py" not in files:
+        files[f"{name}/__init__.py"] = b""  # a regular package, as pip, pull and Kedro expect
+
+    params = parameter_files(project, env_dir, source_name)
+    for rel, path in params:
+        arc_rel = _renamed(rel, source_name, name) if name != source_name else rel
+        add(f"{name}/{CONFIG_DIR}/{arc_rel}", path, rewrite=False)
+
+    tests_dir = project.tests_dir(module)
+    tests = _walk(tests_dir, project) if tests_dir.is_dir() else []
+    for rel, path in tests:
+        add(f"{TESTS_DIR}/{rel}", path, rewrite=True)
+
+    requires: list[str] = []
+    req_file = module_dir / "requirements.txt"
+    if req_file.is_file():
+        text = _decode(req_file.read_bytes(), _rel(req_file, project))
+        seen = set()
+        for req in parse_requirements(text, _rel(req_file, project)):
+            line = str(req)
+            if line not in seen:
+                seen.add(line)
+                requires.append(line)
+
+    requires_python = project.pyproject_data.get("project", {}).get("requires-python")
+    origin = f"{project.package}.{module}"
+    readme = (
+        f"# {name}\n\n"
+        f"Micro-package `{name}` {version}, made with piperack's `invoke package` from the module "
+        f"`{origin}` of the project `{project.pyproject_data.get('project', {}).get('name', project.package)}`.\n\n"
+        f"- code: `{name}/`\n"
+        f"- parameters: `{name}/{CONFIG_DIR}/` (paths relative to `conf/<env>/`; packaged from `conf/{env}/`)\n"
+        f"- tests: `{TESTS_DIR}/`\n\n"
+        "Bring it into another project with `invoke pull <this file>` (or Kedro 0.18's "
+        "`kedro micropkg pull`), or install the code alone with `pip install <this file>`.\n"
+    )
+    spec = SdistSpec(
+        name=name,
+        version=version,
+        summary=f"Micro-package {name}, packaged from {origin}",
+        requires=requires,
+        requires_python=requires_python if isinstance(requires_python, str) else None,
+        files=files,
+        executable=executable,
+        tool={
+            "module": module,
+            "name": name,
+            "source_package": project.package,
+            "env": env,
+            "parameters": sorted(p for p in files if p.startswith(f"{name}/{CONFIG_DIR}/")),
+            "tests": bool(tests),
+        },
+        readme=readme,
+    )
+    data = build_sdist(spec)
+    return Built(
+        job=job, name=name, version=version, filename=sdist_filename(name, version),
+        dest_dir=dest_dir, data=data, files=len(files), warnings=warnings,
+    )
+
+
+# -- writing -----------------------------------------------------------------------------------------
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def update_sums(dest_dir: Path, written: dict[str, str]) -> None:
+    """dist/SHA256SUMS (``sha256sum -c`` format): the new entries, plus old ones whose file still exists."""
+    sums = dest_dir / SUMS_FILE
+    entries: dict[str, str] = {}
+    if sums.is_file():
+        for line in sums.read_text(encoding="utf-8", errors="replace").splitlines():
+            digest, sep, fname = line.partition("  ")
+            fname = fname.lstrip("*")
+            if sep and fname and "/" not in fname and (dest_dir / fname).is_file():
+                entries[fname] = digest
+    entries.update(written)
+    text = "".join(f"{entries[f]}  {f}\n" for f in sorted(entries))
+    if not sums.is_file() or sums.read_text(encoding="utf-8", errors="replace") != text:
+        _atomic_write(sums, text.encode("utf-8"))
+
+
+def write(built: Built) -> tuple[str, bool]:
+    """Write the archive (atomically); return (sha256, unchanged)."""
+    digest = sha256_hex(built.data)
+    path = built.path
+    unchanged = path.is_file() and path.stat().st_size == len(built.data) and path.read_bytes() == built.data
+    if not unchanged:
+        created = not built.dest_dir.exists()
+        built.dest_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            _atomic_write(path, built.data)
+        except BaseException:
+            if created:
+                try:
+                    built.dest_dir.rmdir()
+                except OSError:
+                    pass
+            raise
+    return digest, unchanged
+
+
+def _show(project: Project, path: Path) -> str:
+    try:
+        return os.path.relpath(path, Path.cwd()) if path.is_relative_to(Path.cwd()) else _rel(path, project)
+    except ValueError:
+        return str(path)
+
+
+def _line(project: Project, built: Built, digest: str, unchanged: bool) -> str:
+    note = "  (unchanged)" if unchanged else ""
+    return f"{_show(project, built.path)}  {len(built.data)} bytes  sha256:{digest}{note}"
+
+
+# -- the verb ----------------------------------------------------------------------------------------
+
+
+def _option(value, key: str, name: str, where: str):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise PiperackError(f'{where} "{key}": option {name!r} must be a non-empty string, got {value!r}')
+    return value
+
+
+def jobs_from_manifest(project: Project) -> list[Job]:
+    from .manifest import read_manifest
+
+    where = f"{project.pyproject.name} [tool.piperack.package]"
+    jobs = []
+    for key, options in read_manifest(project, "package", allowed=ALLOWED_OPTIONS).items():
+        try:
+            check_module_path(key, what="module path")
+        except PiperackError as exc:
+            raise PiperackError(f'{where} "{key}": {exc}') from None
+        jobs.append(
+            Job(
+                module=key,
+                alias=_option(options.get("alias"), key, "alias", where),
+                destination=_option(options.get("destination"), key, "destination", where),
+                env=_option(options.get("env"), key, "env", where) or "base",
+                label=key,
+            )
+        )
+    return jobs
+
+
+def package(
+    project: Project,
+    module: str | None = None,
+    alias: str | None = None,
+    destination: str | None = None,
+    env: str | None = None,
+    all_: bool = False,
+) -> list[Built]:
+    """Run ``invoke package``; raise PiperackError on a user error (for --all: if any entry failed)."""
+    if all_:
+        if module or alias or destination or env:
+            raise PiperackError(
+                "--all packages every entry of [tool.piperack.package] with its own options; "
+                "give either a module path or --all, without --alias/--destination/--env"
+            )
+        return _package_all(project, jobs_from_manifest(project))
+    if not module:
+        raise PiperackError("which module? give a module path such as 'pipelines.ingest', or --all")
+    job = Job(module=module, alias=alias or None, destination=destination or None, env=env or "base", label=module)
+    built = build(project, job)
+    digest, unchanged = write(built)
+    update_sums(built.dest_dir, {built.filename: digest})
+    for message in built.warnings:
+        ui.warn(message)
+    ui.info(_line(project, built, digest, unchanged))
+    return [built]
+
+
+def _package_all(project: Project, jobs: list[Job]) -> list[Built]:
+    started = time.perf_counter()
+    total = len(jobs)
+    width = len(str(total))
+    done: list[Built] = []
+    failed: list[tuple[str, str]] = []
+    sums: dict[Path, dict[str, str]] = {}
+    for index, job in enumerate(jobs, 1):
+        prefix = f"[{index:>{width}}/{total}] {job.label}"
+        try:
+            built = build(project, job)
+            digest, unchanged = write(built)
+        except PiperackError as exc:
+            failed.append((job.label, str(exc)))
+            ui.info(f"{prefix}  FAILED: {exc}")
+            continue
+        except OSError as exc:
+            failed.append((job.label, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")))
+            ui.info(f"{prefix}  FAILED: {failed[-1][1]}")
+            continue
+        sums.setdefault(built.dest_dir, {})[built.filename] = digest
+        for message in built.warnings:
+            ui.warn(message)
+        ui.info(f"{prefix} -> {_line(project, built, digest, unchanged)}")
+        done.append(built)
+    for dest_dir, written in sums.items():
+        update_sums(dest_dir, written)
+    seconds = time.perf_counter() - started
+    size = sum(len(b.data) for b in done)
+    ui.info(f"packaged {len(done)} of {total} micro-package(s), {size} bytes, in {seconds:.2f} s")
+    if failed:
+        for label, message in failed:
+            print(f"  failed: {label}: {message}", file=sys.stderr, flush=True)
+        raise PiperackError(f"{len(failed)} of {total} package(s) failed: {', '.join(l for l, _ in failed)}")
+    return done
