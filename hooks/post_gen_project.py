@@ -3,6 +3,7 @@ import shutil
 from pathlib import Path
 
 PACKAGE = "{{ cookiecutter.python_package }}"
+PYTHON_VERSION = "{{ cookiecutter.python_version }}"
 INCLUDE_EXAMPLE = {{ cookiecutter.include_example }}
 
 EXAMPLE_PATHS = [
@@ -25,7 +26,7 @@ def main() -> None:
                 path.unlink()
     print(f"\nCreated {root.name}/. Next steps:\n")
     print(f"  cd {root.name}")
-    print("  python -m venv .venv && . .venv/bin/activate")
+    print(f"  python{PYTHON_VERSION} -m venv .venv && . .venv/bin/activate")
     print("  pip install -r requirements-dev.txt -e .")
     if INCLUDE_EXAMPLE:
         print("  invoke run            # runs the example pipeline 'ingest' on samples/cities.csv")

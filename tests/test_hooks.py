@@ -1,0 +1,69 @@
+"""The pre-generation hook: every bad answer stops with one line naming it, and nothing is written."""
+import subprocess
+import sys
+
+import pytest
+
+from conftest import KIT
+
+BAD_ANSWERS = [
+    ({"python_package": "class"}, "python_package 'class' is a Python keyword"),
+    ({"python_package": "match"}, "python_package 'match' is a Python keyword"),
+    ({"python_package": "json"}, "python_package 'json' shadows the standard library module"),
+    ({"python_package": "os"}, "python_package 'os' shadows the standard library module"),
+    ({"python_package": "pandas"}, "python_package 'pandas' shadows the dependency 'pandas'"),
+    ({"python_package": "duckdb"}, "python_package 'duckdb' shadows the dependency 'duckdb'"),
+    ({"python_package": "requests"}, "python_package 'requests' shadows the dependency 'requests'"),
+    ({"python_package": "tasks"}, "python_package 'tasks' shadows the dependency 'tasks'"),
+    ({"python_package": "1st_project"}, "python_package '1st_project' is not a Python identifier"),
+    ({"python_package": "my-project"}, "python_package 'my-project' is not a Python identifier"),
+    ({"python_package": "café"}, "python_package 'café' is not a Python identifier"),
+    ({"repo_name": "bad/name"}, "repo_name 'bad/name' is not a valid folder name"),
+    ({"repo_name": ".."}, "repo_name '..' is not a valid folder name"),
+    ({"repo_name": "-dash-first"}, "repo_name '-dash-first' is not a valid folder name"),
+    ({"repo_name": "has space"}, "repo_name 'has space' is not a valid folder name"),
+]
+
+
+def run_cookiecutter(out, **answers):
+    args = [f"{k}={v}" for k, v in answers.items()]
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "--output-dir", str(out), str(KIT), *args],
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.parametrize("answers, message", BAD_ANSWERS, ids=[str(a) for a, _ in BAD_ANSWERS])
+def test_bad_answer_stops_with_one_line_and_writes_nothing(tmp_path, answers, message):
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_cookiecutter(out, **answers)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"error: {message}")
+    assert "Traceback" not in result.stderr + result.stdout
+    assert list(out.iterdir()) == []
+
+
+def test_good_answers_with_capitals_spaces_and_dashes_are_accepted(tmp_path):
+    result = run_cookiecutter(tmp_path, project_name="My Big-Data Project")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "my-big-data-project" / "src" / "my_big_data_project" / "__init__.py").is_file()
+    assert "invoke run" in result.stdout  # next steps are printed
+
+
+def test_pre_gen_hook_itself_refuses_bad_answers(tmp_path):
+    """The hook repeats the check for callers of cookiecutter's API that skip the answer rendering."""
+    from jinja2 import Template
+
+    source = (KIT / "hooks" / "pre_gen_project.py").read_text()
+    rendered = Template(source).render(cookiecutter={"_repo_dir": str(KIT), "repo_name": "ok", "python_package": "json"})
+    hook = tmp_path / "hook.py"
+    hook.write_text(rendered)
+    result = subprocess.run([sys.executable, str(hook)], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: python_package 'json' shadows the standard library module of that name"
+    good = Template(source).render(cookiecutter={"_repo_dir": str(KIT), "repo_name": "ok", "python_package": "ok_pkg"})
+    hook.write_text(good)
+    assert subprocess.run([sys.executable, str(hook)], cwd=tmp_path).returncode == 0
