@@ -110,7 +110,36 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None):
 
 
 # --- pull ---
+def _source_or_all_task():
+    """A Task class whose `source` positional may be left out when --all is given (invoke has no
+    optional positional arguments)."""
+    from invoke import Task
+    from invoke.parser import Argument
+
+    class OptionalSource(Argument):
+        @property
+        def value(self):
+            value = self._value if self._value is not None else self.default
+            return "" if value is None and self.all_flag.value else value
+
+        @value.setter
+        def value(self, arg):
+            self.set_value(arg, cast=True)
+
+    class SourceOrAll(Task):
+        def get_arguments(self, *args, **kwargs):
+            arguments = super().get_arguments(*args, **kwargs)
+            by_name = {a.name: a for a in arguments}
+            if "source" in by_name and "all" in by_name:
+                by_name["source"].__class__ = OptionalSource
+                by_name["source"].all_flag = by_name["all"]
+            return arguments
+
+    return SourceOrAll
+
+
 @task(
+    klass=_source_or_all_task(),
     positional=["source"],
     help={
         "source": "A .tar.gz path, an fsspec URL (file://, https://, s3://, gcs://, …) or a package name "
@@ -176,3 +205,75 @@ def build_reqs(c, check=False, upgrade=False, upgrade_package=None, generate_has
 
 
 # --- docker ---
+@task(
+    name="docker-build",
+    iterable=["build_arg"],
+    help={
+        "tag": "Image tag. Default: <project name>:latest.",
+        "base-image": "Base image (sets the Dockerfile's BASE_IMAGE). Default: the Dockerfile's, python:<version>-slim.",
+        "uid": "uid of the image's non-root user. Default: yours (1000 if you are root).",
+        "gid": "gid of the image's user. Default: yours (1000 if you are root).",
+        "build-arg": "Extra build argument KEY=VALUE (repeat for several).",
+        "no-cache": "Build every layer afresh and re-download the wheelhouse.",
+        "docker-args": "Extra `docker build` arguments, e.g. --docker-args='--pull --progress plain'.",
+    },
+)
+def docker_build(c, tag=None, base_image=None, uid=None, gid=None, build_arg=None, no_cache=False, docker_args=""):
+    """Build the project's image from docker/Dockerfile, dependencies from a local wheelhouse.
+
+    First fills .docker/wheelhouse/ with wheels for the base image's Python and platform (reused
+    until requirements.txt changes), so `docker build` itself needs no network; its output streams.
+    """
+    from piperack import docker
+
+    with user_errors():
+        code = docker.build(project(), tag=tag, base_image=base_image, uid=uid, gid=gid, build_args=build_arg,
+                            no_cache=no_cache, docker_args=docker_args)
+    if code:
+        raise Exit(code=code)
+
+
+@task(
+    name="docker-run",
+    iterable=["pipeline"],
+    help={
+        "pipeline": "Pipeline to run (repeat for several). Default: all.",
+        "env": "Config environment merged over conf/base (conf/local is mounted read-only). Default: local.",
+        "tag": "Image tag. Default: <project name>:latest.",
+        "network": "Container network, e.g. none or host. Default: Docker's default.",
+        "docker-args": "Extra `docker run` arguments, e.g. --docker-args='-e TOKEN --memory 2g'.",
+    },
+)
+def docker_run(c, pipeline=None, env=None, tag=None, network=None, docker_args=""):
+    """Run the pipelines in a container: data/ mounted read-write, conf/local read-only, as you.
+
+    The container is removed afterwards; its exit code is this task's.
+    """
+    from piperack import docker
+
+    with user_errors():
+        code = docker.run(project(), pipelines=pipeline, env=env, tag=tag, network=network, docker_args=docker_args)
+    if code:
+        raise Exit(code=code)
+
+
+@task(
+    name="docker-cmd",
+    help={
+        "tag": "Image tag. Default: <project name>:latest.",
+        "network": "Container network, e.g. none or host. Default: Docker's default.",
+        "docker-args": "Extra `docker run` arguments.",
+    },
+)
+def docker_cmd(c, tag=None, network=None, docker_args=""):
+    """Run any command in the image, with docker-run's mounts and user: invoke docker-cmd -- CMD [ARGS…]."""
+    import shlex
+
+    from piperack import docker
+
+    # invoke joins the words after `--` with spaces; take them from argv to keep their quoting.
+    command = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else shlex.split(c.remainder)
+    with user_errors():
+        code = docker.cmd(project(), command, tag=tag, network=network, docker_args=docker_args)
+    if code:
+        raise Exit(code=code)

@@ -1,0 +1,401 @@
+"""docker-build / docker-run / docker-cmd: the project's image on a local Docker engine.
+
+The image installs its dependencies from a wheelhouse (``.docker/wheelhouse/``) that docker-build
+fills on the host first, with wheels for the *image's* Python version and platform (asked from the
+base image itself). The build therefore needs no network, the dependency layers depend on
+requirements.txt and the wheelhouse only, and a code change rebuilds the project layer alone.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import PiperackError
+
+DOCKERFILE = Path("docker") / "Dockerfile"
+STATE_DIR = Path(".docker")
+WHEELHOUSE = STATE_DIR / "wheelhouse"
+STAMP = ".piperack-wheelhouse.json"
+CONTAINER_ROOT = "/app"
+DEFAULT_BUILD_REQUIRES = ["setuptools>=40.8.0"]
+FALLBACK_UID = 1000
+
+ENGINE_HINT = (
+    "start one (Docker Desktop; `sudo systemctl start docker`; or "
+    "`sudo dockerd --bridge=none --iptables=false &`) and retry"
+)
+
+# Run inside the base image: what wheels can it install?
+PROBE = r"""
+import json, platform, sys, sysconfig
+libc, ver = platform.libc_ver()
+print(json.dumps({
+    "python": "%d.%d" % sys.version_info[:2],
+    "implementation": sys.implementation.name,
+    "machine": platform.machine(),
+    "libc": libc,
+    "libc_version": ver,
+    "musl": "musl" in (sysconfig.get_config_var("HOST_GNU_TYPE") or ""),
+}))
+"""
+
+
+# --- the engine -----------------------------------------------------------------------------
+
+
+def docker_exe() -> str:
+    exe = shutil.which("docker")
+    if not exe:
+        raise PiperackError(f"the docker command is not installed (not on PATH); install Docker, then {ENGINE_HINT}")
+    return exe
+
+
+def check_engine() -> str:
+    """The docker executable, once an engine answers; else one clear line saying how to start one."""
+    exe = docker_exe()
+    try:
+        proc = subprocess.run(
+            [exe, "version", "--format", "{{.Server.Version}}"],
+            capture_output=True, text=True, timeout=30,
+        )
+    except subprocess.TimeoutExpired:
+        raise PiperackError(f"the Docker engine did not answer within 30 s; {ENGINE_HINT}") from None
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise PiperackError(f"no Docker engine answers; {ENGINE_HINT}")
+    return exe
+
+
+def engine_answers() -> bool:
+    try:
+        check_engine()
+    except PiperackError:
+        return False
+    return True
+
+
+# --- defaults -------------------------------------------------------------------------------
+
+
+def default_tag(project) -> str:
+    """``<project name>:latest``, lower-cased into a valid image reference."""
+    name = str(project.pyproject_data.get("project", {}).get("name") or project.root.name)
+    name = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("._-") or "piperack-project"
+    return f"{name}:latest"
+
+
+def dockerfile_base_image(project) -> str:
+    """The default of ``ARG BASE_IMAGE`` in docker/Dockerfile."""
+    path = project.root / DOCKERFILE
+    if not path.is_file():
+        raise PiperackError(f"{DOCKERFILE} not found in {project.root}")
+    match = re.search(r"^\s*ARG\s+BASE_IMAGE\s*=\s*(\S+)", path.read_text(encoding="utf-8"), re.M)
+    if not match:
+        raise PiperackError(f"{DOCKERFILE}: no `ARG BASE_IMAGE=<image>` line; pass --base-image")
+    return match.group(1).strip("\"'")
+
+
+def host_ids() -> tuple[int, int]:
+    """The host user's uid and gid (1000 where the platform has none, e.g. Windows)."""
+    getuid = getattr(os, "getuid", None)
+    getgid = getattr(os, "getgid", None)
+    return (getuid() if getuid else FALLBACK_UID, getgid() if getgid else FALLBACK_UID)
+
+
+def image_ids(uid: int | None, gid: int | None) -> tuple[int, int]:
+    """The image user's uid/gid: the host's by default, but never root (0 becomes 1000)."""
+    host_uid, host_gid = host_ids()
+    uid = _id("uid", uid)
+    gid = _id("gid", gid)
+    if uid is None:
+        uid = host_uid or FALLBACK_UID
+    if gid is None:
+        gid = host_gid if host_uid else FALLBACK_UID
+    if uid == 0:
+        raise PiperackError("--uid 0 is refused: the image runs as a non-root user")
+    return uid, gid
+
+
+def _id(name: str, value) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = -1
+    if number < 0:
+        raise PiperackError(f"--{name} must be a non-negative integer, got {value!r}")
+    return number
+
+
+def parse_build_args(items) -> list[tuple[str, str]]:
+    out = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise PiperackError(f"invalid --build-arg {item!r}: expected KEY=VALUE")
+        out.append((key, value))
+    return out
+
+
+def split_docker_args(text: str | None) -> list[str]:
+    try:
+        return shlex.split(text or "")
+    except ValueError as exc:
+        raise PiperackError(f"invalid --docker-args {text!r}: {exc}") from None
+
+
+# --- the base image and the wheelhouse --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the base image can install: its Python and platform."""
+
+    python: str  # "3.11"
+    implementation: str  # "cpython"
+    machine: str  # "x86_64"
+    libc: str  # "glibc" or "musl"
+    libc_version: str  # "2.36"
+
+    @property
+    def abi(self) -> str:
+        return "cp" + self.python.replace(".", "")
+
+    def platforms(self) -> list[str]:
+        """pip --platform values, newest first: every manylinux/musllinux tag the image accepts."""
+        arch = self.machine
+        try:
+            major, minor = (int(x) for x in self.libc_version.split(".")[:2])
+        except ValueError:
+            raise PiperackError(
+                f"cannot tell the base image's C library version ({self.libc} {self.libc_version!r})"
+            ) from None
+        if self.libc == "musl":
+            return [f"musllinux_{major}_{m}_{arch}" for m in range(minor, -1, -1)]
+        tags = [f"manylinux_{major}_{m}_{arch}" for m in range(minor, 4, -1)]
+        legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+        for need, name in legacy.items():
+            if major == 2 and minor >= need and arch in {"x86_64", "i686"} | ({"aarch64", "ppc64le", "s390x", "armv7l"} if need == 17 else set()):
+                tags.append(f"{name}_{arch}")
+        return tags
+
+
+def probe_base_image(exe: str, base_image: str, cache: Path | None = None) -> Target:
+    """Ask the base image for its Python version and platform (cached by image id)."""
+    image_id = _image_id(exe, base_image)
+    cached = {}
+    if cache and image_id and cache.is_file():
+        try:
+            cached = json.loads(cache.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            cached = {}
+        if image_id in cached:
+            return Target(**cached[image_id])
+    proc = subprocess.run(
+        [exe, "run", "--rm", "--network", "none", "--entrypoint", "python3", base_image, "-c", PROBE],
+        capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise PiperackError(f"cannot run python3 in base image {base_image!r}: {last}")
+    try:
+        info = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise PiperackError(f"base image {base_image!r}: unexpected answer from python3: {proc.stdout!r}") from None
+    if info.get("implementation") != "cpython":
+        raise PiperackError(f"base image {base_image!r} runs {info.get('implementation')}; CPython is needed")
+    libc = "musl" if info.get("musl") or not info.get("libc") else "glibc"
+    target = Target(
+        python=info["python"], implementation="cpython", machine=info["machine"],
+        libc=libc, libc_version=info.get("libc_version") or "",
+    )
+    if libc == "musl" and not target.libc_version:
+        raise PiperackError(f"base image {base_image!r} uses musl libc; use a glibc (Debian/Ubuntu-based) image")
+    image_id = image_id or _image_id(exe, base_image)
+    if cache and image_id:
+        cached[image_id] = target.__dict__
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(cached, indent=1, sort_keys=True), encoding="utf-8")
+    return target
+
+
+def _image_id(exe: str, image: str) -> str:
+    proc = subprocess.run([exe, "image", "inspect", "--format", "{{.Id}}", image], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def build_requires(project) -> list[str]:
+    build_system = project.pyproject_data.get("build-system", {})
+    requires = build_system.get("requires", DEFAULT_BUILD_REQUIRES)
+    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+        raise PiperackError(f"{project.pyproject}: [build-system] requires must be a list of strings")
+    return list(requires)
+
+
+def wheelhouse_key(requirements: bytes, build_reqs: list[str], target: Target) -> str:
+    digest = hashlib.sha256()
+    digest.update(requirements)
+    digest.update(json.dumps([build_reqs, target.__dict__, target.platforms()], sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def pip_download_command(requirements: Path, build_reqs: list[str], target: Target, dest: Path) -> list[str]:
+    cmd = [
+        sys.executable, "-m", "pip", "download",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        "--python-version", target.python,
+        "--implementation", "cp",
+        "--abi", target.abi, "--abi", "abi3", "--abi", "none",
+        "--dest", str(dest),
+    ]
+    for platform in target.platforms():
+        cmd += ["--platform", platform]
+    cmd += ["-r", str(requirements), *build_reqs]
+    return cmd
+
+
+def ensure_wheelhouse(project, target: Target, refresh: bool = False) -> tuple[Path, bool]:
+    """Fill .docker/wheelhouse/ for ``target`` unless it already matches requirements.txt,
+    the build requirements and the target. Returns (path, downloaded)."""
+    from . import ui
+
+    requirements = project.root / "requirements.txt"
+    if not requirements.is_file():
+        raise PiperackError(f"{requirements} not found: the image installs its pinned dependencies from it (invoke build-reqs)")
+    build_reqs = build_requires(project)
+    key = wheelhouse_key(requirements.read_bytes(), build_reqs, target)
+    house = project.root / WHEELHOUSE
+    stamp = house / STAMP
+    if not refresh and stamp.is_file():
+        try:
+            if json.loads(stamp.read_text(encoding="utf-8")).get("key") == key:
+                ui.info(f"wheelhouse {WHEELHOUSE.as_posix()}/ is up to date (Python {target.python}, {target.machine})")
+                return house, False
+        except (OSError, ValueError):
+            pass
+    house.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="wheelhouse.", dir=house.parent))
+    try:
+        ui.info(f"filling {WHEELHOUSE.as_posix()}/ for Python {target.python} on {target.platforms()[0]} (pip download)")
+        proc = subprocess.run(
+            pip_download_command(requirements, build_reqs, target, tmp),
+            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        if proc.returncode != 0:
+            tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
+            sys.stderr.write(tail + "\n")
+            last = next((l for l in reversed(proc.stdout.splitlines()) if "ERROR" in l), "see the output above")
+            raise PiperackError(f"pip download for the image (Python {target.python}, {target.machine}) failed: {last.strip()}")
+        (tmp / STAMP).write_text(
+            json.dumps({"key": key, "python": target.python, "platforms": target.platforms()}, indent=1),
+            encoding="utf-8",
+        )
+        old = house.with_name(house.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        if house.exists():
+            house.rename(old)
+        tmp.rename(house)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return house, True
+
+
+# --- the verbs ------------------------------------------------------------------------------
+
+
+def build_command(exe: str, project, tag: str, base_image: str, uid: int, gid: int,
+                  build_args: list[tuple[str, str]], no_cache: bool, docker_args: list[str]) -> list[str]:
+    cmd = [exe, "build", "--file", str(project.root / DOCKERFILE), "--tag", tag,
+           "--build-arg", f"BASE_IMAGE={base_image}",
+           "--build-arg", f"UID={uid}", "--build-arg", f"GID={gid}"]
+    for key, value in build_args:
+        cmd += ["--build-arg", f"{key}={value}"]
+    if no_cache:
+        cmd.append("--no-cache")
+    return cmd + docker_args + [str(project.root)]
+
+
+def build(project, tag: str | None = None, base_image: str | None = None, uid: int | None = None,
+          gid: int | None = None, build_args=None, no_cache: bool = False,
+          docker_args: str | None = None, refresh_wheelhouse: bool = False) -> int:
+    """Fill the wheelhouse, then `docker build` (output streamed). Returns docker's exit code."""
+    from . import ui
+
+    extra = split_docker_args(docker_args)
+    pairs = parse_build_args(build_args)
+    for key, value in pairs:  # --build-arg BASE_IMAGE=… is the same as --base-image
+        if key == "BASE_IMAGE" and not base_image:
+            base_image = value
+    pairs = [(k, v) for k, v in pairs if k not in {"BASE_IMAGE", "UID", "GID"}]
+    tag = tag or default_tag(project)
+    base_image = base_image or dockerfile_base_image(project)
+    uid, gid = image_ids(uid, gid)
+    exe = check_engine()
+    target = probe_base_image(exe, base_image, cache=project.root / STATE_DIR / "base-images.json")
+    ensure_wheelhouse(project, target, refresh=refresh_wheelhouse or no_cache)
+    cmd = build_command(exe, project, tag, base_image, uid, gid, pairs, no_cache, extra)
+    ui.info(f"building {tag} on {base_image} (user {uid}:{gid})")
+    code = subprocess.run(cmd, cwd=project.root).returncode
+    if code == 0:
+        ui.info(f"built {tag}; run it with: invoke docker-run --tag {tag}")
+    return code
+
+
+def run_command(exe: str, project, tag: str, command: list[str], network: str | None,
+                docker_args: list[str], tty: bool) -> list[str]:
+    uid, gid = host_ids()
+    root = project.root
+    cmd = [exe, "run", "--rm", "--user", f"{uid}:{gid}",
+           "--volume", f"{root / 'data'}:{CONTAINER_ROOT}/data:rw",
+           "--volume", f"{root / 'conf' / 'local'}:{CONTAINER_ROOT}/conf/local:ro"]
+    if tty:
+        cmd.append("-it")
+    if network:
+        cmd += ["--network", network]
+    return cmd + docker_args + [tag, *command]
+
+
+def _container(project, command: list[str], tag: str | None, network: str | None, docker_args: str | None) -> int:
+    extra = split_docker_args(docker_args)
+    tag = tag or default_tag(project)
+    exe = check_engine()
+    if not _image_id(exe, tag):
+        raise PiperackError(f"no image {tag!r} in the local engine; build it first: invoke docker-build --tag {tag}")
+    # Mount points must exist on the host, owned by the user (docker would create them as root).
+    (project.root / "data").mkdir(exist_ok=True)
+    (project.root / "conf" / "local").mkdir(parents=True, exist_ok=True)
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    return subprocess.run(run_command(exe, project, tag, command, network, extra, tty), cwd=project.root).returncode
+
+
+def run(project, pipelines=None, env: str | None = None, tag: str | None = None,
+        network: str | None = None, docker_args: str | None = None) -> int:
+    """Run the project's pipelines in a container; returns the container's exit code."""
+    command = ["python", "-m", project.package, "run"]
+    for name in pipelines or []:
+        command += ["--pipeline", name]
+    if env:
+        project.env_dir(env, must_exist=env != "local")  # names only conf/<env>
+        command += ["--env", env]
+    return _container(project, command, tag, network, docker_args)
+
+
+def cmd(project, command: list[str], tag: str | None = None, network: str | None = None,
+        docker_args: str | None = None) -> int:
+    """Run any command in the project's image (same mounts and user as docker-run)."""
+    if not command:
+        raise PiperackError("no command given: invoke docker-cmd -- CMD [ARGS…]")
+    return _container(project, list(command), tag, network, docker_args)
