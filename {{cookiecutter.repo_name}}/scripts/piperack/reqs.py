@@ -167,7 +167,7 @@ def explain(output: str, limit: int = 8) -> str:
             lines = lines[starts[0]:]
     if len(lines) > limit:
         lines = lines[: limit - 1] + [f"... ({len(lines) - limit + 1} more lines)"]
-    return "\n".join("  " + line.strip() if i else line.strip() for i, line in enumerate(lines))
+    return "\n".join("  " + line.strip() for line in lines)
 
 
 # --- comparing pins ---------------------------------------------------------------------------
@@ -285,6 +285,8 @@ def build_reqs(
             raise PiperackError("requirements.in is missing: run `invoke build-reqs` to create it from requirements.txt")
         if old_text is None:
             raise PiperackError("requirements.txt is missing: run `invoke build-reqs` to create it")
+        if "--hash" in old_text and not generate_hashes:
+            compile_kw["generate_hashes"] = True  # compare like with like
         with tempfile.TemporaryDirectory(prefix="piperack-reqs-") as tmp:
             out = Path(tmp) / TXT_FILE
             out.write_text(old_text, encoding="utf-8")  # current pins are the preferences

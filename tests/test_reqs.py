@@ -1,0 +1,285 @@
+"""`invoke build-reqs` as the user runs it: bake, edit requirements.in, build-reqs, files on disk.
+
+The resolvers reach PyPI (reachable here and in CI). Both are pointed at PyPI alone, so their pins
+are comparable: pip-compile would otherwise read this machine's pip.conf (extra indexes and
+find-links), which uv ignores.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+KIT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(KIT / "{{cookiecutter.repo_name}}" / "scripts"))
+
+from piperack.reqs import pins  # noqa: E402  (pure helper: pins of a compiled file)
+
+PYPI = "https://pypi.org/simple"
+PYPI_ENV = {
+    "PIP_CONFIG_FILE": os.devnull,  # no pip.conf: no extra index, no find-links
+    "PIP_INDEX_URL": PYPI,
+    "PIP_EXTRA_INDEX_URL": "",
+    "PIP_FIND_LINKS": "",
+    "UV_DEFAULT_INDEX": PYPI,
+    "UV_NO_CONFIG": "1",
+}
+
+
+@pytest.fixture
+def build(run_invoke):
+    def _build(root, *args, **kwargs):
+        return run_invoke(root, "build-reqs", *args, env={**PYPI_ENV, **kwargs.pop("env", {})}, **kwargs)
+
+    return _build
+
+
+def _pins(root: Path) -> dict:
+    return pins((root / "requirements.txt").read_text())
+
+
+def _versions(root: Path) -> dict:
+    return {name: pin for (name, _), (pin, _) in _pins(root).items()}
+
+
+def _append(path: Path, line: str) -> None:
+    text = path.read_text()
+    path.write_text(text + ("" if text.endswith("\n") else "\n") + line + "\n")
+
+
+def test_fresh_project_is_up_to_date_and_rebuilds_identically(project_copy, build, tree_hash):
+    before = tree_hash(project_copy)
+    res = build(project_copy, "--check")
+    assert res.returncode == 0, res.stderr
+    assert "up to date" in res.stdout
+    assert tree_hash(project_copy) == before
+
+    original = (project_copy / "requirements.txt").read_text()
+    res = build(project_copy)
+    assert res.returncode == 0, res.stderr
+    assert "no pin changed" in res.stdout
+    assert (project_copy / "requirements.txt").read_text() == original
+    assert original.startswith("# Pinned runtime dependencies, compiled from requirements.in. "
+                               "Regenerate with: invoke build-reqs\n")
+
+
+def test_check_fails_on_stale_requirements_and_writes_nothing(project_copy, build, tree_hash):
+    _append(project_copy / "requirements.in", "tomli-w>=1.0")
+    before = tree_hash(project_copy)
+    res = build(project_copy, "--check")
+    assert res.returncode == 1
+    assert "requirements.txt is stale" in res.stderr and "+ tomli-w==" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert tree_hash(project_copy) == before
+    assert not list(project_copy.glob(".requirements.txt.*"))
+
+
+def test_check_fails_when_a_pin_breaks_requirements_in(project_copy, build):
+    txt = project_copy / "requirements.txt"
+    txt.write_text(re.sub(r"^pandas==\S+", "pandas==2.0.3", txt.read_text(), flags=re.M))
+    res = build(project_copy, "--check")
+    assert res.returncode == 1
+    assert "~ pandas ==2.0.3 -> ==" in res.stderr
+
+
+def test_new_requirement_is_pinned_and_other_pins_stay(project_copy, build):
+    before = _versions(project_copy)
+    _append(project_copy / "requirements.in", "tomli-w>=1.0")
+    res = build(project_copy)
+    assert res.returncode == 0, res.stderr
+    text = (project_copy / "requirements.txt").read_text()
+    assert re.search(r"^tomli-w==[\d.]+\n    # via -r requirements.in$", text, flags=re.M)
+    after = _versions(project_copy)
+    assert {k: v for k, v in after.items() if k != "tomli-w"} == before
+    assert "1 added" in res.stdout and "+ tomli-w==" in res.stdout
+    assert build(project_copy, "--check").returncode == 0
+
+
+def test_upgrade_package_and_upgrade(project_copy, build):
+    txt = project_copy / "requirements.txt"
+    txt.write_text(re.sub(r"^requests==\S+", "requests==2.31.0", txt.read_text(), flags=re.M))
+    txt.write_text(re.sub(r"^idna==\S+", "idna==3.6", txt.read_text(), flags=re.M))
+    assert build(project_copy).returncode == 0
+    assert _versions(project_copy)["requests"] == "==2.31.0"  # a pin that still fits is kept
+    assert _versions(project_copy)["idna"] == "==3.6"
+
+    res = build(project_copy, "--upgrade-package", "requests")
+    assert res.returncode == 0, res.stderr
+    assert _versions(project_copy)["requests"] != "==2.31.0"
+    assert _versions(project_copy)["idna"] == "==3.6"
+    assert "~ requests ==2.31.0 -> ==" in res.stdout
+
+    res = build(project_copy, "--upgrade")
+    assert res.returncode == 0, res.stderr
+    assert _versions(project_copy)["idna"] != "==3.6"
+
+
+@pytest.mark.parametrize("resolver", ["uv", "pip-tools"])
+def test_unresolvable_set_explains_and_leaves_files_unchanged(project_copy, build, tree_hash, resolver):
+    _append(project_copy / "requirements.in", "pandas<1")  # with pandas>=2.1 already there
+    before = tree_hash(project_copy)
+    res = build(project_copy, "--resolver", resolver)
+    assert res.returncode == 1
+    assert res.stderr.startswith(f"error: requirements.in cannot be resolved ({resolver})")
+    assert "pandas<1" in res.stderr and "pandas>=2.1" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) <= 9
+    assert tree_hash(project_copy) == before
+
+
+def test_missing_requirements_in_is_created_from_top_level_requirements(project_copy, build):
+    (project_copy / "requirements.in").unlink()
+    before = _versions(project_copy)
+    res = build(project_copy)
+    assert res.returncode == 0, res.stderr
+    assert "created requirements.in from requirements.txt's top-level requirements" in res.stdout
+    created = (project_copy / "requirements.in").read_text()
+    lines = [line for line in created.splitlines() if line and not line.startswith("#")]
+    assert sorted(lines) == sorted(f"{name}{before[name]}" for name in ("duckdb", "pandas", "pyyaml", "requests"))
+    assert _versions(project_copy) == before
+
+
+def test_missing_requirements_in_and_failed_compile_leaves_both_as_they_were(project_copy, build, tree_hash):
+    (project_copy / "requirements.in").unlink()
+    (project_copy / "requirements.txt").write_text("pandas<1\npandas>2\n")
+    before = tree_hash(project_copy)
+    res = build(project_copy)
+    assert res.returncode == 1 and "cannot be resolved" in res.stderr
+    assert tree_hash(project_copy) == before
+    assert not (project_copy / "requirements.in").exists()
+
+
+def test_no_requirement_files_at_all(project_copy, build, tree_hash):
+    (project_copy / "requirements.in").unlink()
+    (project_copy / "requirements.txt").unlink()
+    before = tree_hash(project_copy)
+    res = build(project_copy)
+    assert res.returncode == 1
+    assert "no requirements.in or requirements.txt" in res.stderr
+    assert tree_hash(project_copy) == before
+
+
+def test_generate_hashes(project_copy, build):
+    res = build(project_copy, "--generate-hashes")
+    assert res.returncode == 0, res.stderr
+    entries = _pins(project_copy)
+    assert entries and all(hashes for _, hashes in entries.values())
+    assert (project_copy / "requirements.txt").read_text().splitlines()[0].endswith(
+        "invoke build-reqs --generate-hashes")
+    assert "hashes" not in res.stdout or "changed" in res.stdout
+    assert build(project_copy, "--check").returncode == 0  # hashes compared like with like
+
+
+def test_universal_resolution_adds_marker_pins(project_copy, build):
+    _append(project_copy / "requirements.in", "pytest>=8")  # pytest needs colorama on Windows only
+    assert build(project_copy).returncode == 0
+    assert "colorama" not in _versions(project_copy)
+    res = build(project_copy, "--universal", "--python-version", "3.11")
+    assert res.returncode == 0, res.stderr
+    keys = _pins(project_copy).keys()
+    assert ("colorama", 'sys_platform == "win32"') in keys
+    head = (project_copy / "requirements.txt").read_text().splitlines()[0]
+    assert head.endswith("invoke build-reqs --python-version 3.11 --universal")
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--resolver", "pip-tools", "--universal"], "--universal needs uv"),
+        (["--resolver", "pip-tools", "--python-version", "3.99"], "--python-version 3.99 needs uv"),
+        (["--python-version", "three"], "expected X.Y"),
+        (["--resolver", "poetry"], "unknown resolver 'poetry'"),
+        (["--check", "--upgrade"], "cannot be combined with --upgrade"),
+    ],
+)
+def test_option_errors(project, build, tree_hash, args, message):
+    before = tree_hash(project)
+    res = build(project, *args)
+    assert res.returncode == 1
+    assert res.stderr.startswith("error: ") and message in res.stderr
+    assert tree_hash(project) == before
+
+
+def test_extra_resolver_args_pass_through(project_copy, build):
+    res = build(project_copy, "--args", "--no-annotate")
+    assert res.returncode == 0, res.stderr
+    assert "# via" not in (project_copy / "requirements.txt").read_text()
+
+
+def test_both_resolvers_give_the_same_pins(project_copy, build):
+    _append(project_copy / "requirements.in", "click>=8")
+    txt = project_copy / "requirements.txt"
+    results = {}
+    for resolver in ("uv", "pip-tools"):
+        txt.unlink()  # no previous pins: each resolver picks on its own
+        res = build(project_copy, "--resolver", resolver)
+        assert res.returncode == 0, res.stderr
+        results[resolver] = _pins(project_copy)
+        assert re.search(r"^click==\S+\n    # via -r requirements.in$", txt.read_text(), flags=re.M)
+    assert results["uv"] == results["pip-tools"]
+    assert len(results["uv"]) >= 10
+
+
+def _bare_venv(tmp_path: Path) -> Path:
+    """A virtualenv with invoke and packaging but neither uv nor pip-tools."""
+    venv = tmp_path / "bare"
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    uv_cmd = [uv] if uv else [sys.executable, "-m", "uv"]
+    subprocess.run([*uv_cmd, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    subprocess.run([*uv_cmd, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+                    "invoke>=2.2", "packaging>=24"], check=True)
+    return venv
+
+
+def test_no_resolver_installed_is_a_one_line_error(project_copy, tmp_path, tree_hash):
+    venv = _bare_venv(tmp_path)
+    path = os.pathsep.join([str(venv / "bin"), "/usr/bin", "/bin"])
+    assert not shutil.which("uv", path=path) and not shutil.which("pip-compile", path=path)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(PATH=path, VIRTUAL_ENV=str(venv))
+    before = tree_hash(project_copy)
+    for args, message in [
+        ([], "error: no resolver found: install uv (`pip install uv`) or pip-tools (`pip install pip-tools`)"),
+        (["--resolver", "pip-tools"], "error: pip-compile is not installed: install it with `pip install pip-tools`"),
+        (["--resolver", "uv"], "error: uv is not installed: install it with `pip install uv`"),
+    ]:
+        res = subprocess.run([str(venv / "bin" / "invoke"), "build-reqs", *args], cwd=project_copy, env=env,
+                             capture_output=True, text=True)
+        assert res.returncode == 1
+        assert res.stderr.strip().splitlines() == [res.stderr.strip()]  # one line
+        assert res.stderr.startswith(message)
+    assert tree_hash(project_copy) == before
+
+
+def test_pull_a_package_with_a_new_requirement_then_build_reqs_then_install(project_copy, build, run_invoke,
+                                                                            tmp_path):
+    from pull_support import sdist_bytes
+
+    tarball = tmp_path / "tomlout-0.1.0.tar.gz"
+    tarball.write_bytes(sdist_bytes("tomlout", requires=["tomli-w>=1.0"]))
+    res = run_invoke(project_copy, "pull", str(tarball), env=PYPI_ENV)
+    assert res.returncode == 0, res.stderr
+    assert "tomli-w>=1.0" in (project_copy / "requirements.in").read_text().splitlines()
+
+    res = build(project_copy)
+    assert res.returncode == 0, res.stderr
+    pin = _versions(project_copy)["tomli-w"]
+    assert re.fullmatch(r"==[\d.]+", pin)
+
+    # the pins install (the whole file, into a fresh environment) and the new one imports
+    target = tmp_path / "target"
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    uv_cmd = [uv] if uv else [sys.executable, "-m", "uv"]
+    env = {**os.environ, **PYPI_ENV}
+    subprocess.run([*uv_cmd, "venv", "--quiet", "--python", sys.executable, str(target)], check=True, env=env)
+    subprocess.run([*uv_cmd, "pip", "install", "--quiet", "--python", str(target / "bin" / "python"),
+                    "-r", str(project_copy / "requirements.txt")], check=True, env=env)
+    out = subprocess.run([str(target / "bin" / "python"), "-c",
+                          "import importlib.metadata as m, tomli_w; print(m.version('tomli-w'))"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert "==" + out == pin
