@@ -98,6 +98,14 @@ def test_kedro_parameters_file_name(mini, tmp_path):
     assert (mini / "conf/base/parameters/ing.yml").read_text() == "k: 1\n"
 
 
+def test_two_parameter_files_landing_at_one_place_is_an_error(mini, tmp_path, tree_hash):
+    sdist = write_sdist(tmp_path / "d", "ingest", params={"parameters_ingest.yml": "a: 1\n", "parameters/ingest.yml": "a: 2\n"})
+    before = tree_hash(mini)
+    with pytest.raises(PiperackError, match="would both land at conf/base/parameters/ingest.yml"):
+        run(mini, sdist)
+    assert tree_hash(mini) == before
+
+
 @pytest.mark.parametrize(
     "rel, alias, expected",
     [

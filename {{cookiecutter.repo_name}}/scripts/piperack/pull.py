@@ -279,6 +279,8 @@ def place(project, job: Job, package: Package, source: str, sha256: str) -> Plac
     if config.is_dir():
         for rel, path in _walk_files(config):
             target = env_rel / _param_target(PurePosixPath(rel.as_posix()), name, new_name)
+            if target in files:
+                raise PiperackError(f"{source}: two parameter files of the package would both land at {target}")
             files[target] = path.read_bytes()
             placement.params.append(target)
     tests_src = package.top / "tests"
