@@ -1,0 +1,135 @@
+"""Unit tests of the pure parts of piperack.docker (no engine needed)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from piperack import docker
+from piperack.errors import PiperackError
+
+
+class FakeProject:
+    def __init__(self, root: Path, name="My Project", package="my_project", build_system=None):
+        self.root = root
+        self.package = package
+        self.pyproject = root / "pyproject.toml"
+        self.pyproject_data = {"project": {"name": name}}
+        if build_system is not None:
+            self.pyproject_data["build-system"] = build_system
+
+
+def target(**kw):
+    values = dict(python="3.11", implementation="cpython", machine="x86_64", libc="glibc", libc_version="2.36")
+    values.update(kw)
+    return docker.Target(**values)
+
+
+def test_platforms_cover_every_manylinux_tag_the_image_accepts():
+    tags = target().platforms()
+    assert tags[0] == "manylinux_2_36_x86_64"
+    assert "manylinux_2_17_x86_64" in tags and "manylinux_2_5_x86_64" in tags
+    assert {"manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"} <= set(tags)
+    assert not any(t.startswith("manylinux_2_37") for t in tags)
+
+
+def test_platforms_of_an_old_glibc_and_of_aarch64():
+    assert "manylinux2014_x86_64" not in target(libc_version="2.12").platforms()
+    arm = target(machine="aarch64", libc_version="2.31").platforms()
+    assert arm[0] == "manylinux_2_31_aarch64" and "manylinux2014_aarch64" in arm
+    assert not any("manylinux1" in t or "manylinux2010" in t for t in arm)
+
+
+def test_platforms_of_musl():
+    assert target(libc="musl", libc_version="1.2").platforms() == [
+        "musllinux_1_2_x86_64", "musllinux_1_1_x86_64", "musllinux_1_0_x86_64"]
+
+
+def test_unknown_libc_version_is_a_user_error():
+    with pytest.raises(PiperackError, match="C library version"):
+        target(libc_version="").platforms()
+
+
+def test_pip_download_asks_for_the_image_python_not_the_host(tmp_path):
+    cmd = docker.pip_download_command(tmp_path / "requirements.txt", ["setuptools>=68"], target(python="3.12"), tmp_path)
+    assert cmd[1:4] == ["-m", "pip", "download"]
+    assert "--only-binary=:all:" in cmd
+    assert cmd[cmd.index("--python-version") + 1] == "3.12"
+    assert cmd[cmd.index("--abi") + 1] == "cp312"
+    assert cmd[-3:] == ["-r", str(tmp_path / "requirements.txt"), "setuptools>=68"]
+    assert cmd.count("--platform") == len(target().platforms())
+
+
+def test_wheelhouse_key_changes_with_requirements_target_and_backend():
+    base = docker.wheelhouse_key(b"a==1\n", ["setuptools"], target())
+    assert base == docker.wheelhouse_key(b"a==1\n", ["setuptools"], target())
+    assert base != docker.wheelhouse_key(b"a==2\n", ["setuptools"], target())
+    assert base != docker.wheelhouse_key(b"a==1\n", ["hatchling"], target())
+    assert base != docker.wheelhouse_key(b"a==1\n", ["setuptools"], target(python="3.12"))
+
+
+def test_default_tag_is_a_valid_lowercase_reference(tmp_path):
+    assert docker.default_tag(FakeProject(tmp_path, name="My Big_Data Project")) == "my-big_data-project:latest"
+
+
+def test_dockerfile_base_image_is_read_from_the_arg_line(tmp_path):
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "Dockerfile").write_text("# x\nARG BASE_IMAGE=python:3.12-slim\nFROM ${BASE_IMAGE}\n")
+    assert docker.dockerfile_base_image(FakeProject(tmp_path)) == "python:3.12-slim"
+    (tmp_path / "docker" / "Dockerfile").write_text("FROM python:3.12-slim\n")
+    with pytest.raises(PiperackError, match="ARG BASE_IMAGE"):
+        docker.dockerfile_base_image(FakeProject(tmp_path))
+
+
+def test_build_requires_default_and_validation(tmp_path):
+    assert docker.build_requires(FakeProject(tmp_path)) == docker.DEFAULT_BUILD_REQUIRES
+    assert docker.build_requires(FakeProject(tmp_path, build_system={"requires": ["hatchling"]})) == ["hatchling"]
+    with pytest.raises(PiperackError, match=r"\[build-system\] requires"):
+        docker.build_requires(FakeProject(tmp_path, build_system={"requires": "hatchling"}))
+
+
+def test_image_user_is_never_root(monkeypatch):
+    monkeypatch.setattr(docker, "host_ids", lambda: (0, 0))
+    assert docker.image_ids(None, None) == (1000, 1000)
+    monkeypatch.setattr(docker, "host_ids", lambda: (1234, 567))
+    assert docker.image_ids(None, None) == (1234, 567)
+    assert docker.image_ids("2000", "3000") == (2000, 3000)
+    with pytest.raises(PiperackError, match="--uid 0"):
+        docker.image_ids(0, None)
+    with pytest.raises(PiperackError, match="--gid must be"):
+        docker.image_ids(None, "staff")
+
+
+def test_build_args_are_key_value():
+    assert docker.parse_build_args(["A=1", "B=x=y", "C="]) == [("A", "1"), ("B", "x=y"), ("C", "")]
+    with pytest.raises(PiperackError, match="KEY=VALUE"):
+        docker.parse_build_args(["novalue"])
+    with pytest.raises(PiperackError, match="KEY=VALUE"):
+        docker.parse_build_args(["1X=2"])
+
+
+def test_docker_args_are_split_like_a_shell():
+    assert docker.split_docker_args("-e 'A=b c' --memory 2g") == ["-e", "A=b c", "--memory", "2g"]
+    with pytest.raises(PiperackError, match="--docker-args"):
+        docker.split_docker_args("'unclosed")
+
+
+def test_build_command(tmp_path):
+    cmd = docker.build_command("docker", FakeProject(tmp_path), "t:1", "base:2", 1000, 1001, [("K", "V")], True,
+                               ["--pull"])
+    assert cmd[:2] == ["docker", "build"]
+    assert "BASE_IMAGE=base:2" in cmd and "UID=1000" in cmd and "GID=1001" in cmd and "K=V" in cmd
+    assert "--no-cache" in cmd
+    assert cmd[-2:] == ["--pull", str(tmp_path)]
+
+
+def test_run_command_mounts_data_rw_and_conf_local_ro_as_the_host_user(tmp_path, monkeypatch):
+    monkeypatch.setattr(docker, "host_ids", lambda: (1234, 567))
+    cmd = docker.run_command("docker", FakeProject(tmp_path), "t:1", ["python", "-V"], "none", ["-e", "X"], False)
+    assert cmd[:3] == ["docker", "run", "--rm"]
+    assert cmd[cmd.index("--user") + 1] == "1234:567"
+    volumes = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--volume"]
+    assert volumes == [f"{tmp_path / 'data'}:/app/data:rw", f"{tmp_path / 'conf' / 'local'}:/app/conf/local:ro"]
+    assert cmd[cmd.index("--network") + 1] == "none"
+    assert cmd[-5:] == ["-e", "X", "t:1", "python", "-V"]
+    assert "--network" not in docker.run_command("docker", FakeProject(tmp_path), "t", [], None, [], False)
