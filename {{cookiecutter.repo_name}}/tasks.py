@@ -86,7 +86,35 @@ def new_pipeline(c, name):
 
 
 # --- package ---
+def _module_or_all_task():
+    """A Task class whose `module` positional may be left out when --all is given (invoke has no
+    optional positional arguments)."""
+    from invoke import Task
+    from invoke.parser import Argument
+
+    class OptionalModule(Argument):
+        @property
+        def value(self):
+            value = self._value if self._value is not None else self.default
+            return "" if value is None and self.all_flag.value else value
+
+        @value.setter
+        def value(self, arg):
+            self.set_value(arg, cast=True)
+
+    class ModuleOrAll(Task):
+        def get_arguments(self, *args, **kwargs):
+            arguments = super().get_arguments(*args, **kwargs)
+            by_name = {a.name: a for a in arguments}
+            by_name["module"].__class__ = OptionalModule
+            by_name["module"].all_flag = by_name["all"]
+            return arguments
+
+    return ModuleOrAll
+
+
 @task(
+    klass=_module_or_all_task(),
     positional=["module"],
     help={
         "module": "Module path under the project package, e.g. pipelines.ingest or utils.cleaning.",

@@ -389,10 +389,6 @@ def jobs_from_manifest(project: Project) -> list[Job]:
     where = f"{project.pyproject.name} [tool.piperack.package]"
     jobs = []
     for key, options in read_manifest(project, "package", allowed=ALLOWED_OPTIONS).items():
-        try:
-            check_module_path(key, what="module path")
-        except PiperackError as exc:
-            raise PiperackError(f'{where} "{key}": {exc}') from None
         jobs.append(
             Job(
                 module=key,
@@ -441,7 +437,8 @@ def _package_all(project: Project, jobs: list[Job]) -> list[Built]:
     failed: list[tuple[str, str]] = []
     sums: dict[Path, dict[str, str]] = {}
     for index, job in enumerate(jobs, 1):
-        prefix = f"[{index:>{width}}/{total}] {job.label}"
+        counter = str(index).rjust(width)
+        prefix = f"[{counter}/{total}] {job.label}"
         try:
             built = build(project, job)
             digest, unchanged = write(built)
