@@ -391,3 +391,26 @@ def test_pull_kedro_made_package(project_copy, run_invoke, tmp_path):
     # Kedro's packager leaves mock.patch string targets spelled with its own project's package,
     # so only the test that does not patch can pass after any pull of this sdist.
     ok(run_invoke(project_copy, "test", "--args", "src/tests/pipelines/kedro_ingest -k test_scale -p no:cacheprovider"))
+
+
+# -- round trip with `invoke package` -----------------------------------------------------------------
+
+
+def test_package_then_pull_into_another_project(project_copy, run_invoke, bake, tree_hash):
+    ok(run_invoke(project_copy, "package", "pipelines.ingest", "--alias", "ingest_tools"))
+    (sdist,) = (project_copy / "dist").glob("ingest_tools-*.tar.gz")
+    other = bake(project_name="Other Shop", include_example=False)
+    assert not (other / "src/other_shop/pipelines/ingest").exists()
+    result = ok(run_invoke(other, "pull", str(sdist), "--dry-run"))
+    assert "src/other_shop/pipelines/ingest_tools/nodes.py" in result.stdout
+    ok(run_invoke(other, "pull", str(sdist)))
+    code = other / "src/other_shop/pipelines/ingest_tools"
+    assert (code / "pipeline.py").is_file()
+    assert (other / "conf/base/parameters/ingest_tools.yml").is_file()
+    text = "".join(p.read_text() for p in (other / "src/tests/pipelines/ingest_tools").glob("*.py"))
+    assert "demo_project" not in text and "demo_project" not in "".join(p.read_text() for p in code.glob("*.py"))
+    ok(run_invoke(other, "test", "--args", "src/tests/pipelines/ingest_tools -p no:cacheprovider"))
+    # Pulling it again is a conflict that changes nothing.
+    before = tree_hash(other)
+    fails(run_invoke(other, "pull", str(sdist)), "already exists")
+    assert tree_hash(other) == before
