@@ -55,7 +55,10 @@ def _download(url: str, out, timeout: float, retries: int, backoff: float) -> No
         with _session(retries, backoff) as session:
             with session.get(url, stream=True, timeout=timeout) as response:
                 if response.status_code >= 400:
-                    raise ExtractError(f"cannot download {url}: HTTP {response.status_code} {response.reason}")
+                    retried = f" after {retries} retries" if response.status_code in RETRY_STATUSES else ""
+                    raise ExtractError(
+                        f"cannot download {url}: HTTP {response.status_code} {response.reason}{retried}"
+                    )
                 for chunk in response.iter_content(CHUNK):
                     out.write(chunk)
     except requests.exceptions.RetryError:

@@ -1,0 +1,206 @@
+"""`invoke run` and `invoke new-pipeline` in a baked project, as a user runs them."""
+from __future__ import annotations
+
+import http.server
+import subprocess
+import threading
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import kitlib
+
+
+def rows(database: Path, table: str) -> list[tuple]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        return con.execute(f'SELECT * FROM "{table}" ORDER BY city_name').fetchall()
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def test_run_loads_the_sample_into_duckdb(project_copy, run_invoke):
+    result = run_invoke(project_copy, "run")
+    assert result.returncode == 0, result.stderr
+    table = rows(project_copy / "data" / "ingest.duckdb", "cities")
+    assert len(table) == 22
+    by_city = {r[0]: r for r in table}
+    assert by_city["Berlin"][1:4] == ("Germany", 3644826, 891.8)
+    assert len({r[0] for r in table}) == 22  # duplicates dropped
+    assert not {"Atlantis", "Nowhere", "Athens"} & {r[0] for r in table}  # invalid rows dropped
+    log = result.stderr
+    assert "transform: 27 rows read, 3 invalid dropped, 2 duplicates dropped, 22 kept" in log
+    assert "load: 22 rows into cities" in log
+    with duckdb.connect(str(project_copy / "data" / "ingest.duckdb"), read_only=True) as con:
+        types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name='cities'").fetchall())
+    assert types["city_name"] == types["country"] == "VARCHAR"
+    assert types["population"] == "BIGINT" and types["area_km2"] == "DOUBLE"
+    assert types["founded"].startswith("TIMESTAMP")
+
+
+def test_python_m_package_run_is_the_same_runner(project_copy, venv):
+    env = kitlib.invoke_env(venv) | {"PYTHONPATH": str(project_copy / "src")}
+    result = subprocess.run([str(venv / "bin" / "python"), "-m", "demo_project", "run", "--pipeline", "ingest"],
+                            cwd=project_copy, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert len(rows(project_copy / "data" / "ingest.duckdb", "cities")) == 22
+
+
+def test_conf_local_overrides_base_and_env_merges_over_base(project_copy, run_invoke):
+    local = project_copy / "conf" / "local" / "parameters"
+    local.mkdir(parents=True)
+    (local / "ingest.yml").write_text("table: towns\n")
+    assert run_invoke(project_copy, "run").returncode == 0
+    assert len(rows(project_copy / "data" / "ingest.duckdb", "towns")) == 22
+
+    prod = project_copy / "conf" / "prod"
+    (prod / "catalog").mkdir(parents=True)
+    (prod / "catalog" / "ingest.yml").write_text("database: data/prod.duckdb\n")
+    (prod / "parameters").mkdir()
+    source = (project_copy / "samples" / "cities.csv").as_uri()
+    (prod / "parameters" / "ingest.yml").write_text(f"source: {source}\nrequired: [city_name]\n")
+    result = run_invoke(project_copy, "run", "--env", "prod")
+    assert result.returncode == 0, result.stderr
+    # conf/local is not part of env prod: the table name comes from base.
+    # Only city_name is required in prod: Atlantis (no country) and Nowhere (population "n/a", a
+    # standard missing-value marker) keep their rows; Athens' bad date still makes its row invalid.
+    kept = {r[0] for r in rows(project_copy / "data" / "prod.duckdb", "cities")}
+    assert len(kept) == 24 and {"Atlantis", "Nowhere"} <= kept and "Athens" not in kept
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    body = b""
+    failures_left = 0
+
+    def do_GET(self):  # noqa: N802
+        cls = type(self)
+        if self.path == "/missing.csv":
+            self.send_error(404, "Not Found")
+            return
+        if self.path == "/flaky.csv" and cls.failures_left > 0:
+            cls.failures_left -= 1
+            self.send_error(503, "Service Unavailable")
+            return
+        if self.path == "/broken.csv":
+            self.send_error(500, "Internal Server Error")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/csv")
+        self.send_header("Content-Length", str(len(cls.body)))
+        self.end_headers()
+        self.wfile.write(cls.body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server(project):
+    _Handler.body = (project / "samples" / "cities.csv").read_bytes()
+    _Handler.failures_left = 2
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def set_params(project: Path, text: str) -> None:
+    folder = project / "conf" / "local" / "parameters"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ingest.yml").write_text(text)
+
+
+def test_http_source_with_retries_on_5xx(project_copy, run_invoke, http_server):
+    set_params(project_copy, f"source: {http_server}/flaky.csv\nbackoff: 0.01\n")
+    result = run_invoke(project_copy, "run")
+    assert result.returncode == 0, result.stderr
+    assert _Handler.failures_left == 0  # both 503s were retried
+    assert len(rows(project_copy / "data" / "ingest.duckdb", "cities")) == 22
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/missing.csv", "HTTP 404"),
+    ("/broken.csv", "HTTP 500 Internal Server Error after 2 retries"),
+])
+def test_http_errors_name_the_url(project_copy, run_invoke, http_server, path, message):
+    set_params(project_copy, f"source: {http_server}{path}\nretries: 2\nbackoff: 0.01\n")
+    result = run_invoke(project_copy, "run")
+    assert_one_line_error(result, f"{http_server}{path}", message)
+    assert not (project_copy / "data" / "ingest.duckdb").exists()
+
+
+def test_unreachable_source_is_one_line(project_copy, run_invoke):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+        set_params(project_copy, f"source: http://127.0.0.1:{port}/x.csv\nretries: 1\nbackoff: 0.01\n")
+        result = run_invoke(project_copy, "run")
+    assert_one_line_error(result, f"http://127.0.0.1:{port}/x.csv", "connection failed")
+
+
+def test_unknown_pipeline(project, run_invoke):
+    assert_one_line_error(run_invoke(project, "run", "--pipeline", "nope"), "unknown pipeline 'nope'", "ingest")
+
+
+def test_missing_env_folder(project, run_invoke):
+    assert_one_line_error(run_invoke(project, "run", "--env", "staging"), "conf/staging", "no such config environment")
+
+
+def test_malformed_yaml_names_file_and_line(project_copy, run_invoke):
+    (project_copy / "conf/base/parameters/ingest.yml").write_text("source: samples/cities.csv\ntable: [cities\n")
+    assert_one_line_error(run_invoke(project_copy, "run"), "conf/base/parameters/ingest.yml", "malformed YAML at line")
+
+
+def test_missing_parameter_names_the_key(project_copy, run_invoke):
+    (project_copy / "conf/base/parameters/ingest.yml").write_text("source: samples/cities.csv\n")
+    assert_one_line_error(run_invoke(project_copy, "run"), "'table'", "parameters/ingest.yml")
+
+
+def test_missing_source_file_names_it(project_copy, run_invoke):
+    set_params(project_copy, "source: samples/nope.csv\n")
+    assert_one_line_error(run_invoke(project_copy, "run"), "samples/nope.csv")
+
+
+def test_new_pipeline_then_tests_and_run(project_copy, run_invoke):
+    created = run_invoke(project_copy, "new-pipeline", "clean_up")
+    assert created.returncode == 0, created.stderr
+    for rel in ("src/demo_project/pipelines/clean_up/pipeline.py", "conf/base/parameters/clean_up.yml",
+                "src/tests/pipelines/clean_up/test_pipeline.py"):
+        assert (project_copy / rel).is_file()
+    tests = run_invoke(project_copy, "test")
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "passed" in tests.stdout and "failed" not in tests.stdout
+    ran = run_invoke(project_copy, "run", "--pipeline", "clean_up", "--pipeline", "ingest")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stderr.index("pipeline clean_up: starting") < ran.stderr.index("pipeline ingest: starting")
+    assert_one_line_error(run_invoke(project_copy, "new-pipeline", "clean_up"), "already exists")
+    assert_one_line_error(run_invoke(project_copy, "new-pipeline", "class"), "invalid pipeline name 'class'")
+
+
+def test_project_installs_with_pip_and_its_own_tests_pass(project_copy, tmp_path):
+    """The user's path: a virtualenv, `pip install -e .`, the project's tests, the runner."""
+    venv = tmp_path / "venv"
+    uv = kitlib.uv()
+    subprocess.run([*uv, "venv", "--quiet", "--seed", str(venv)], check=True)
+    py = str(venv / "bin" / "python")
+    subprocess.run([*uv, "pip", "install", "--quiet", "--python", py, "-r", "requirements-dev.txt"], cwd=project_copy, check=True)
+    install = subprocess.run([py, "-m", "pip", "install", "--quiet", "--no-deps", "-e", "."], cwd=project_copy,
+                             capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr
+    env = {"PATH": f"{venv}/bin:/usr/bin:/bin", "HOME": str(tmp_path)}
+    tests = subprocess.run([py, "-m", "pytest"], cwd=project_copy, capture_output=True, text=True, env=env)
+    assert tests.returncode == 0, tests.stdout
+    ran = subprocess.run([py, "-m", "demo_project", "run"], cwd=project_copy, capture_output=True, text=True, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert len(rows(project_copy / "data" / "ingest.duckdb", "cities")) == 22
