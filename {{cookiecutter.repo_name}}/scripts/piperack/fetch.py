@@ -83,7 +83,7 @@ def classify(source: str) -> str:
     else "index" (a requirement such as ``ingest`` or ``ingest==0.2``)."""
     if _URL_RE.match(source):
         return "url"
-    if source.endswith((".tar.gz", ".tgz")) or "/" in source or os.sep in source or Path(source).exists():
+    if source.endswith((".tar.gz", ".tgz")) or "/" in source or os.sep in source or Path(source).is_file():
         return "path"
     return "index"
 

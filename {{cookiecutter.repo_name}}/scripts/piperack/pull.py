@@ -508,7 +508,7 @@ def _jobs(project, source, all_, alias, destination, env, fs_args, force, sha256
     if all_ and source:
         raise PiperackError("give either a source or --all, not both")
     if all_:
-        if any(v is not None for v in (alias, destination, fs_args, sha256)) or force:
+        if any(v is not None for v in (alias, destination, env, fs_args, sha256)) or force:
             raise PiperackError("--all takes its options from [tool.piperack.pull]; do not combine it with other options")
         entries = read_manifest(project, "pull", allowed=ALLOWED_OPTIONS)
         jobs = []

@@ -1,0 +1,123 @@
+"""Unit tests of piperack.fetch's pure helpers (the servers are exercised in tests/test_pull.py)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from piperack import fetch
+from piperack.errors import PiperackError
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("https://user:pw@example.test:8443/a/x-0.1.tar.gz?token=abc#frag", "https://example.test:8443/a/x-0.1.tar.gz"),
+        ("s3://bucket/key/x-0.1.tar.gz", "s3://bucket/key/x-0.1.tar.gz"),
+        ("dist/x-0.1.tar.gz", "dist/x-0.1.tar.gz"),
+    ],
+)
+def test_strip_credentials(url, shown):
+    assert fetch.strip_credentials(url) == shown
+
+
+@pytest.mark.parametrize(
+    "source, kind",
+    [
+        ("dist/x-0.1.tar.gz", "path"),
+        ("x-0.1.tar.gz", "path"),
+        ("/abs/x.tgz", "path"),
+        ("s3://b/x.tar.gz", "url"),
+        ("file:///tmp/x.tar.gz", "url"),
+        ("ingest", "index"),
+        ("ingest==0.2", "index"),
+        ("ingest>=0.1,<1", "index"),
+    ],
+)
+def test_classify(source, kind):
+    assert fetch.classify(source) == kind
+
+
+def test_redaction_of_every_fs_args_value():
+    args = {"key": "AKIA123", "secret": "xyz-secret", "client_kwargs": {"headers": {"Authorization": "token t0k3n"}}}
+    message = "failed with AKIA123 / xyz-secret / token t0k3n"
+    assert fetch.redact(message, fetch.secret_values(args)) == "failed with *** / *** / ***"
+
+
+def test_fs_args_file_errors_do_not_quote_content(tmp_path):
+    bad = tmp_path / "args.yml"
+    bad.write_text("key: [unclosed super-secret-value\n")
+    with pytest.raises(PiperackError) as err:
+        fetch.load_fs_args(bad, tmp_path)
+    assert "not valid YAML" in str(err.value) and "super-secret" not in str(err.value)
+    (tmp_path / "list.yml").write_text("- a\n")
+    with pytest.raises(PiperackError, match="expected a mapping"):
+        fetch.load_fs_args("list.yml", tmp_path)
+    with pytest.raises(PiperackError, match="no such file"):
+        fetch.load_fs_args("nope.yml", tmp_path)
+
+
+def test_missing_backend_names_the_package(tmp_path):
+    with pytest.raises(PiperackError, match=r"gcs://.*pip install gcsfs"):
+        fetch._filesystem("gcs", "gcs://b/x.tar.gz", {}) if not _installed("gcsfs") else _raise_like_missing()
+    with pytest.raises(PiperackError, match="unknown protocol nosuchproto://"):
+        fetch._filesystem("nosuchproto", "nosuchproto://x", {})
+
+
+def _installed(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _raise_like_missing():  # pragma: no cover - only when gcsfs happens to be installed
+    raise PiperackError("gcs://b/x.tar.gz: no fsspec backend for gcs:// is installed (pip install gcsfs)")
+
+
+def test_parse_simple_pages():
+    html = ('<a href="../../packages/x-0.1.tar.gz#sha256=' + "a" * 64 + '">x-0.1.tar.gz</a>'
+            '<a href="x-0.2-py3-none-any.whl">w</a><a href="x-0.3.tar.gz" data-yanked="">y</a>')
+    found = fetch._parse_page("http://127.0.0.1:1/simple/x/", html, "text/html")
+    assert [(c.filename, c.sha256, c.yanked) for c in found] == [
+        ("x-0.1.tar.gz", "a" * 64, False), ("x-0.2-py3-none-any.whl", None, False), ("x-0.3.tar.gz", None, True)]
+    assert found[0].url == "http://127.0.0.1:1/packages/x-0.1.tar.gz"
+    page = json.dumps({"files": [{"filename": "x-0.4.tar.gz", "url": "/f/x-0.4.tar.gz", "hashes": {"sha256": "b" * 64}}]})
+    (only,) = fetch._parse_page("http://127.0.0.1:1/simple/x/", page, "application/vnd.pypi.simple.v1+json")
+    assert (only.filename, only.url, only.sha256) == ("x-0.4.tar.gz", "http://127.0.0.1:1/f/x-0.4.tar.gz", "b" * 64)
+
+
+def test_pip_settings_honour_env_over_files(monkeypatch):
+    out = ("global.index-url='https://files.example/simple'\n"
+           ":env:.index-url='https://env.example/simple'\n"
+           "global.extra-index-url='file:///a file:///b'\n"
+           "global.find-links='/opt/wheels'\n")
+
+    class Done:
+        stdout = out
+
+    monkeypatch.setattr(fetch.subprocess, "run", lambda *a, **k: Done())
+    settings = fetch.pip_settings()
+    assert settings["index-url"] == "https://env.example/simple"
+    assert settings["extra-index-url"] == "file:///a file:///b"
+    assert settings["find-links"] == "/opt/wheels"
+
+
+def test_sha256_mismatch_and_bad_digest(tmp_path):
+    archive = tmp_path / "x-0.1.tar.gz"
+    archive.write_bytes(b"data")
+    with pytest.raises(PiperackError, match="expected 64 hexadecimal digits"):
+        fetch.fetch(str(archive), tmp_path, max_bytes=100, expected_sha256="12")
+    with pytest.raises(PiperackError, match="refused"):
+        fetch.fetch(str(archive), tmp_path, max_bytes=100, expected_sha256="f" * 64)
+    with pytest.raises(PiperackError, match="limit"):
+        fetch.fetch(str(archive), tmp_path, max_bytes=2)
+
+
+def test_index_from_a_local_folder(tmp_path, monkeypatch):
+    (tmp_path / "idx" / "demo-pkg").mkdir(parents=True)
+    (tmp_path / "idx" / "demo-pkg" / "demo_pkg-1.0.tar.gz").write_bytes(b"one")
+    (tmp_path / "idx" / "demo-pkg" / "demo_pkg-2.0.tar.gz").write_bytes(b"two")
+    monkeypatch.setattr(fetch, "pip_settings", lambda python=None: {})
+    (tmp_path / "dl").mkdir()
+    got = fetch.fetch("Demo_Pkg<2", tmp_path / "dl", max_bytes=100, index_url=(tmp_path / "idx").as_uri())
+    assert (got.version, got.path.read_bytes(), got.kind) == ("1.0", b"one", "index")
