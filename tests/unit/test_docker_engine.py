@@ -120,7 +120,8 @@ def test_build_command(tmp_path):
     assert cmd[:2] == ["docker", "build"]
     assert "BASE_IMAGE=base:2" in cmd and "UID=1000" in cmd and "GID=1001" in cmd and "K=V" in cmd
     assert "--no-cache" in cmd
-    assert cmd[-2:] == ["--pull", str(tmp_path)]
+    # offline by default; the user's --docker-args come after it, so they can override it
+    assert cmd[-4:] == ["--network", "none", "--pull", str(tmp_path)]
 
 
 def test_run_command_mounts_data_rw_and_conf_local_ro_as_the_host_user(tmp_path, monkeypatch):

@@ -325,6 +325,9 @@ def build_command(exe: str, project, tag: str, base_image: str, uid: int, gid: i
         cmd += ["--build-arg", f"{key}={value}"]
     if no_cache:
         cmd.append("--no-cache")
+    # The build needs no network (the wheelhouse is local): enforce it. Docker takes the last
+    # --network, so --docker-args='--network default' gives RUN steps the network back.
+    cmd += ["--network", "none"]
     return cmd + docker_args + [str(project.root)]
 
 
