@@ -169,6 +169,7 @@ def _source_or_all_task():
 @task(
     klass=_source_or_all_task(),
     positional=["source"],
+    auto_shortflags=False,  # long options only: an automatic -h for --sha256 would read as help
     help={
         "source": "A .tar.gz path, an fsspec URL (file://, https://, s3://, gcs://, …) or a package name "
         "with an optional version (ingest==0.2) from a package index.",
