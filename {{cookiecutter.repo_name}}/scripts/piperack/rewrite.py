@@ -10,7 +10,8 @@ What is rewritten, for a module ``old`` and its submodules ``old.x.y``:
 - ``from parent import last`` where ``parent.last == old`` -> ``from new_parent import new_last as last``
   (or ``import new as last`` when ``new`` has no parent);
 - dotted chains in code spelling ``old.x.f`` when the file binds them with a plain ``import old...``;
-- string literals equal to ``old`` or starting with ``old.`` (``mock.patch("old.nodes.get")``).
+- string literals equal to ``old`` or starting with ``old.`` (``mock.patch("old.nodes.get")``) that
+  read as a module path (not ``"ingest.yml"``, not a bare one-word ``"ingest"``, no spaces).
 
 Relative imports, comments and formatting are left as they are. libcst is imported lazily.
 """
@@ -35,6 +36,23 @@ def _swap(dotted: str, old: str, new: str) -> str | None:
     if dotted.startswith(old + "."):
         return new + dotted[len(old):]
     return None
+
+
+# A string that ends in one of these names a file ("ingest.yml"), not a module attribute.
+_FILE_SUFFIXES = frozenset(
+    "cfg csv db duckdb html ini j2 json log md parquet py sql toml txt xml yaml yml".split()
+)
+
+
+def _string_swap(value: str, old: str, new: str) -> str | None:
+    """Like ``_swap`` for a string literal, but a string is a target only when it reads as a module
+    path: text with spaces or other characters, a bare one-word ``old`` (``"ingest"``, more often a
+    key or a name than a module) and file names (``"ingest.yml"``) are left alone."""
+    if not is_identifier_path(value) or (value == old and "." not in old):
+        return None
+    if "." in value and value.rsplit(".", 1)[1].lower() in _FILE_SUFFIXES:
+        return None
+    return _swap(value, old, new)
 
 
 def rewrite_references(source: str, old: str, new: str) -> str:
@@ -335,7 +353,7 @@ def _rewrite_cst(source: str, old: str, new: str, binds: bool | None) -> str:
                 return updated_node
             if not isinstance(value, str):
                 return updated_node  # bytes
-            swapped = _swap(value, old, new)
+            swapped = _string_swap(value, old, new)
             if swapped is None:
                 return updated_node
             prefix = original_node.prefix
