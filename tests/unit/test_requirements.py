@@ -378,3 +378,71 @@ def test_specifiers_compatible_agrees_with_brute_force():
         checked += 1
         found_conflict += not ours
     assert checked == 1000 and found_conflict > 60  # the sample exercises both outcomes
+
+
+# --- reqs.py pure helpers (build-reqs) --------------------------------------------------------
+
+from piperack import reqs  # noqa: E402
+
+UV_FAILURE = """\
+  × No solution found when resolving dependencies:
+  ╰─▶ Because you require pandas>=2.1 and pandas<1, we can conclude that your requirements are unsatisfiable.
+"""
+
+PIP_COMPILE_FAILURE = """\
+Traceback (most recent call last):
+  File "/x/piptools/resolver.py", line 677, in _do_resolve
+    resolver.resolve(
+pip._vendor.resolvelib.resolvers.exceptions.RequirementsConflicted: Requirements conflict: SpecifierRequirement('pandas>=2.1'), SpecifierRequirement('pandas<1')
+
+The above exception was the direct cause of the following exception:
+
+Traceback (most recent call last):
+  File "/x/bin/pip-compile", line 8, in <module>
+    sys.exit(cli())
+pip._internal.exceptions.DistributionNotFound: ResolutionImpossible: for help visit https://pip.pypa.io/en/latest/topics/dependency-resolution/
+"""
+
+
+def test_explain_keeps_the_resolvers_reason_in_a_few_lines():
+    uv = reqs.explain("Resolved 3 packages\n" + UV_FAILURE)
+    assert uv.splitlines()[0].strip().startswith("× No solution found")
+    assert "pandas>=2.1 and pandas<1" in uv and "Resolved" not in uv
+    pc = reqs.explain(PIP_COMPILE_FAILURE)
+    assert pc.splitlines() == [
+        "  RequirementsConflicted: Requirements conflict: SpecifierRequirement('pandas>=2.1'), "
+        "SpecifierRequirement('pandas<1')",
+        "  DistributionNotFound: ResolutionImpossible: for help visit "
+        "https://pip.pypa.io/en/latest/topics/dependency-resolution/",
+    ]
+    long = reqs.explain("\n".join(f"error: line {i}" for i in range(30)))
+    assert len(long.splitlines()) == 8 and long.splitlines()[-1].strip() == "... (23 more lines)"
+
+
+def test_pins_and_diff():
+    old = reqs.pins(PIP_COMPILE_HASHES)
+    assert old[("click", "")] == ("==8.5.1", (
+        "sha256:8bb5376d2006950386f8c6427613334a2acadc5f559cb80e638d00b4df957e37",))
+    assert ("pywin32", 'sys_platform == "win32"') in old
+    new = reqs.pins(UV_SPLIT)
+    added, removed, changed = reqs.diff_pins(reqs.pins(UV_SPLIT.replace("click==8.5.1", "click==8.4.0")), new)
+    assert (added, removed, changed) == ([], [], ["click ==8.4.0 -> ==8.5.1"])
+    added, removed, changed = reqs.diff_pins(old, new)
+    assert "charset-normalizer==3.5.2" in added and 'pywin32==311 ; sys_platform == "win32"' in removed
+    assert "click (hashes)" in changed
+
+
+def test_resolver_commands_are_equivalent():
+    uv = reqs.resolver_command("uv", ["uv"], "requirements.in", "out.txt", upgrade_packages=["a", "b"],
+                               generate_hashes=True, python_version="3.12", universal=True, extra_args=["--x"])
+    assert uv[:4] == ["uv", "pip", "compile", "requirements.in"]
+    for flag in ("--no-header", "--generate-hashes", "--universal", "--x"):
+        assert flag in uv
+    assert uv[uv.index("--python-version") + 1] == "3.12"
+    assert [uv[i + 1] for i, a in enumerate(uv) if a == "--upgrade-package"] == ["a", "b"]
+    pc = reqs.resolver_command("pip-tools", ["pip-compile"], "requirements.in", "out.txt", upgrade=True)
+    for flag in ("--no-header", "--allow-unsafe", "--strip-extras", "--no-emit-index-url", "--upgrade"):
+        assert flag in pc
+    assert reqs.header(["--generate-hashes"]) == (
+        "# Pinned runtime dependencies, compiled from requirements.in. "
+        "Regenerate with: invoke build-reqs --generate-hashes\n")
