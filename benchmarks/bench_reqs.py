@@ -160,16 +160,23 @@ def render(rows: list[dict], warm_runs: int, load: tuple) -> str:
     return "\n".join(lines)
 
 
+BEGIN, END = "<!-- bench:reqs -->", "<!-- /bench:reqs -->"
+
+
 def write_section(text: str) -> None:
-    """Replace (or append) only the build-reqs section of docs/benchmarks.md."""
+    """Replace (or append) only this benchmark's section of docs/benchmarks.md (between its markers)."""
     doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start = doc.find(SECTION + "\n")
-    if start == -1:
-        doc = doc.rstrip("\n") + "\n\n" + text
+    block = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
+    if BEGIN in doc and END in doc:
+        start, end = doc.index(BEGIN), doc.index(END) + len(END)
+        doc = doc[:start] + block.rstrip("\n") + doc[end:]
+    elif SECTION + "\n" in doc:  # an unmarked section: up to the next section or marker
+        start = doc.index(SECTION + "\n")
+        ends = [i for i in (doc.find("\n## ", start + 1), doc.find("\n<!-- ", start + 1)) if i != -1]
+        end = min(ends) + 1 if ends else len(doc)
+        doc = doc[:start] + block + ("\n" + doc[end:] if end < len(doc) else "")
     else:
-        nxt = doc.find("\n## ", start + len(SECTION))
-        end = len(doc) if nxt == -1 else nxt + 1
-        doc = doc[:start] + text + ("\n" + doc[end:] if nxt != -1 else "")
+        doc = doc.rstrip("\n") + "\n\n" + block
     DOC.write_text(doc.rstrip("\n") + "\n")
 
 

@@ -234,6 +234,10 @@ def _validate(name, python_version, universal):
         raise PiperackError("--universal needs uv (pip-compile has no universal resolution); install uv")
 
 
+def _label(name: str) -> str:
+    return "uv" if name == "uv" else "pip-compile"
+
+
 def _run(cmd, cwd, env=None):
     try:
         return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
@@ -292,7 +296,7 @@ def build_reqs(
             out.write_text(old_text, encoding="utf-8")  # current pins are the preferences
             proc = _run(resolver_command(name, base, IN_FILE, str(out), **compile_kw), cwd=root, env=env)
             if proc.returncode:
-                raise PiperackError(f"requirements.in cannot be resolved ({name}):\n"
+                raise PiperackError(f"{_label(name)} could not compile requirements.in:\n"
                                     + explain(proc.stderr + "\n" + proc.stdout))
             new_text = out.read_text(encoding="utf-8")
         added, removed, changed = diff_pins(pins(old_text), pins(new_text))
@@ -322,7 +326,7 @@ def build_reqs(
         proc = _run(resolver_command(name, base, IN_FILE, tmp_out.name, **compile_kw), cwd=root, env=env)
         if proc.returncode:
             raise PiperackError(
-                f"requirements.in cannot be resolved ({name}); requirements.txt left unchanged:\n"
+                f"{_label(name)} could not compile requirements.in; requirements.txt left unchanged:\n"
                 + explain(proc.stderr + "\n" + proc.stdout)
             )
         body = tmp_out.read_text(encoding="utf-8")
