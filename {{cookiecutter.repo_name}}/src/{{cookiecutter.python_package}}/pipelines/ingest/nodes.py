@@ -103,34 +103,38 @@ def normalise_column(name: str) -> str:
 
 
 def _coerce(series, kind: str):
+    """The column as ``kind``; values that do not parse become missing (NA)."""
     import pandas as pd
 
     if kind == "int":
-        return pd.to_numeric(series, errors="coerce").astype("Int64") if series.dtype != "int64" else series
+        if pd.api.types.is_integer_dtype(series):
+            return series.astype("Int64")
+        return pd.to_numeric(series, errors="coerce").astype("Int64")
     if kind == "float":
         return pd.to_numeric(series, errors="coerce").astype("Float64")
     if kind == "date":
         return pd.to_datetime(series, errors="coerce", format="ISO8601")
     if kind == "bool":
-        mapped = series.astype("string").str.strip().str.lower().map(
-            {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+        mapped = series.astype("string").str.lower().map(
+            dict(true=True, yes=True, false=False, no=False)
+            | {"1": True, "0": False}
         )
         return mapped.astype("boolean")
-    text = series.astype("string").str.strip()
-    return text.mask(text == "")
+    return series.astype("string")
 
 
 def transform(raw_path: str | Path, columns: dict, required: list) -> tuple:
     """Clean the CSV: normalised names, typed columns, invalid rows and duplicates dropped and counted.
 
     ``columns`` maps normalised names to string/int/float/date/bool; those columns are kept, in that
-    order. A row is invalid when a required column is empty or any typed value does not parse.
+    order. Empty fields (and the usual markers such as "n/a") are missing values. A row is invalid
+    when a required column is missing or a typed value is present but does not parse.
     """
     import pandas as pd
 
     started = time.perf_counter()
     try:
-        frame = pd.read_csv(raw_path, dtype=str if not columns else None, skipinitialspace=True)
+        frame = pd.read_csv(raw_path, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise TransformError(f"{raw_path}: not a readable CSV: {str(exc).strip().splitlines()[0]}") from None
     frame.columns = [normalise_column(c) for c in frame.columns]
@@ -149,20 +153,18 @@ def transform(raw_path: str | Path, columns: dict, required: list) -> tuple:
 
     bad = pd.Series(False, index=frame.index)
     typed = {}
-    for name, kind in columns.items():
+    for name in frame.columns:
         original = frame[name]
-        value = _coerce(original, kind)
-        present = original.notna() & (original.astype("string").str.strip() != "") if original.dtype == object else original.notna()
-        bad |= value.isna() & present
+        value = _coerce(original, columns[name]) if name in columns else original
+        bad |= value.isna() & original.notna()  # present, but not a valid value of its type
         typed[name] = value
-    if typed:
-        frame = pd.DataFrame(typed, index=frame.index)
+    frame = pd.DataFrame(typed, index=frame.index)
     for name in required:
         bad |= frame[name].isna()
     invalid = int(bad.sum())
     frame = frame[~bad]
     before = len(frame)
-    frame = frame.drop_duplicates().reset_index(drop=True)
+    frame = frame.drop_duplicates(ignore_index=True)
     duplicates = before - len(frame)
     return frame, {
         "rows_read": rows_read,
@@ -186,6 +188,7 @@ def load(frame, database: str | Path, table: str) -> dict:
     database = Path(database)
     database.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(database))
+    con.execute("SET enable_progress_bar = false").fetchall()  # keep stdout for the logs
     try:
         con.begin()
         try:
