@@ -192,6 +192,16 @@ def test_universal_resolution_adds_marker_pins(project_copy, build):
     assert head.endswith("invoke build-reqs --python-version 3.11 --universal")
 
 
+def test_python_version_resolves_for_another_python(project_copy, build):
+    _append(project_copy / "requirements.in", "pytest>=8")  # needs exceptiongroup and tomli below 3.11
+    assert build(project_copy).returncode == 0
+    assert "exceptiongroup" not in _versions(project_copy)
+    res = build(project_copy, "--python-version", "3.10")
+    assert res.returncode == 0, res.stderr
+    assert {"exceptiongroup", "tomli"} <= _versions(project_copy).keys()
+    assert "+ exceptiongroup==" in res.stdout
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
