@@ -122,7 +122,8 @@ def top_level_from_txt(text: str, source: str) -> list:
 
     A compiled file (pip-compile or uv output, recognised by its ``# via`` annotations, in split
     or line style) yields the requirements annotated ``via -r <file>`` or with no annotation;
-    a hand-written file yields every requirement line. ``--hash`` options of compiled files are
+    a hand-written file (or one compiled with ``--no-annotate``) yields every requirement line,
+    pins included. ``--hash`` options of compiled files are
     dropped (they belong to the pins, not to requirements.in); any other option line is refused
     with an error naming the line.
     """
