@@ -9,7 +9,9 @@
 # (containers use --network none or --network host), which is what works on
 # machines without a full network stack. State (pid file, log) lives in
 # ${PIPERACK_DOCKER_STATE:-/tmp/piperack-docker}. Needs root and the docker.io
-# package (dockerd, containerd, runc).
+# package (dockerd, containerd, runc). PIPERACK_DOCKERD_ARGS adds dockerd options (e.g. a second
+# engine: --host unix:///tmp/e2/docker.sock --data-root … --exec-root … --pidfile …, with
+# DOCKER_HOST pointing at that socket).
 set -euo pipefail
 
 STATE="${PIPERACK_DOCKER_STATE:-/tmp/piperack-docker}"
@@ -33,7 +35,8 @@ start() {
         echo "docker-engine: dockerd (pid $(cat "$PIDFILE")) is running but not answering yet; waiting" >&2
     else
         # setsid: the daemon must not die with the shell that started it.
-        setsid dockerd --bridge=none --iptables=false --ip-masq=false \
+        # shellcheck disable=SC2086
+        setsid dockerd --bridge=none --iptables=false --ip-masq=false ${PIPERACK_DOCKERD_ARGS:-} \
             >"$LOG" 2>&1 </dev/null &
         echo $! >"$PIDFILE"
     fi
