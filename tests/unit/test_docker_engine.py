@@ -134,3 +134,15 @@ def test_run_command_mounts_data_rw_and_conf_local_ro_as_the_host_user(tmp_path,
     assert cmd[cmd.index("--network") + 1] == "none"
     assert cmd[-5:] == ["-e", "X", "t:1", "python", "-V"]
     assert "--network" not in docker.run_command("docker", FakeProject(tmp_path), "t", [], None, [], False)
+
+
+def test_base_image_python_must_satisfy_requires_python(tmp_path):
+    project = FakeProject(tmp_path)
+    docker.check_requires_python(project, target(python="3.11"), "b")  # no requires-python: fine
+    project.pyproject_data["project"]["requires-python"] = ">=3.11"
+    docker.check_requires_python(project, target(python="3.12"), "b")
+    project.pyproject_data["project"]["requires-python"] = ">=3.13"
+    with pytest.raises(PiperackError, match=r"base image 'b' has Python 3.11, but pyproject.toml requires-python is '>=3.13'"):
+        docker.check_requires_python(project, target(python="3.11"), "b")
+    project.pyproject_data["project"]["requires-python"] = "~=3.11.4"
+    docker.check_requires_python(project, target(python="3.11"), "b")

@@ -52,6 +52,11 @@ print(json.dumps({
 # --- the engine -----------------------------------------------------------------------------
 
 
+def go_format(field: str) -> str:
+    """A docker --format template for one field (spelt so that no Jinja marker is in this file)."""
+    return "{" * 2 + field + "}" * 2
+
+
 def docker_exe() -> str:
     exe = shutil.which("docker")
     if not exe:
@@ -64,7 +69,7 @@ def check_engine() -> str:
     exe = docker_exe()
     try:
         proc = subprocess.run(
-            [exe, "version", "--format", "{{.Server.Version}}"],
+            [exe, "version", "--format", go_format(".Server.Version")],
             capture_output=True, text=True, timeout=30,
         )
     except subprocess.TimeoutExpired:
@@ -229,8 +234,26 @@ def probe_base_image(exe: str, base_image: str, cache: Path | None = None) -> Ta
 
 
 def _image_id(exe: str, image: str) -> str:
-    proc = subprocess.run([exe, "image", "inspect", "--format", "{{.Id}}", image], capture_output=True, text=True)
+    proc = subprocess.run([exe, "image", "inspect", "--format", go_format(".Id"), image], capture_output=True, text=True)
     return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def check_requires_python(project, target: Target, base_image: str) -> None:
+    """The base image's Python must satisfy [project] requires-python (else pip fails deep in the build)."""
+    spec = project.pyproject_data.get("project", {}).get("requires-python")
+    if not spec:
+        return
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        allowed = SpecifierSet(spec)
+    except InvalidSpecifier:
+        raise PiperackError(f"{project.pyproject}: [project] requires-python {spec!r} is not a valid specifier") from None
+    if not allowed.contains(target.python + ".0", prereleases=True) and not allowed.contains(target.python + ".99"):
+        raise PiperackError(
+            f"base image {base_image!r} has Python {target.python}, but pyproject.toml requires-python is "
+            f"{spec!r}; pick a matching base image (--base-image python:<version>-slim)"
+        )
 
 
 def build_requires(project) -> list[str]:
@@ -348,6 +371,7 @@ def build(project, tag: str | None = None, base_image: str | None = None, uid: i
     uid, gid = image_ids(uid, gid)
     exe = check_engine()
     target = probe_base_image(exe, base_image, cache=project.root / STATE_DIR / "base-images.json")
+    check_requires_python(project, target, base_image)
     ensure_wheelhouse(project, target, refresh=refresh_wheelhouse or no_cache)
     cmd = build_command(exe, project, tag, base_image, uid, gid, pairs, no_cache, extra)
     ui.info(f"building {tag} on {base_image} (user {uid}:{gid})")
