@@ -320,3 +320,51 @@ def test_form_feed_source_falls_back_to_whole_file():
 def test_unchanged_lines_are_kept_byte_for_byte():
     src = "import os   \t# odd  \n\n\nfrom demo.pipelines.ingest import nodes\r\nz  =  1\n"
     assert rw(src) == "import os   \t# odd  \n\n\nfrom ingest import nodes\r\nz  =  1\n"
+
+
+def test_concatenated_f_string_parts_are_not_targets():
+    src = "x = ('see ' f'demo.pipelines.ingest.{name}')\n"
+    assert rw(src) == src
+    from piperack.rewrite import _rewrite_cst
+
+    assert _rewrite_cst(src, OLD, "ingest", binds=None) == src
+
+
+def test_spans_path_is_used_and_matches_whole_file_on_the_corpus(monkeypatch):
+    """The exact-span path handles every corpus file by itself (no fallback to slower paths)."""
+    import piperack.rewrite as mod
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("fell back to the statement path")
+
+    for src in CORPUS:
+        expected = mod._rewrite_cst(src, OLD, "ingest", binds=None)
+        monkeypatch.setattr(mod, "_statements_to_rewrite", no_fallback)
+        assert mod.rewrite_references(src, OLD, "ingest") == expected
+        monkeypatch.undo()
+
+
+def test_non_ascii_columns_are_handled():
+    src = "s = 'ünïcödé'; t = \"demo.pipelines.ingest.nodes\"  # é\nimport demo.pipelines.ingest\n"
+    assert rw(src) == "s = 'ünïcödé'; t = \"ingest.nodes\"  # é\nimport ingest\n"
+
+
+STDLIB_FILES = ["genericpath.py", "glob.py", "fnmatch.py", "tempfile.py"]
+
+
+@pytest.mark.parametrize("name", STDLIB_FILES)
+def test_real_files_fast_path_agrees_with_whole_file_libcst(name):
+    """Real-world code (the standard library's), renaming modules it uses: both paths agree."""
+    import os.path
+    import sysconfig
+
+    from piperack.rewrite import _rewrite_cst
+
+    path = os.path.join(sysconfig.get_paths()["stdlib"], name)
+    if not os.path.exists(path):
+        pytest.skip(f"{name} not found")
+    src = open(path, encoding="utf-8").read()
+    for old, new in [("os", "operating"), ("os.path", "x.ospath"), ("collections", "colls")]:
+        fast = rewrite_references(src, old, new)
+        assert fast == _rewrite_cst(src, old, new, binds=None)
+        ast.parse(fast)

@@ -17,6 +17,7 @@ Relative imports, comments and formatting are left as they are. libcst is import
 """
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["rewrite_references", "is_identifier_path"]
@@ -63,8 +64,10 @@ def rewrite_references(source: str, old: str, new: str) -> str:
     identifiers, and ``libcst.ParserSyntaxError`` when the source is not valid Python.
 
     libcst does the rewriting. To keep packaging fast, the standard library's ``ast`` first finds
-    which top-level statements hold a reference, and only those statements go through libcst
-    (every other line is kept as it is, byte for byte).
+    the exact spans that hold a reference (import statements, strings, dotted chains), and only
+    those go through libcst; everything else is kept as it is, byte for byte. Should a span not
+    stand alone, the top-level statements holding references go through libcst instead, and when
+    ``ast`` cannot read the file, the whole file does.
     """
     if not is_identifier_path(old) or not is_identifier_path(new):
         raise ValueError(f"not a dotted module path: {old!r} -> {new!r}")
@@ -73,6 +76,28 @@ def rewrite_references(source: str, old: str, new: str) -> str:
     # Fast path: every form we rewrite spells old's first component somewhere in the text.
     if not re.search(r"\b" + re.escape(old.split(".")[0]) + r"\b", source):
         return source
+    found = _node_spans(source, old)
+    if found is not None:
+        binds, spans = found
+        if not spans:
+            return source
+        try:
+            parts, end = [], len(source)
+            for start, stop, kind in reversed(spans):
+                if stop > end:
+                    raise ValueError("overlapping spans")
+                text = source[start:stop]
+                if kind == "stmt":
+                    text = _rewrite_cst(text, old, new, binds=binds)
+                else:
+                    text = _rewrite_cst_expression(text, old, new, binds=binds)
+                parts += [source[stop:end], text]
+                end = start
+            parts.append(source[:end])
+            result = "".join(reversed(parts))
+            return source if result == source else result
+        except Exception:  # noqa: BLE001 - an odd span (e.g. implicit concatenation): slower paths below
+            pass
     spans = _statements_to_rewrite(source, old)
     if spans is None:  # not parseable by ast, or odd line breaks: let libcst handle the whole file
         result = _rewrite_cst(source, old, new, binds=None)
@@ -86,6 +111,96 @@ def rewrite_references(source: str, old: str, new: str) -> str:
         lines[first - 1 : last] = [_rewrite_cst(chunk, old, new, binds=binds)]
     result = "".join(lines)
     return source if result == source else result
+
+
+def _node_spans(source: str, old: str):
+    """``(binds, [(start, stop, kind), ...])``: the exact source spans (character offsets) that
+    mention ``old`` -- import statements (kind ``"stmt"``), and string literals, f-strings and dotted
+    chains (kind ``"expr"``) -- found with the standard library's ``ast``; libcst then rewrites each
+    span alone, so a file costs a fast ``ast.parse`` plus a few tiny libcst parses.
+    None when ``ast`` cannot index the source.
+    """
+    import ast
+
+    if any(ch in source for ch in "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\ufeff"):
+        return None
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    old_parts = old.split(".")
+    old_parent, _, old_last = old.rpartition(".")
+
+    def dotted(node) -> str | None:
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute):
+            left = dotted(node.value)
+            return None if left is None else f"{left}.{node.attr}"
+        return None
+
+    def matches(name) -> bool:
+        return isinstance(name, str) and (name == old or name.startswith(old + "."))
+
+    binds = any(
+        isinstance(node, ast.Import) and any(a.asname is None and matches(a.name) for a in node.names)
+        for node in ast.walk(tree)
+    )
+
+    def chain(node) -> bool:
+        if not binds:
+            return False
+        if len(old_parts) > 1:
+            return isinstance(node, ast.Attribute) and dotted(node) == old
+        return isinstance(node, ast.Name) and node.id == old and isinstance(node.ctx, ast.Load)
+
+    found: list = []
+
+    def visit(node) -> None:
+        if isinstance(node, ast.Import):
+            if any(matches(a.name) for a in node.names):
+                found.append((node, "stmt"))
+            return
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module and (
+                matches(node.module)
+                or (node.module == old_parent and any(a.name == old_last for a in node.names))
+            ):
+                found.append((node, "stmt"))
+            return
+        if isinstance(node, ast.JoinedStr):
+            head = node.values[0] if node.values else None
+            if (isinstance(head, ast.Constant) and isinstance(head.value, str) and head.value.startswith(old + ".")) \
+                    or any(chain(inner) for inner in ast.walk(node)):
+                found.append((node, "expr"))
+            return
+        if isinstance(node, ast.Constant):
+            if matches(node.value):
+                found.append((node, "expr"))
+            return
+        if chain(node):
+            found.append((node, "expr"))
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    if not found:
+        return binds, []
+    lines = source.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+
+    def offset(lineno: int, col: int) -> int:  # ast columns count UTF-8 bytes
+        line = lines[lineno - 1]
+        return starts[lineno - 1] + (col if line.isascii() else len(line.encode("utf-8")[:col].decode("utf-8")))
+
+    spans = sorted(
+        (offset(node.lineno, node.col_offset), offset(node.end_lineno, node.end_col_offset), kind)
+        for node, kind in found
+    )
+    return binds, spans
 
 
 def _statements_to_rewrite(source: str, old: str):
@@ -160,8 +275,9 @@ def _statements_to_rewrite(source: str, old: str):
     return binds, [tuple(r) for r in ranges]
 
 
-def _rewrite_cst(source: str, old: str, new: str, binds: bool | None) -> str:
-    """The libcst rewrite of ``source`` (a whole module or a run of top-level statements)."""
+@functools.lru_cache(maxsize=32)
+def _transformers(old: str, new: str):
+    """``(libcst, Binder, Rewriter)`` for one rename; the classes are made once per (old, new)."""
     old_parts = old.split(".")
 
     import libcst as cst
@@ -373,13 +489,29 @@ def _rewrite_cst(source: str, old: str, new: str, binds: bool | None) -> str:
             return updated_node
 
         def visit_FormattedString(self, node) -> bool:
+            if id(node) in self.skip_names:
+                return True  # a part of 'a' f'b': not a target on its own
             if node.parts and isinstance(node.parts[0], cst.FormattedStringText):
                 self._fstring_heads.add(id(node.parts[0]))
             return True
 
+    return cst, _Binder, _Rewriter
+
+
+def _rewrite_cst(source: str, old: str, new: str, binds: bool | None) -> str:
+    """The libcst rewrite of ``source`` (a whole module, a run of top-level statements or one
+    statement); ``binds`` None: find out from the source itself."""
+    cst, binder_class, rewriter_class = _transformers(old, new)
     module = cst.parse_module(source)
     if binds is None:
-        binder = _Binder()
+        binder = binder_class()
         module.visit(binder)
         binds = binder.binds
-    return module.visit(_Rewriter(rewrite_chains=binds)).code
+    return module.visit(rewriter_class(rewrite_chains=binds)).code
+
+
+def _rewrite_cst_expression(source: str, old: str, new: str, binds: bool) -> str:
+    """The libcst rewrite of one expression (a string literal, an f-string, a dotted chain)."""
+    cst, _, rewriter_class = _transformers(old, new)
+    node = cst.parse_expression(source).visit(rewriter_class(rewrite_chains=binds))
+    return cst.Module(body=[]).code_for_node(node)
