@@ -147,16 +147,20 @@ def render(rows: list[dict], warm_runs: int, load: tuple) -> str:
         lines.append(f"| {r['input']} | {r['top']} | {r['pinned']} | {r['resolver']} | {r['cold']:.2f} | "
                      f"{r['warm']:.2f} | {'n/a' if r['offline'] is None else format(r['offline'], '.2f')} | "
                      f"{'yes' if r['same_pins'] else 'NO'} |")
-    lines += ["", "| input | uv speed-up, cold | uv speed-up, warm (goal ≥ 10x) |", "|---|---:|---:|"]
+    lines += ["", "| input | uv speed-up, cold | uv speed-up, warm (goal ≥ 10x) | uv index from cache vs pip-compile warm |",
+              "|---|---:|---:|---:|"]
     verdicts = []
     for label in dict.fromkeys(r["input"] for r in rows):
         uv = next(r for r in rows if r["input"] == label and r["resolver"] == "uv")
         pc = next(r for r in rows if r["input"] == label and r["resolver"] == "pip-tools")
         cold, warm = pc["cold"] / uv["cold"], pc["warm"] / uv["warm"]
         verdicts.append(warm >= 10)
-        lines.append(f"| {label} | {cold:.1f}x | {warm:.1f}x |")
+        lines.append(f"| {label} | {cold:.1f}x | {warm:.1f}x | {pc['warm'] / uv['offline']:.0f}x |")
     lines += ["", "Goal (uv at least 10x faster than pip-compile, warm): "
-              + ("met on every input." if all(verdicts) else "NOT met on every input (see the table)."), ""]
+              + ("met on every input." if all(verdicts) else
+                 "NOT met on every input (see the table). The last column is not like for like: uv skips the "
+                 "network there while pip-compile does not (it has no offline mode, and with an index that "
+                 "allowed caching it would skip some network too); it bounds uv's own resolution time."), ""]
     return "\n".join(lines)
 
 
