@@ -1,11 +1,11 @@
 """Safe staging of an untrusted tarball (a micro-package pulled from somewhere else).
 
-``stage_archive(path, into)`` reads the archive twice: a first pass checks every member header
-(refusing absolute names, ``..``, symbolic and hard links, devices, fifos, anything that is not a
-plain file or folder, duplicate names, and a total uncompressed size over a limit) before a single
-byte is written; a second pass writes plain files and folders into a fresh staging folder with
-fixed permissions (0o644 / 0o755: modes and owners from the archive are ignored). Errors are
-``PiperackError`` lines naming the archive and the member at fault.
+``read_archive(path)`` checks every member header (refusing absolute names, ``..``, symbolic and
+hard links, devices, fifos, anything that is not a plain file or folder, duplicate names, and a
+total uncompressed size over a limit) and reads the plain files into memory: pull plans from that
+and writes nothing from the archive until every check has passed. ``stage_archive(path, into)``
+writes the same files to a folder with fixed permissions (0o644 / 0o755: modes and owners from the
+archive are ignored). Errors are ``PiperackError`` lines naming the archive and the member at fault.
 
 Nothing in the archive is executed, and nothing is written outside ``into``.
 """
@@ -143,14 +143,64 @@ def check_archive(archive: Path, label: str | None = None, max_bytes: int | None
     return members
 
 
-def stage_archive(archive: Path, into: Path, label: str | None = None, max_bytes: int | None = None) -> Path:
-    """Check ``archive`` then unpack it into the empty folder ``into``; return the single top-level folder.
+def read_archive(archive: Path, label: str | None = None, max_bytes: int | None = None) -> tuple[str, dict[PurePosixPath, bytes]]:
+    """Check and read ``archive`` into memory: ``(top-level folder, {path under it: bytes})``.
 
-    Exactly one top-level folder is expected (an sdist's ``<name>-<version>/``).
+    One pass: each member header is checked before its data is read, and the running total is held
+    under ``max_bytes``. Exactly one top-level folder is expected (an sdist's ``<name>-<version>/``).
+    Nothing is written anywhere.
     """
     label = label or str(archive)
     limit = max_bytes if max_bytes is not None else max_bytes_from_env()
-    members = check_archive(archive, label, limit)
+    members = []
+    data: dict[PurePosixPath, bytes] = {}
+    seen: dict[PurePosixPath, bool] = {}
+    total = 0
+    tar = _open(archive, label)
+    try:
+        with tar:
+            while True:
+                member = tar.next()
+                if member is None:
+                    break
+                rel = _check_name(member.name)
+                if isinstance(rel, str):
+                    raise PiperackError(f"{label}: refused member {member.name!r}: {rel}")
+                kind = _member_kind(member)
+                if kind:
+                    raise PiperackError(f"{label}: refused member {member.name!r}: {kind}")
+                if rel in seen:
+                    if member.isdir() and seen[rel]:
+                        continue
+                    raise PiperackError(f"{label}: refused member {member.name!r}: listed more than once")
+                for parent in rel.parents:
+                    if parent != PurePosixPath(".") and seen.get(parent) is False:
+                        raise PiperackError(f"{label}: refused member {member.name!r}: {parent} is a file")
+                seen[rel] = member.isdir()
+                if len(members) >= MAX_MEMBERS:
+                    raise PiperackError(f"{label}: more than {MAX_MEMBERS} members; refused")
+                members.append((rel, member))
+                if member.isfile():
+                    total += member.size
+                    if total > limit:
+                        raise PiperackError(
+                            f"{label}: refused member {member.name!r}: the archive unpacks to more than "
+                            f"{limit} bytes (the limit; set ${ENV_MAX_BYTES} to change it)"
+                        )
+                    reader = tar.extractfile(member)
+                    content = reader.read() if reader is not None else b""
+                    if len(content) != member.size:
+                        raise PiperackError(f"{label}: truncated or corrupt archive (member {member.name!r} is short)")
+                    data[rel] = content
+    except PiperackError:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise PiperackError(f"{label}: truncated or corrupt archive ({_why(exc)})") from None
+    if not members:
+        raise PiperackError(f"{label}: the archive is empty")
+    for rel in seen:
+        if seen[rel] is False and any(other != rel and rel in other.parents for other in seen):
+            raise PiperackError(f"{label}: refused member {str(rel)!r}: it is both a file and a folder")
     tops = sorted({rel.parts[0] for rel, _ in members})
     if len(tops) != 1:
         raise PiperackError(
@@ -160,45 +210,23 @@ def stage_archive(archive: Path, into: Path, label: str | None = None, max_bytes
     top = tops[0]
     if any(len(rel.parts) == 1 and not member.isdir() for rel, member in members):
         raise PiperackError(f"{label}: expected a top-level folder, found the file {top!r}")
-    into = Path(into)
-    into.mkdir(parents=True, exist_ok=True)
-    written = 0
-    tar = _open(archive, label)
-    try:
-        with tar:
-            by_name = {member.name: rel for rel, member in members}
-            while True:
-                member = tar.next()
-                if member is None:
-                    break
-                rel = by_name.get(member.name)
-                if rel is None:
-                    continue  # a duplicate folder entry skipped during the check
-                target = into.joinpath(*rel.parts)
-                if member.isdir():
-                    target.mkdir(mode=0o755, parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                if source is None:  # pragma: no cover - plain files always have a reader
-                    raise PiperackError(f"{label}: cannot read member {member.name!r}")
-                # O_EXCL: never follow or overwrite anything already at that path.
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                with os.fdopen(fd, "wb") as out:
-                    while True:
-                        chunk = source.read(_CHUNK)
-                        if not chunk:
-                            break
-                        written += len(chunk)
-                        if written > limit:
-                            raise PiperackError(
-                                f"{label}: refused member {member.name!r}: more than {limit} bytes unpacked"
-                            )
-                        out.write(chunk)
-    except PiperackError:
-        raise
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
-        raise PiperackError(f"{label}: truncated or corrupt archive ({_why(exc)})") from None
-    except OSError as exc:
-        raise PiperackError(f"{label}: cannot unpack into the staging folder ({_why(exc)})") from None
-    return into / top
+    files = {PurePosixPath(*rel.parts[1:]): content for rel, content in data.items()}
+    return top, files
+
+
+def stage_archive(archive: Path, into: Path, label: str | None = None, max_bytes: int | None = None) -> Path:
+    """Check ``archive``, then write its files into the folder ``into`` (created); return ``into/<top>``.
+
+    Files get mode 0o644 and folders 0o755 whatever the archive says; nothing is written unless the
+    whole archive passed the checks of ``read_archive``.
+    """
+    top, files = read_archive(archive, label, max_bytes)
+    root = Path(into) / top
+    root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    for rel, content in files.items():
+        target = root.joinpath(*rel.parts)
+        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # never follow or overwrite
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+    return root

@@ -512,6 +512,8 @@ def fetch(
     """Bring ``source`` to a local archive. ``base`` resolves relative paths (default: cwd)."""
     kind = classify(source)
     fs_args = fs_args or {}
+    if kind != "path":
+        workdir.mkdir(parents=True, exist_ok=True)  # downloads land here; a local file is read in place
     version = None
     if kind == "path":
         path = Path(source).expanduser()

@@ -3,7 +3,7 @@
 A pull runs in two phases:
 
 1. **Plan** (nothing in the project is touched): validate every option, fetch each archive into a
-   temporary folder, check and stage it (``archive.stage_archive``), read its metadata statically
+   temporary folder, check it and read it into memory (``archive.read_archive``), read its metadata statically
    (PKG-INFO / pyproject.toml, never by running it), rewrite its absolute imports to their new
    home (``rewrite.rewrite_references``), map its files to the three destinations (code,
    parameters, tests), detect every conflict, compute the new requirements.in text
@@ -90,9 +90,36 @@ def validate_job(project, job: Job) -> None:
 # -- reading a staged package -----------------------------------------------------------------------
 
 
+class Staged:
+    """The files of a checked archive, in memory: paths relative to its top-level folder."""
+
+    def __init__(self, top: str, files: dict):
+        self.name = top  # <name>-<version>
+        self.files = files
+
+    def read(self, rel: str) -> bytes | None:
+        return self.files.get(PurePosixPath(rel))
+
+    def top_dirs(self) -> set[str]:
+        return {rel.parts[0] for rel in self.files if len(rel.parts) > 1}
+
+    def walk(self, folder: str):
+        """(path relative to ``folder``, bytes) for every file under it, sorted, caches skipped."""
+        prefix = PurePosixPath(folder)
+        for rel in sorted(self.files):
+            if prefix not in rel.parents:
+                continue
+            inner = rel.relative_to(prefix)
+            if any(part in _SKIP_DIRS or part.endswith(".egg-info") for part in inner.parts):
+                continue
+            if inner.name.endswith(_SKIP_SUFFIXES):
+                continue
+            yield inner, self.files[rel]
+
+
 @dataclass
 class Package:
-    top: Path  # the staged <name>-<version>/ folder
+    top: Staged  # the archive's files
     name: str  # the import package's folder name in the sdist
     dist_name: str
     version: str
@@ -101,7 +128,7 @@ class Package:
     kind: str  # "piperack" or "kedro"
 
 
-def read_package(top: Path, label: str) -> Package:
+def read_package(top: Staged, label: str) -> Package:
     """Metadata and layout of a staged sdist, read statically (nothing is built or executed)."""
     import tomllib
     from email.parser import Parser
@@ -112,16 +139,16 @@ def read_package(top: Path, label: str) -> Package:
 
     meta = {}
     requires: list[str] = []
-    pkg_info = top / "PKG-INFO"
-    pyproject = top / "pyproject.toml"
+    pkg_info = top.read("PKG-INFO")
+    pyproject = top.read("pyproject.toml")
     data = {}
-    if pyproject.is_file():
+    if pyproject is not None:
         try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+            data = tomllib.loads(pyproject.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise PiperackError(f"{label}: {top.name}/pyproject.toml is not valid TOML ({exc})") from None
-    if pkg_info.is_file():
-        message = Parser().parsestr(pkg_info.read_text(encoding="utf-8", errors="replace"), headersonly=True)
+    if pkg_info is not None:
+        message = Parser().parsestr(pkg_info.decode("utf-8", errors="replace"), headersonly=True)
         meta = {"name": message.get("Name"), "version": message.get("Version")}
         requires = [r for r in (message.get_all("Requires-Dist") or [])]
     elif isinstance(data.get("project"), dict):
@@ -143,8 +170,8 @@ def read_package(top: Path, label: str) -> Package:
             continue  # optional extras are not the package's own requirements
         reqs.append(req)
     packages = sorted(
-        p.name for p in top.iterdir()
-        if p.is_dir() and p.name != "tests" and not p.name.endswith(".egg-info") and (p / "__init__.py").is_file()
+        d for d in top.top_dirs()
+        if d != "tests" and not d.endswith(".egg-info") and top.read(f"{d}/__init__.py") is not None
     )
     if not packages:
         raise PiperackError(f"{label}: no package in {top.name}/ (expected a folder with an __init__.py besides tests/)")
@@ -195,15 +222,6 @@ class Plan:
     created_requirements_in: bool = False
     added_requirements: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
-
-
-def _walk_files(folder: Path):
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if any(part in _SKIP_DIRS or part.endswith(".egg-info") for part in rel.parts):
-            continue
-        if path.is_file() and not path.name.endswith(_SKIP_SUFFIXES):
-            yield rel, path
 
 
 def _rewrite(data: bytes, rel: str, old: str, new: str, warnings: list) -> bytes:
@@ -267,33 +285,27 @@ def place(project, job: Job, package: Package, source: str, sha256: str) -> Plac
     files = placement.files
 
     _package_inits(project, pkg_rel, dest_parts, files)
-    code_src = package.top / name
-    for rel, path in _walk_files(code_src):
+    staged = package.top
+    for rel, data in staged.walk(name):
         if rel.parts[0] == "config":
             continue
-        data = path.read_bytes()
-        if path.suffix == ".py":
+        if rel.suffix == ".py":
             data = _rewrite(data, f"{name}/{rel.as_posix()}", name, full, placement.warnings)
         files[code_dir / rel.as_posix()] = data
-    config = code_src / "config"
-    if config.is_dir():
-        for rel, path in _walk_files(config):
-            target = env_rel / _param_target(PurePosixPath(rel.as_posix()), name, new_name)
-            if target in files:
-                raise PiperackError(f"{source}: two parameter files of the package would both land at {target}")
-            files[target] = path.read_bytes()
-            placement.params.append(target)
-    tests_src = package.top / "tests"
-    if tests_src.is_dir():
-        test_files = list(_walk_files(tests_src))
-        if test_files:
-            if (project.root / tests_rel).is_dir():
-                _package_inits(project, tests_rel, dest_parts, files)
-            for rel, path in test_files:
-                data = path.read_bytes()
-                if path.suffix == ".py":
-                    data = _rewrite(data, f"tests/{rel.as_posix()}", name, full, placement.warnings)
-                files[tests_dir / rel.as_posix()] = data
+    for rel, data in staged.walk(f"{name}/config"):
+        target = env_rel / _param_target(rel, name, new_name)
+        if target in files:
+            raise PiperackError(f"{source}: two parameter files of the package would both land at {target}")
+        files[target] = data
+        placement.params.append(target)
+    test_files = list(staged.walk("tests"))
+    if test_files:
+        if (project.root / tests_rel).is_dir():
+            _package_inits(project, tests_rel, dest_parts, files)
+        for rel, data in test_files:
+            if rel.suffix == ".py":
+                data = _rewrite(data, f"tests/{rel.as_posix()}", name, full, placement.warnings)
+            files[tests_dir / rel.as_posix()] = data
 
     # Conflicts with what is already in the project.
     existing = []
@@ -541,7 +553,7 @@ def pull(
 ) -> Plan:
     """Pull one source (or every manifest entry with ``all_``) into the project; returns the plan."""
     from . import ui
-    from .archive import max_bytes_from_env, stage_archive
+    from .archive import max_bytes_from_env, read_archive
     from .fetch import fetch, load_fs_args, redact, secret_values, strip_credentials
     from .project import find_project
 
@@ -559,12 +571,10 @@ def pull(
             args = load_fs_args(job.fs_args, job.base or Path.cwd()) if job.fs_args else {}
             secrets = secret_values(args)
             try:
-                folder = work / f"{index}"
-                (folder / "dl").mkdir(parents=True)
-                fetched = fetch(job.source, folder / "dl", base=job.base, fs_args=args, index_url=index_url,
+                fetched = fetch(job.source, work / f"{index}", base=job.base, fs_args=args, index_url=index_url,
                                 max_bytes=limit, expected_sha256=job.sha256)
-                top = stage_archive(fetched.path, folder / "staged", label=label, max_bytes=limit)
-                package = read_package(top, label)
+                top, files = read_archive(fetched.path, label=label, max_bytes=limit)
+                package = read_package(Staged(top, files), label)
                 placements.append(place(project, job, package, fetched.source, fetched.sha256))
             except PiperackError as exc:
                 message = redact(str(exc), secrets)
