@@ -214,3 +214,13 @@ def test_no_engine_gives_one_clear_line_and_changes_nothing(project_copy, run_in
     ], _output(proc)
     assert "Traceback" not in proc.stderr
     assert tree_hash(project_copy) == before
+
+
+def test_missing_base_image_is_one_clear_line_and_changes_nothing(engine, project_copy, run_invoke, tree_hash):
+    before = tree_hash(project_copy)
+    proc = run_invoke(project_copy, "docker-build", "--base-image", "piperack-test/no-such-image:0")
+    assert proc.returncode == 1, _output(proc)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "'piperack-test/no-such-image:0' is not in the local engine and could not be pulled" in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert tree_hash(project_copy) == before

@@ -205,6 +205,19 @@ def probe_base_image(exe: str, base_image: str, cache: Path | None = None) -> Ta
             cached = {}
         if image_id in cached:
             return Target(**cached[image_id])
+    if not image_id:
+        from . import ui
+
+        ui.info(f"pulling base image {base_image}")
+        pull = subprocess.run([exe, "pull", base_image], stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+        if pull.returncode != 0:
+            lines = [l.strip() for l in pull.stderr.splitlines() if l.strip()]
+            reason = next((l for l in lines if "rror" in l), lines[0] if lines else "no output")
+            raise PiperackError(
+                f"base image {base_image!r} is not in the local engine and could not be pulled ({reason}); "
+                "pass --base-image with a local image (see `docker images`)"
+            )
+        image_id = _image_id(exe, base_image)
     proc = subprocess.run(
         [exe, "run", "--rm", "--network", "none", "--entrypoint", "python3", base_image, "-c", PROBE],
         capture_output=True, text=True,
