@@ -224,3 +224,37 @@ def test_missing_base_image_is_one_clear_line_and_changes_nothing(engine, projec
     assert len(errors) == 1 and "'piperack-test/no-such-image:0' is not in the local engine and could not be pulled" in errors[0]
     assert "Traceback" not in proc.stderr
     assert tree_hash(project_copy) == before
+
+
+def test_wheelhouse_is_reused_and_refreshed_when_requirements_change(tmp_path):
+    """A real pip download (no engine needed): reused while requirements.txt is unchanged,
+    replaced as a whole when it changes, for the image's Python rather than the host's."""
+    import sys
+
+    sys.path.insert(0, str(KIT / "{{cookiecutter.repo_name}}" / "scripts"))
+    from piperack import docker
+
+    class Project:
+        root = tmp_path
+        pyproject = tmp_path / "pyproject.toml"
+        pyproject_data = {"build-system": {"requires": []}}
+
+    target = docker.Target(python="3.12", implementation="cpython", machine="x86_64", libc="glibc", libc_version="2.36")
+    (tmp_path / "requirements.txt").write_text("pyyaml==6.0.2\n")
+    house, downloaded = docker.ensure_wheelhouse(Project, target)
+    assert downloaded
+    first = sorted(p.name for p in house.glob("*.whl"))
+    assert len(first) == 1 and first[0].lower().startswith("pyyaml-6.0.2-cp312-cp312-manylinux"), first
+    assert docker.ensure_wheelhouse(Project, target) == (house, False)
+
+    (tmp_path / "requirements.txt").write_text("pyyaml==6.0.3\n")
+    house, downloaded = docker.ensure_wheelhouse(Project, target)
+    assert downloaded
+    second = sorted(p.name for p in house.glob("*.whl"))
+    assert len(second) == 1 and second[0].lower().startswith("pyyaml-6.0.3-cp312-cp312-manylinux"), second
+    assert sorted(p.name for p in tmp_path.joinpath(".docker").iterdir()) == ["wheelhouse"]  # no temp folders left
+
+    (tmp_path / "requirements.txt").write_text("pyyaml==0.0.0.404\n")
+    with pytest.raises(docker.PiperackError, match="pip download for the image"):
+        docker.ensure_wheelhouse(Project, target)
+    assert sorted(p.name for p in house.glob("*.whl")) == second  # a failed refresh keeps the old wheelhouse
