@@ -113,16 +113,24 @@ def run_kedro_pull(work: Path, sdists: list[Path], venv: Path) -> float:
     return seconds
 
 
+BEGIN, END = "<!-- bench:pull -->", "<!-- /bench:pull -->"
+
+
+def with_section(doc: str, text: str) -> str:
+    """``doc`` with the pull section (between its markers) replaced, or appended."""
+    block = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
+    start = doc.find(BEGIN)
+    if start == -1:
+        return doc.rstrip("\n") + "\n\n" + block
+    end = doc.find(END, start)
+    end = len(doc) if end == -1 else end + len(END) + 1
+    return doc[:start] + block + doc[end:]
+
+
 def write_section(text: str) -> None:
     """Replace (or append) only the pull section of docs/benchmarks.md."""
     doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start = doc.find(SECTION + "\n")
-    if start == -1:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + text + (doc[nxt + 1:] if nxt != -1 else "")
-    DOC.write_text(doc if doc.endswith("\n") else doc + "\n")
+    DOC.write_text(with_section(doc, text))
 
 
 def main() -> None:
