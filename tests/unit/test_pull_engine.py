@@ -266,7 +266,7 @@ def test_all_refuses_clashing_entries(mini, tmp_path, tree_hash):
 
 
 @pytest.mark.parametrize("fail_at", [1, 3, 4, 8, 11, 12])  # 3 removals, 7 new files, 2 changed files
-@pytest.mark.parametrize("exc", [KeyboardInterrupt, OSError])
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, OSError, "SIGTERM"])
 def test_interrupted_apply_rolls_back(mini, tmp_path, tree_hash, monkeypatch, fail_at, exc):
     v1 = write_sdist(tmp_path / "d", "cleaner", "0.1.0")
     v2 = write_sdist(tmp_path / "d", "cleaner", "0.2.0", requires=["scipy"],
@@ -279,12 +279,24 @@ def test_interrupted_apply_rolls_back(mini, tmp_path, tree_hash, monkeypatch, fa
     def flaky_replace(src, dst):
         calls["n"] += 1
         if calls["n"] == fail_at:
-            raise exc("simulated failure")
+            if exc == "SIGTERM":
+                import signal
+
+                os.kill(os.getpid(), signal.SIGTERM)  # the pull's handler turns it into KeyboardInterrupt
+            else:
+                raise exc("simulated failure")
         return real_replace(src, dst)
 
     monkeypatch.setattr(engine.os, "replace", flaky_replace)
-    with pytest.raises(exc):
+    with pytest.raises(KeyboardInterrupt if exc == "SIGTERM" else exc):
         run(mini, v2, force=True)
     monkeypatch.setattr(engine.os, "replace", real_replace)
     assert calls["n"] >= fail_at
     assert tree_hash(mini) == before
+    assert not list(mini.glob(".piperack-pull-*"))
+
+
+def test_leftover_backup_of_a_killed_pull_is_reported(mini, tmp_path, capsys):
+    (mini / ".piperack-pull-abc123").mkdir()
+    run(mini, write_sdist(tmp_path / "d", "cleaner"))
+    assert ".piperack-pull-abc123/" in capsys.readouterr().err

@@ -481,22 +481,39 @@ class Transaction:
 
 
 class _DeferInterrupts:
-    """Hold Ctrl-C while a rollback runs (it is re-raised afterwards by the caller's flow)."""
+    """Ignore Ctrl-C and SIGTERM while a rollback runs (the first interruption is re-raised after it)."""
 
     def __enter__(self):
-        self.old = None
+        self.old = {}
         if threading.current_thread() is threading.main_thread():
-            self.old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, signal.SIG_IGN)
         return self
 
     def __exit__(self, *exc):
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
         return False
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def apply(project, plan: Plan) -> None:
+    """Apply ``plan`` as one transaction: any error, Ctrl-C or SIGTERM midway rolls it back."""
     transaction = Transaction(project.root)
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        old_term = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _apply(transaction, plan)
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _apply(transaction: Transaction, plan: Plan) -> None:
     try:
         for rel in plan.removes:
             transaction.remove(rel)
@@ -562,6 +579,9 @@ def pull(
     jobs = _jobs(project, source, all_, alias, destination, env, fs_args, force, sha256)
     for job in jobs:
         validate_job(project, job)
+    for leftover in sorted(project.root.glob(".piperack-pull-*")):
+        ui.warn(f"{leftover.name}/ holds what an interrupted pull had moved aside (a killed process "
+                "could not roll back); check it, then delete it")
     placements: list[Placement] = []
     with tempfile.TemporaryDirectory(prefix="piperack-pull-") as tmp:
         work = Path(tmp)
