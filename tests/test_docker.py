@@ -157,6 +157,52 @@ def test_run_writes_duckdb_on_the_host_owned_by_the_user(built, run_invoke, tmp_
     assert in_container and in_container == on_host
 
 
+def _docker_socket_gid() -> int:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        pytest.skip(f"DOCKER_HOST={host} is not a unix socket; cannot hand it to another user")
+    return os.stat(host.removeprefix("unix://")).st_gid
+
+
+def test_run_by_another_host_user_writes_files_that_user_owns(built):
+    """As root the main run test proves little about ownership (root writes root's files), so run
+    docker-run here as an unprivileged uid that owns its project copy, as a real user would (with a
+    virtualenv that user can reach: the kit's interpreter may sit in root's home)."""
+    if os.getuid() != 0:
+        pytest.skip("not root: test_run_writes_duckdb_on_the_host_owned_by_the_user already runs as a non-root user")
+    import tempfile
+
+    import kitlib
+
+    python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    if not python:
+        _unavailable("no system python3 outside root's home for the unprivileged user")
+    uid = gid = 4242
+    holder = Path(tempfile.mkdtemp(prefix="piperack-docker-user-", dir="/tmp"))
+    try:
+        holder.chmod(0o755)
+        venv = holder / "venv"
+        subprocess.run([*kitlib.uv(), "venv", "--quiet", "--python", python, str(venv)], check=True)
+        subprocess.run([*kitlib.uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), "invoke>=2.2"],
+                       check=True)
+        root = holder / built["root"].name
+        shutil.copytree(built["root"], root, symlinks=True, ignore=shutil.ignore_patterns("data", ".docker"))
+        for path in [root, *root.rglob("*")]:
+            os.chown(path, uid, gid, follow_symlinks=False)
+        env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
+        env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", HOME=str(root), PYTHONDONTWRITEBYTECODE="1")
+        proc = subprocess.run(
+            [str(venv / "bin" / "invoke"), "docker-run", "--tag", built["tag"], "--network", "none", "--pipeline", "ingest"],
+            cwd=root, env=env, capture_output=True, text=True, timeout=600,
+            user=uid, group=gid, extra_groups=[_docker_socket_gid()],
+        )
+        assert proc.returncode == 0, _output(proc)
+        for path in (root / "data" / "ingest.duckdb", root / "data" / "01_raw"):
+            assert (path.stat().st_uid, path.stat().st_gid) == (uid, gid), path
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+
+
 def test_conf_local_is_mounted_read_only_and_a_failing_pipeline_fails_the_task(built, run_invoke):
     root, tag = built["root"], built["tag"]
     override = root / "conf" / "local" / "parameters" / "ingest.yml"
