@@ -171,6 +171,8 @@ def http_session(headers: dict | None = None, verify=None):
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    # Like pip: ask for the file as stored, so the sha256 is the archive's, not a re-encoding's.
+    session.headers["Accept-Encoding"] = "identity"
     if headers:
         session.headers.update({str(k): str(v) for k, v in headers.items()})
     if verify is not None:
@@ -222,7 +224,7 @@ def _fetch_http(url: str, workdir: Path, fs_args: dict, max_bytes: int) -> tuple
             total = int(length) if length and length.isdigit() else None
             if total is not None and total > max_bytes:
                 raise PiperackError(f"{shown}: {total} bytes, larger than the {max_bytes}-byte limit; refused")
-            response.raw.decode_content = True
+            response.raw.decode_content = False
             import requests
 
             try:
