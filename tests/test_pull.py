@@ -415,3 +415,19 @@ def test_package_then_pull_into_another_project(project_copy, run_invoke, bake, 
     before = tree_hash(other)
     fails(run_invoke(other, "pull", str(sdist)), "already exists")
     assert tree_hash(other) == before
+
+
+def test_nothing_from_the_package_is_executed(project_copy, run_invoke, tmp_path):
+    marker = tmp_path / "EXECUTED"
+    payload = f"open({str(marker)!r}, 'w').write('ran')\n"
+    sdist = write_sdist(
+        tmp_path / "d", "sneaky",
+        code={"__init__.py": payload, "nodes.py": payload},
+        tests={"__init__.py": "", "conftest.py": payload},
+        extra={"setup.py": payload + "from setuptools import setup\nsetup()\n", "build_backend.py": payload},
+    )
+    ok(run_invoke(project_copy, "pull", str(sdist)))
+    assert not marker.exists()
+    pkg = pkg_name(project_copy)
+    assert (project_copy / f"src/{pkg}/pipelines/sneaky/__init__.py").read_text() == payload
+    assert not (project_copy / "setup.py").exists()
