@@ -6,10 +6,8 @@ unchanged (tree_hash before == after).
 """
 from __future__ import annotations
 
-import base64
 import http.server
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -271,7 +269,7 @@ def test_http_with_fs_args_header_and_errors(project_copy, run_invoke, tmp_path,
     assert tree_hash(project_copy) == before
     fs_args.write_text(f"client_kwargs:\n  headers:\n    Authorization: token {TOKEN}\n")
     result = ok(run_invoke(project_copy, "pull", f"{base}/private/cleaner-0.1.0.tar.gz", "--fs-args", "conf/local/pull_args.yml"))
-    assert (f"/private/cleaner-0.1.0.tar.gz", f"token {TOKEN}") in _Handler.seen
+    assert ("/private/cleaner-0.1.0.tar.gz", f"token {TOKEN}") in _Handler.seen
     assert TOKEN not in result.stdout + result.stderr
     assert TOKEN not in (project_copy / "pyproject.toml").read_text()
     # A 503 is retried with backoff.
