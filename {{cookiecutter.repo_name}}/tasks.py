@@ -191,7 +191,9 @@ def pull(c, source=None, all=False, alias=None, destination=None, env=None, fs_a
     """Pull a micro-package into this project: code, parameters and tests in their places.
 
     Checks everything first and writes nothing unless the whole pull can complete; requirements
-    are appended to requirements.in (then run `invoke build-reqs`).
+    are appended to requirements.in (then run `invoke build-reqs`). Nothing from the package is
+    run. Archives unpacking to more than 200 MB are refused ($PIPERACK_PULL_MAX_BYTES, e.g. 1G,
+    changes the limit). Each pull is recorded in pyproject.toml [tool.piperack.pulled].
     """
     from piperack import pull as engine
 
