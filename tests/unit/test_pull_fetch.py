@@ -96,6 +96,7 @@ def test_pip_settings_honour_env_over_files(monkeypatch):
         stdout = out
 
     monkeypatch.setattr(fetch.subprocess, "run", lambda *a, **k: Done())
+    monkeypatch.setattr(fetch, "_PIP_SETTINGS", {})
     settings = fetch.pip_settings()
     assert settings["index-url"] == "https://env.example/simple"
     assert settings["extra-index-url"] == "file:///a file:///b"

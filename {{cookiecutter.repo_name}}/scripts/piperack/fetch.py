@@ -312,11 +312,23 @@ def _fetch_fsspec(url: str, workdir: Path, fs_args: dict, max_bytes: int) -> tup
 # -- package indexes --------------------------------------------------------------------------------
 
 
+_PIP_SETTINGS: dict = {}
+
+
 def pip_settings(python: str | None = None) -> dict[str, str]:
-    """index-url, extra-index-url, find-links, cert from the user's pip configuration (env wins)."""
+    """index-url, extra-index-url, find-links, cert from the user's pip configuration (env wins).
+
+    Read once per process (``pip config list`` is a subprocess)."""
+    key = python or sys.executable
+    if key not in _PIP_SETTINGS:
+        _PIP_SETTINGS[key] = _read_pip_settings(key)
+    return dict(_PIP_SETTINGS[key])
+
+
+def _read_pip_settings(python: str) -> dict[str, str]:
     try:
         out = subprocess.run(
-            [python or sys.executable, "-m", "pip", "config", "list"],
+            [python, "-m", "pip", "config", "list"],
             capture_output=True, text=True, timeout=60, check=False,
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
