@@ -304,3 +304,48 @@ def test_wheelhouse_is_reused_and_refreshed_when_requirements_change(tmp_path):
     with pytest.raises(docker.PiperackError, match="pip download for the image"):
         docker.ensure_wheelhouse(Project, target)
     assert sorted(p.name for p in house.glob("*.whl")) == second  # a failed refresh keeps the old wheelhouse
+
+
+def _buildkit_client(tmp_path: Path) -> Path:
+    """A folder whose `docker` builds with BuildKit: the PATH's docker if it has buildx, else the
+    docker.io client (its BuildKit needs no plugin). Users mostly build with BuildKit."""
+    folder = tmp_path / "buildkit-bin"
+    folder.mkdir()
+    candidates = [shutil.which("docker"), "/usr/bin/docker"]
+    for client in filter(None, candidates):
+        has_buildx = subprocess.run([client, "buildx", "version"], capture_output=True).returncode == 0
+        legacy_only = subprocess.run([client, "version", "--format", "{{.Client.Version}}"], capture_output=True,
+                                     text=True).stdout.strip().split(".")[0] not in {"19", "20", "21", "22"}
+        if has_buildx or not legacy_only:
+            (folder / "docker").symlink_to(client)
+            return folder
+    _unavailable("no docker client here builds with BuildKit (neither buildx nor a docker.io client)")
+
+
+def test_buildkit_builds_offline_and_reuses_the_dependency_layer(engine, base_image, project, run_invoke, tmp_path):
+    root = tmp_path / project.name
+    shutil.copytree(project, root, symlinks=True)
+    client = _buildkit_client(tmp_path)
+    env = {"DOCKER_BUILDKIT": "1", "BUILDKIT_PROGRESS": "plain", "PATH": f"{client}{os.pathsep}{os.environ['PATH']}"}
+    tag = f"piperack-test-bk-{uuid.uuid4().hex[:10]}:latest"
+    images = set()
+    try:
+        proc = run_invoke(root, "docker-build", "--tag", tag, "--base-image", base_image, env=env, timeout=BUILD_TIMEOUT)
+        assert proc.returncode == 0, _output(proc)
+        assert re.search(r"^#\d+ \[deps", proc.stdout + proc.stderr, re.M), "not a BuildKit build:\n" + _output(proc)
+        images.add(_docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip())
+        before = _layers(tag)
+        nodes = root / "src" / _package(root) / "pipelines" / "ingest" / "nodes.py"
+        nodes.write_text(nodes.read_text() + "# changed by the BuildKit test\n")
+        proc = run_invoke(root, "docker-build", "--tag", tag, "--base-image", base_image, env=env, timeout=BUILD_TIMEOUT)
+        images.add(_docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip())
+        assert proc.returncode == 0, _output(proc)
+        assert _dependency_step_cached(proc.stdout + proc.stderr), _output(proc)
+        after = _layers(tag)
+        assert after[:-1] == before[:-1] and after[-1] != before[-1]
+        proc = run_invoke(root, "docker-run", "--tag", tag, "--network", "none", "--pipeline", "ingest", env=env)
+        assert proc.returncode == 0, _output(proc)
+        assert (root / "data" / "ingest.duckdb").stat().st_uid == os.getuid()
+    finally:
+        for image in images:
+            _docker("rmi", "--force", image, check=False)
