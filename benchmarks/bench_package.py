@@ -16,6 +16,7 @@ Run: bash scripts/kit.sh bench --name package
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -93,7 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,10,50,200")
     parser.add_argument("--kedro-max", type=int, default=50, help="largest N Kedro is actually run for")
-    parser.add_argument("--runs", type=int, default=3, help="piperack runs per size (median reported)")
+    parser.add_argument("--runs", type=int, default=5, help="piperack runs per size (median reported)")
     parser.add_argument("--no-write", action="store_true", help="print the table, leave docs/ alone")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -137,11 +138,12 @@ def main() -> None:
     lines += [
         "",
         f"Kedro is run for N ≤ {args.kedro_max}; larger N are extrapolated from its measured per-package time "
-        "at the largest measured N (it spends ~4 s per package: a `python -m build` subprocess with an "
-        "isolated virtualenv, plus rope refactoring). piperack builds every archive in-process (tarfile + gzip, "
-        "libcst only on the statements that mention the module).",
+        "at the largest measured N (per package it runs a `python -m build` subprocess with an "
+        "isolated virtualenv, plus rope refactoring). piperack builds every archive in-process (tarfile + gzip; "
+        "libcst only on the exact spans `ast` finds mentioning the module). The machine is shared with other "
+        "jobs, so single timings wobble; the 1-minute load average at the end is given.",
         "",
-        f"Command: `{COMMAND}`",
+        f"Command: `{COMMAND}` (1-minute load average at the end: {os.getloadavg()[0]:.1f})",
     ]
     body = "\n".join(lines)
     print(body)
