@@ -27,6 +27,12 @@ def top_dirs(path: Path) -> set[str]:
         return {m.name.split("/", 1)[0] for m in tar.getmembers()}
 
 
+def declared(root: Path) -> list[str]:
+    """The requirement lines of the example pipeline's requirements.txt (comments and blanks dropped)."""
+    text = (root / "src" / PKG / "pipelines/ingest/requirements.txt").read_text()
+    return [line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()]
+
+
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     return result
@@ -113,7 +119,8 @@ def test_package_writes_code_params_tests_and_requirements(project_copy, run_inv
 
     meta = Parser().parsestr(files["PKG-INFO"].decode())
     assert meta["Name"] == "ingest" and meta["Version"] == "0.1.0"
-    assert meta.get_all("Requires-Dist") == ["duckdb>=1.0", "pandas>=2.1", "requests>=2.31"]
+    assert meta.get_all("Requires-Dist") == declared(root)
+    assert "pandas>=2.1" in declared(root)
     doc = tomllib.loads(files["pyproject.toml"].decode())
     assert doc["tool"]["piperack"]["module"] == "pipelines.ingest"
     assert doc["project"]["dependencies"] == meta.get_all("Requires-Dist")
@@ -271,11 +278,12 @@ def test_no_module_and_no_all_is_refused(project, run_invoke):
 def test_requirement_option_lines_are_refused_naming_the_line(project_copy, run_invoke, tree_hash):
     root = project_copy
     reqs = root / "src" / PKG / "pipelines/ingest/requirements.txt"
-    reqs.write_text(reqs.read_text() + "-e git+https://example.invalid/x.git#egg=x\n")
+    lines = reqs.read_text().splitlines()
+    reqs.write_text("\n".join(lines) + "\n-e git+https://example.invalid/x.git#egg=x\n")
     before = tree_hash(root)
     result = run_invoke(root, "package", "pipelines.ingest")
     assert result.returncode == 1
-    assert "requirements.txt:5" in result.stderr and "-e git+https://example.invalid/x.git#egg=x" in result.stderr
+    assert f"requirements.txt:{len(lines) + 1}" in result.stderr and "-e git+https://example.invalid/x.git#egg=x" in result.stderr
     assert tree_hash(root) == before
 
 
@@ -314,7 +322,7 @@ def test_pip_installs_it_in_a_fresh_venv_and_twine_accepts_it(project_copy, run_
         "area_km2",
         "True",  # no top-level `tests` package leaked into site-packages
         "True True",
-        "['duckdb>=1.0', 'pandas>=2.1', 'requests>=2.31']",
+        str(sorted(declared(root))),
     ]
     site = next((venv / "lib").glob("python*/site-packages"))
     assert not (site / "tests").exists()
