@@ -271,6 +271,16 @@ def test_errors(proj, job, message):
         build(proj, job)
 
 
+def test_module_named_tests_needs_an_alias_and_stdlib_names_warn(proj):
+    write(proj.root, {"src/demo/utils/tests/__init__.py": "", "src/demo/utils/email/__init__.py": ""})
+    with pytest.raises(PiperackError, match="cannot be named 'tests'.*--alias"):
+        build(proj, Job("utils.tests"))
+    assert build(proj, Job("utils.tests", alias="checks")).filename == "checks-1.2.0.tar.gz"
+    built = build(proj, Job("utils.email"))
+    assert any("standard-library module" in w for w in built.warnings)
+    assert not build(proj, Job("utils.email", alias="mailer")).warnings
+
+
 def test_requirement_option_lines_are_refused_naming_the_line(proj):
     write(proj.root, {"src/demo/pipelines/ingest/requirements.txt": "pandas\n-r ../../other.txt\n"})
     with pytest.raises(PiperackError, match=r"requirements\.txt:2.*-r \.\./\.\./other\.txt"):
@@ -313,6 +323,17 @@ def test_manifest_jobs(proj):
     (proj.root / "pyproject.toml").write_text(PYPROJECT + '\n[tool.piperack.package]\n"x" = {alias = 3}\n')
     with pytest.raises(PiperackError, match="'alias' must be a non-empty string"):
         jobs_from_manifest(find_project(proj.root))
+
+
+def test_all_refuses_two_entries_writing_the_same_file(proj, capsys):
+    from piperack.package import _package_all
+
+    write(proj.root, {"src/demo/utils/ingest/__init__.py": '__version__ = "0.3"\n'})
+    with pytest.raises(PiperackError, match="1 of 2 package"):
+        _package_all(proj, [Job("pipelines.ingest", label="pipelines.ingest"), Job("utils.ingest", label="utils.ingest")])
+    out = capsys.readouterr().out
+    assert "[2/2] utils.ingest  FAILED: writes dist/ingest-0.3.tar.gz, as 'pipelines.ingest' did" in out
+    assert (proj.root / "dist/ingest-0.3.tar.gz").is_file()
 
 
 def test_update_sums_keeps_existing_files_only(tmp_path):

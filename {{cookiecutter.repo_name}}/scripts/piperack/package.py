@@ -211,6 +211,16 @@ def build(project: Project, job: Job) -> Built:
     name = check_alias(project, module, job.alias) if job.alias else source_name
     dest_dir = resolve_destination(project, job.destination)
     warnings: list[str] = []
+    if name == TESTS_DIR:
+        raise PiperackError(
+            f"{where}: a micro-package cannot be named {TESTS_DIR!r} (the sdist's tests/ folder); "
+            "package it with --alias NAME"
+        )
+    if not job.alias and name in sys.stdlib_module_names:
+        warnings.append(
+            f"{name!r} is also a standard-library module: pip-installing the package would shadow it "
+            "(pulling it into a project is fine); --alias NAME avoids that"
+        )
 
     code = _walk(module_dir, project)
     if not code:
@@ -436,11 +446,15 @@ def _package_all(project: Project, jobs: list[Job]) -> list[Built]:
     done: list[Built] = []
     failed: list[tuple[str, str]] = []
     sums: dict[Path, dict[str, str]] = {}
+    claimed: dict[Path, str] = {}  # archive path -> the entry that wrote it in this run
     for index, job in enumerate(jobs, 1):
         counter = str(index).rjust(width)
         prefix = f"[{counter}/{total}] {job.label}"
         try:
             built = build(project, job)
+            if built.path in claimed:
+                raise PiperackError(f"writes {_show(project, built.path)}, as {claimed[built.path]!r} did: give one an alias")
+            claimed[built.path] = job.label
             digest, unchanged = write(built)
         except PiperackError as exc:
             failed.append((job.label, str(exc)))
