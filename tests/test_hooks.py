@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from conftest import KIT
+from kitlib import KIT
 
 BAD_ANSWERS = [
     ({"python_package": "class"}, "python_package 'class' is a Python keyword"),

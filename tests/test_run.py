@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import kitlib
+import kitlib
 
 
 def rows(database: Path, table: str) -> list[tuple]:

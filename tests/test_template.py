@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from conftest import KIT, TEMPLATE
+from kitlib import KIT, TEMPLATE
 
 ENGINE = sorted(p.name for p in (TEMPLATE / "scripts" / "piperack").glob("*.py"))
 DOCKER = sorted(p.name for p in (TEMPLATE / "docker").iterdir() if p.is_file())
