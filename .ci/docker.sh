@@ -36,7 +36,7 @@ start() {
     else
         log "a Docker engine already answers; using it"
     fi
-    if ! command -v debootstrap >/dev/null 2>&1 && ! docker images -q --filter label=org.piperack.recipe piperack/python-offline | grep -q .; then
+    if ! command -v debootstrap >/dev/null 2>&1; then  # the base image may need building
         log "installing debootstrap with apt-get"
         apt-get update -q >&2
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >&2

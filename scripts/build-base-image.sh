@@ -37,9 +37,7 @@ if [[ -z "$suite" ]]; then
 fi
 [[ -n "$arch" ]] || arch="$(dpkg --print-architecture)"
 
-for tool in debootstrap docker; do
-    command -v "$tool" >/dev/null 2>&1 || { log "$tool not found (apt-get install -y debootstrap docker.io)"; exit 1; }
-done
+command -v docker >/dev/null 2>&1 || { log "docker not found (apt-get install -y docker.io)"; exit 1; }
 docker info >/dev/null 2>&1 || { log "no Docker engine answers; start one: scripts/docker-engine.sh start"; exit 1; }
 
 packages="$(grep -v '^\s*#' "$RECIPE/packages.txt" | tr -s ' \n' ',' | sed 's/^,//; s/,$//')"
@@ -57,6 +55,7 @@ if [[ -n "$existing" && $force -eq 0 ]]; then
     fi
 fi
 
+command -v debootstrap >/dev/null 2>&1 || { log "debootstrap not found (apt-get install -y debootstrap)"; exit 1; }
 [[ $(id -u) -eq 0 ]] || { log "debootstrap needs root"; exit 1; }
 
 work="$(mktemp -d /tmp/piperack-base.XXXXXX)"
