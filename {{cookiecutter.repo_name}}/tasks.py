@@ -85,14 +85,16 @@ def new_pipeline(c, name):
         scaffold.create_pipeline(project(), name)
 
 
-# --- package ---
-def _module_or_all_task():
-    """A Task class whose `module` positional may be left out when --all is given (invoke has no
-    optional positional arguments)."""
+def _optional_with_all(positional: str):
+    """A Task class whose positional argument may be left out when --all is given.
+
+    invoke has no optional positional arguments; `package` and `pull` take either one module or
+    source, or --all (their manifest).
+    """
     from invoke import Task
     from invoke.parser import Argument
 
-    class OptionalModule(Argument):
+    class OptionalPositional(Argument):
         @property
         def value(self):
             value = self._value if self._value is not None else self.default
@@ -102,19 +104,20 @@ def _module_or_all_task():
         def value(self, arg):
             self.set_value(arg, cast=True)
 
-    class ModuleOrAll(Task):
+    class PositionalOrAll(Task):
         def get_arguments(self, *args, **kwargs):
             arguments = super().get_arguments(*args, **kwargs)
             by_name = {a.name: a for a in arguments}
-            by_name["module"].__class__ = OptionalModule
-            by_name["module"].all_flag = by_name["all"]
+            by_name[positional].__class__ = OptionalPositional
+            by_name[positional].all_flag = by_name["all"]
             return arguments
 
-    return ModuleOrAll
+    return PositionalOrAll
 
 
+# --- package ---
 @task(
-    klass=_module_or_all_task(),
+    klass=_optional_with_all("module"),
     positional=["module"],
     help={
         "module": "Module path under the project package, e.g. pipelines.ingest or utils.cleaning.",
@@ -138,36 +141,8 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None):
 
 
 # --- pull ---
-def _source_or_all_task():
-    """A Task class whose `source` positional may be left out when --all is given (invoke has no
-    optional positional arguments)."""
-    from invoke import Task
-    from invoke.parser import Argument
-
-    class OptionalSource(Argument):
-        @property
-        def value(self):
-            value = self._value if self._value is not None else self.default
-            return "" if value is None and self.all_flag.value else value
-
-        @value.setter
-        def value(self, arg):
-            self.set_value(arg, cast=True)
-
-    class SourceOrAll(Task):
-        def get_arguments(self, *args, **kwargs):
-            arguments = super().get_arguments(*args, **kwargs)
-            by_name = {a.name: a for a in arguments}
-            if "source" in by_name and "all" in by_name:
-                by_name["source"].__class__ = OptionalSource
-                by_name["source"].all_flag = by_name["all"]
-            return arguments
-
-    return SourceOrAll
-
-
 @task(
-    klass=_source_or_all_task(),
+    klass=_optional_with_all("source"),
     positional=["source"],
     auto_shortflags=False,  # long options only: an automatic -h for --sha256 would read as help
     help={
