@@ -88,7 +88,7 @@ def _dependency_step_cached(output: str) -> bool:
     """Whether the build log says the `pip install -r requirements.txt` step came from the cache,
     in the legacy builder's words (" ---> Using cache" after the step) or BuildKit's ("#N CACHED")."""
     lines = output.splitlines()
-    steps = [i for i, line in enumerate(lines) if "install -r /tmp/requirements.txt" in line]
+    steps = [i for i, line in enumerate(lines) if "-r /tmp/requirements.txt" in line]
     if not steps:
         return False
     for i in steps:
@@ -361,3 +361,24 @@ def test_buildkit_builds_offline_and_reuses_the_dependency_layer(engine, base_im
     finally:
         for image in images:
             _docker("rmi", "--force", image, check=False)
+
+
+def test_dockerignore_keeps_data_secrets_git_venvs_and_dist_out_of_the_context(engine, base_image, project_copy, tmp_path):
+    root = project_copy
+    planted = ["data/big.csv", "conf/local/credentials.yml", ".git/config", ".venv/bin/python", "venv/x",
+               "dist/pkg-0.1.0.tar.gz", "src/pkg.egg-info/PKG-INFO", "src/__pycache__/x.pyc"]
+    for rel in planted + [".docker/wheelhouse/kept.whl"]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x")
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(f"FROM {base_image}\nCOPY . /context/\n")
+    tag = f"piperack-test-context-{uuid.uuid4().hex[:10]}:latest"
+    try:
+        _docker("build", "--network", "none", "-q", "-f", str(dockerfile), "-t", tag, str(root))
+        listed = set(_docker("run", "--rm", "--network", "none", tag, "find", "/context").stdout.split())
+    finally:
+        _docker("rmi", "--force", tag, check=False)
+    assert "/context/.docker/wheelhouse/kept.whl" in listed  # the image's dependencies come from here
+    assert "/context/conf/base" in listed and "/context/src" in listed
+    leaked = [rel for rel in planted if f"/context/{rel}" in listed]
+    assert not leaked, leaked
