@@ -161,6 +161,14 @@ def split_docker_args(text: str | None) -> list[str]:
 # --- the base image and the wheelhouse --------------------------------------------------------
 
 
+# The pre-PEP 600 manylinux names: alias -> (glibc 2.x minor it stands for, architectures).
+LEGACY_MANYLINUX = {
+    "manylinux2014": (17, {"x86_64", "i686", "aarch64", "ppc64le", "s390x", "armv7l"}),
+    "manylinux2010": (12, {"x86_64", "i686"}),
+    "manylinux1": (5, {"x86_64", "i686"}),
+}
+
+
 @dataclass(frozen=True)
 class Target:
     """What the base image can install: its Python and platform."""
@@ -187,10 +195,9 @@ class Target:
         if self.libc == "musl":
             return [f"musllinux_{major}_{m}_{arch}" for m in range(minor, -1, -1)]
         tags = [f"manylinux_{major}_{m}_{arch}" for m in range(minor, 4, -1)]
-        legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
-        for need, name in legacy.items():
-            if major == 2 and minor >= need and arch in {"x86_64", "i686"} | ({"aarch64", "ppc64le", "s390x", "armv7l"} if need == 17 else set()):
-                tags.append(f"{name}_{arch}")
+        for alias, (need, arches) in LEGACY_MANYLINUX.items():
+            if major == 2 and minor >= need and arch in arches:
+                tags.append(f"{alias}_{arch}")
         return tags
 
 
