@@ -113,22 +113,27 @@ def rewrite_references(source: str, old: str, new: str) -> str:
     return source if result == source else result
 
 
-def _node_spans(source: str, old: str):
-    """``(binds, [(start, stop, kind), ...])``: the exact source spans (character offsets) that
-    mention ``old`` -- import statements (kind ``"stmt"``), and string literals, f-strings and dotted
-    chains (kind ``"expr"``) -- found with the standard library's ``ast``; libcst then rewrites each
-    span alone, so a file costs a fast ``ast.parse`` plus a few tiny libcst parses.
-    None when ``ast`` cannot index the source.
+# str.splitlines breaks lines at these characters and Python's tokenizer does not, so line numbers
+# (and the offsets built from them) would disagree with the parser's: such sources are not indexed.
+_LINE_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def _index(source: str, old: str, refuse: str):
+    """What both ``ast`` indexers below start from: ``(tree, binds, dotted, matches, imports)``, or
+    None when ``source`` holds a character of ``refuse`` or ``ast`` cannot parse it.
+
+    ``dotted(node)`` spells a Name/Attribute chain (``a.b.c``) or gives None; ``matches(name)`` says
+    whether a name is ``old`` or inside it; ``imports(node)`` whether an Import/ImportFrom statement
+    refers to ``old`` absolutely; ``binds`` whether a plain ``import old[.x]`` binds old's first name.
     """
     import ast
 
-    if any(ch in source for ch in "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\ufeff"):
+    if any(ch in source for ch in refuse):
         return None
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return None
-    old_parts = old.split(".")
     old_parent, _, old_last = old.rpartition(".")
 
     def dotted(node) -> str | None:
@@ -142,30 +147,50 @@ def _node_spans(source: str, old: str):
     def matches(name) -> bool:
         return isinstance(name, str) and (name == old or name.startswith(old + "."))
 
+    def imports(node) -> bool:
+        if isinstance(node, ast.Import):
+            return any(matches(a.name) for a in node.names)
+        return bool(
+            node.level == 0 and node.module and (
+                matches(node.module)
+                or (node.module == old_parent and any(a.name == old_last for a in node.names))
+            )
+        )
+
     binds = any(
         isinstance(node, ast.Import) and any(a.asname is None and matches(a.name) for a in node.names)
         for node in ast.walk(tree)
     )
+    return tree, binds, dotted, matches, imports
+
+
+def _node_spans(source: str, old: str):
+    """``(binds, [(start, stop, kind), ...])``: the exact source spans (character offsets) that
+    mention ``old`` -- import statements (kind ``"stmt"``), and string literals, f-strings and dotted
+    chains (kind ``"expr"``) -- found with the standard library's ``ast``; libcst then rewrites each
+    span alone, so a file costs a fast ``ast.parse`` plus a few tiny libcst parses.
+    None when ``ast`` cannot index the source.
+    """
+    import ast
+
+    # A BOM too (only this path refuses it): a source holding one goes to the statement path.
+    index = _index(source, old, refuse=_LINE_BREAKS + "\ufeff")
+    if index is None:
+        return None
+    tree, binds, dotted, matches, imports = index
 
     def chain(node) -> bool:
         if not binds:
             return False
-        if len(old_parts) > 1:
+        if "." in old:
             return isinstance(node, ast.Attribute) and dotted(node) == old
         return isinstance(node, ast.Name) and node.id == old and isinstance(node.ctx, ast.Load)
 
     found: list = []
 
     def visit(node) -> None:
-        if isinstance(node, ast.Import):
-            if any(matches(a.name) for a in node.names):
-                found.append((node, "stmt"))
-            return
-        if isinstance(node, ast.ImportFrom):
-            if node.level == 0 and node.module and (
-                matches(node.module)
-                or (node.module == old_parent and any(a.name == old_last for a in node.names))
-            ):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if imports(node):
                 found.append((node, "stmt"))
             return
         if isinstance(node, ast.JoinedStr):
@@ -211,41 +236,15 @@ def _statements_to_rewrite(source: str, old: str):
     """
     import ast
 
-    if any(ch in source for ch in "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"):
-        return None  # str.splitlines would disagree with the parser's line numbers
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    index = _index(source, old, refuse=_LINE_BREAKS)
+    if index is None:
         return None
-    old_parts = old.split(".")
-    old_parent, _, old_last = old.rpartition(".")
-
-    def dotted(node) -> str | None:
-        if isinstance(node, ast.Name):
-            return node.id
-        if isinstance(node, ast.Attribute):
-            left = dotted(node.value)
-            return None if left is None else f"{left}.{node.attr}"
-        return None
-
-    def matches(name) -> bool:
-        return isinstance(name, str) and (name == old or name.startswith(old + "."))
-
-    binds = any(
-        isinstance(node, ast.Import) and any(a.asname is None and matches(a.name) for a in node.names)
-        for node in ast.walk(tree)
-    )
+    tree, binds, dotted, matches, imports = index
 
     def needs(stmt) -> bool:
         for node in ast.walk(stmt):
-            if isinstance(node, ast.Import):
-                if any(matches(a.name) for a in node.names):
-                    return True
-            elif isinstance(node, ast.ImportFrom):
-                if node.level == 0 and node.module and (
-                    matches(node.module)
-                    or (node.module == old_parent and any(a.name == old_last for a in node.names))
-                ):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                if imports(node):
                     return True
             elif isinstance(node, ast.Constant):
                 if matches(node.value):
@@ -254,10 +253,10 @@ def _statements_to_rewrite(source: str, old: str):
                 head = node.values[0] if node.values else None
                 if isinstance(head, ast.Constant) and isinstance(head.value, str) and head.value.startswith(old + "."):
                     return True
-            elif binds and isinstance(node, ast.Attribute) and len(old_parts) > 1:
+            elif binds and isinstance(node, ast.Attribute) and "." in old:
                 if dotted(node) == old:
                     return True
-            elif binds and isinstance(node, ast.Name) and len(old_parts) == 1:
+            elif binds and isinstance(node, ast.Name) and "." not in old:
                 if node.id == old:
                     return True
         return False
