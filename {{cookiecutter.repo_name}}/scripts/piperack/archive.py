@@ -87,6 +87,45 @@ def _why(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
+def _checked_members(tar: tarfile.TarFile, label: str):
+    """Yield ``(relative path, member)`` for the members of ``tar`` in archive order.
+
+    Raises PiperackError for a refused name, anything but a plain file or folder, a name listed twice
+    (the same folder listed twice is skipped: harmless) and a path under a file; once every member
+    is read, for a path that is both a file and a folder. Size and count limits are the caller's.
+    """
+    seen: dict[PurePosixPath, bool] = {}
+    while True:
+        member = tar.next()
+        if member is None:
+            break
+        rel = _check_name(member.name)
+        if isinstance(rel, str):
+            raise PiperackError(f"{label}: refused member {member.name!r}: {rel}")
+        kind = _member_kind(member)
+        if kind:
+            raise PiperackError(f"{label}: refused member {member.name!r}: {kind}")
+        if rel in seen:
+            if member.isdir() and seen[rel]:
+                continue  # the same folder listed twice is harmless
+            raise PiperackError(f"{label}: refused member {member.name!r}: listed more than once")
+        for parent in rel.parents:
+            if parent != PurePosixPath(".") and seen.get(parent) is False:
+                raise PiperackError(f"{label}: refused member {member.name!r}: {parent} is a file")
+        seen[rel] = member.isdir()
+        yield rel, member
+    for rel in seen:
+        if seen[rel] is False and any(other != rel and rel in other.parents for other in seen):
+            raise PiperackError(f"{label}: refused member {str(rel)!r}: it is both a file and a folder")
+
+
+def _too_big(label: str, member: tarfile.TarInfo, limit: int) -> PiperackError:
+    return PiperackError(
+        f"{label}: refused member {member.name!r}: the archive unpacks to more than "
+        f"{limit} bytes (the limit; set ${ENV_MAX_BYTES} to change it)"
+    )
+
+
 def check_archive(archive: Path, label: str | None = None, max_bytes: int | None = None) -> list[tuple[PurePosixPath, tarfile.TarInfo]]:
     """Check every member header of ``archive``; return ``[(relative path, member)]`` in archive order.
 
@@ -96,38 +135,14 @@ def check_archive(archive: Path, label: str | None = None, max_bytes: int | None
     label = label or str(archive)
     limit = max_bytes if max_bytes is not None else max_bytes_from_env()
     members: list[tuple[PurePosixPath, tarfile.TarInfo]] = []
-    seen: dict[PurePosixPath, bool] = {}
     total = 0
     tar = _open(archive, label)
     try:
         with tar:
-            while True:
-                try:
-                    member = tar.next()
-                except (tarfile.ReadError, EOFError, zlib.error, OSError) as exc:
-                    raise PiperackError(f"{label}: truncated or corrupt archive ({_why(exc)})") from None
-                if member is None:
-                    break
-                rel = _check_name(member.name)
-                if isinstance(rel, str):
-                    raise PiperackError(f"{label}: refused member {member.name!r}: {rel}")
-                kind = _member_kind(member)
-                if kind:
-                    raise PiperackError(f"{label}: refused member {member.name!r}: {kind}")
-                if rel in seen:
-                    if member.isdir() and seen[rel]:
-                        continue  # the same folder listed twice is harmless
-                    raise PiperackError(f"{label}: refused member {member.name!r}: listed more than once")
-                for parent in rel.parents:
-                    if parent != PurePosixPath(".") and seen.get(parent) is False:
-                        raise PiperackError(f"{label}: refused member {member.name!r}: {parent} is a file")
-                seen[rel] = member.isdir()
+            for rel, member in _checked_members(tar, label):
                 total += member.size if member.isfile() else 0
                 if total > limit:
-                    raise PiperackError(
-                        f"{label}: refused member {member.name!r}: the archive unpacks to more than "
-                        f"{limit} bytes (the limit; set ${ENV_MAX_BYTES} to change it)"
-                    )
+                    raise _too_big(label, member, limit)
                 if len(members) >= MAX_MEMBERS:
                     raise PiperackError(f"{label}: more than {MAX_MEMBERS} members; refused")
                 members.append((rel, member))
@@ -137,9 +152,6 @@ def check_archive(archive: Path, label: str | None = None, max_bytes: int | None
         raise PiperackError(f"{label}: truncated or corrupt archive ({_why(exc)})") from None
     if not members:
         raise PiperackError(f"{label}: the archive is empty")
-    for rel in list(seen):
-        if seen[rel] is False and any(other != rel and rel in other.parents for other in seen):
-            raise PiperackError(f"{label}: refused member {str(rel)!r}: it is both a file and a folder")
     return members
 
 
@@ -154,39 +166,18 @@ def read_archive(archive: Path, label: str | None = None, max_bytes: int | None 
     limit = max_bytes if max_bytes is not None else max_bytes_from_env()
     members = []
     data: dict[PurePosixPath, bytes] = {}
-    seen: dict[PurePosixPath, bool] = {}
     total = 0
     tar = _open(archive, label)
     try:
         with tar:
-            while True:
-                member = tar.next()
-                if member is None:
-                    break
-                rel = _check_name(member.name)
-                if isinstance(rel, str):
-                    raise PiperackError(f"{label}: refused member {member.name!r}: {rel}")
-                kind = _member_kind(member)
-                if kind:
-                    raise PiperackError(f"{label}: refused member {member.name!r}: {kind}")
-                if rel in seen:
-                    if member.isdir() and seen[rel]:
-                        continue
-                    raise PiperackError(f"{label}: refused member {member.name!r}: listed more than once")
-                for parent in rel.parents:
-                    if parent != PurePosixPath(".") and seen.get(parent) is False:
-                        raise PiperackError(f"{label}: refused member {member.name!r}: {parent} is a file")
-                seen[rel] = member.isdir()
+            for rel, member in _checked_members(tar, label):
                 if len(members) >= MAX_MEMBERS:
                     raise PiperackError(f"{label}: more than {MAX_MEMBERS} members; refused")
                 members.append((rel, member))
                 if member.isfile():
                     total += member.size
                     if total > limit:
-                        raise PiperackError(
-                            f"{label}: refused member {member.name!r}: the archive unpacks to more than "
-                            f"{limit} bytes (the limit; set ${ENV_MAX_BYTES} to change it)"
-                        )
+                        raise _too_big(label, member, limit)
                     reader = tar.extractfile(member)
                     content = reader.read() if reader is not None else b""
                     if len(content) != member.size:
@@ -198,9 +189,6 @@ def read_archive(archive: Path, label: str | None = None, max_bytes: int | None 
         raise PiperackError(f"{label}: truncated or corrupt archive ({_why(exc)})") from None
     if not members:
         raise PiperackError(f"{label}: the archive is empty")
-    for rel in seen:
-        if seen[rel] is False and any(other != rel and rel in other.parents for other in seen):
-            raise PiperackError(f"{label}: refused member {str(rel)!r}: it is both a file and a folder")
     tops = sorted({rel.parts[0] for rel, _ in members})
     if len(tops) != 1:
         raise PiperackError(
