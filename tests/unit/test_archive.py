@@ -4,11 +4,12 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
+from pathlib import PurePosixPath
 from pathlib import Path
 
 import pytest
 
-from piperack.archive import check_archive, max_bytes_from_env, stage_archive
+from piperack.archive import max_bytes_from_env, read_archive
 from piperack.errors import PiperackError
 
 
@@ -41,16 +42,12 @@ class _Good:
 GOOD = _Good()
 
 
-def listing(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
-
-
-def test_good_archive_is_staged_with_safe_modes(tmp_path):
+def test_good_archive_is_read_into_memory(tmp_path):
     arc = make_tar(tmp_path / "a.tar.gz", [*GOOD, member("pkg-0.1/run.sh", b"#!/bin/sh\n", mode=0o4777)])
-    top = stage_archive(arc, tmp_path / "out")
-    assert top == tmp_path / "out" / "pkg-0.1"
-    assert listing(tmp_path / "out") == ["pkg-0.1", "pkg-0.1/PKG-INFO", "pkg-0.1/pkg", "pkg-0.1/pkg/__init__.py", "pkg-0.1/run.sh"]
-    assert (top / "run.sh").stat().st_mode & 0o7777 == 0o644  # setuid/exec bits from the archive are dropped
+    top, files = read_archive(arc)
+    assert top == "pkg-0.1"
+    assert sorted(str(p) for p in files) == ["PKG-INFO", "pkg/__init__.py", "run.sh"]
+    assert files[PurePosixPath("run.sh")] == b"#!/bin/sh\n"  # contents only: modes from the archive are not kept
 
 
 HOSTILE = {
@@ -71,29 +68,26 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_members_are_refused_and_nothing_is_written(tmp_path, case):
+def test_hostile_members_are_refused(tmp_path, case):
     members, reason = HOSTILE[case]
     arc = make_tar(tmp_path / "bad.tar.gz", members)
-    out = tmp_path / "out"
     with pytest.raises(PiperackError) as err:
-        stage_archive(arc, out)
+        read_archive(arc)
     message = str(err.value)
     assert reason in message
     assert "bad.tar.gz" in message and "\n" not in message
-    assert not out.exists()  # the check runs before the first write
     assert not (tmp_path / "evil.py").exists() and not (tmp_path.parent / "evil.py").exists()
 
 
 def test_oversize_is_refused_with_a_configurable_limit(tmp_path, monkeypatch):
     arc = make_tar(tmp_path / "big.tar.gz", [*GOOD, member("pkg-0.1/pkg/data.bin", b"\0" * 5000)])
     with pytest.raises(PiperackError, match=r"data.bin.*more than 4096 bytes"):
-        stage_archive(arc, tmp_path / "out", max_bytes=4096)
-    assert not (tmp_path / "out").exists()
+        read_archive(arc, max_bytes=4096)
     monkeypatch.setenv("PIPERACK_PULL_MAX_BYTES", "4K")
     assert max_bytes_from_env() == 4096
     with pytest.raises(PiperackError, match="PIPERACK_PULL_MAX_BYTES"):
-        stage_archive(arc, tmp_path / "out")
-    stage_archive(arc, tmp_path / "ok", max_bytes=10_000)  # under the limit: fine
+        read_archive(arc)
+    read_archive(arc, max_bytes=10_000)  # under the limit: fine
 
 
 def test_bad_limit_setting_is_a_clear_error(monkeypatch):
@@ -106,16 +100,14 @@ def test_not_a_tarball(tmp_path):
     arc = tmp_path / "x.tar.gz"
     arc.write_bytes(b"this is not an archive at all\n" * 10)
     with pytest.raises(PiperackError, match="x.tar.gz: not a readable .tar.gz archive"):
-        stage_archive(arc, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+        read_archive(arc)
 
 
 def test_gzip_of_not_a_tar(tmp_path):
     arc = tmp_path / "x.tar.gz"
     arc.write_bytes(gzip.compress(b"hello " * 1000))
     with pytest.raises(PiperackError, match="x.tar.gz"):
-        stage_archive(arc, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+        read_archive(arc)
 
 
 @pytest.mark.parametrize("keep", [0.3, 0.6, 0.9])
@@ -126,34 +118,27 @@ def test_truncated_gzip(tmp_path, keep):
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(PiperackError, match="cut.tar.gz: (truncated or corrupt|not a readable)"):
-        stage_archive(cut, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+        read_archive(cut)
 
 
 def test_two_top_level_folders(tmp_path):
     arc = make_tar(tmp_path / "two.tar.gz", [*GOOD, member("other-0.1/x.py", b"x")])
     with pytest.raises(PiperackError, match="exactly one top-level folder.*found 2: other-0.1, pkg-0.1"):
-        stage_archive(arc, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+        read_archive(arc)
 
 
 def test_a_file_at_the_top(tmp_path):
     arc = make_tar(tmp_path / "flat.tar.gz", [member("setup.py", b"print('x')")])
     with pytest.raises(PiperackError, match="expected a top-level folder"):
-        stage_archive(arc, tmp_path / "out")
+        read_archive(arc)
 
 
 def test_empty_archive(tmp_path):
     arc = make_tar(tmp_path / "empty.tar.gz", [])
     with pytest.raises(PiperackError, match="empty"):
-        stage_archive(arc, tmp_path / "out")
+        read_archive(arc)
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(PiperackError, match="no such file"):
-        check_archive(tmp_path / "nope.tar.gz")
-
-
-def test_check_returns_members_in_order(tmp_path):
-    arc = make_tar(tmp_path / "a.tar.gz", GOOD)
-    assert [str(rel) for rel, _ in check_archive(arc)] == ["pkg-0.1/PKG-INFO", "pkg-0.1/pkg/__init__.py"]
+        read_archive(tmp_path / "nope.tar.gz")

@@ -3,11 +3,10 @@
 ``read_archive(path)`` checks every member header (refusing absolute names, ``..``, symbolic and
 hard links, devices, fifos, anything that is not a plain file or folder, duplicate names, and a
 total uncompressed size over a limit) and reads the plain files into memory: pull plans from that
-and writes nothing from the archive until every check has passed. ``stage_archive(path, into)``
-writes the same files to a folder with fixed permissions (0o644 / 0o755: modes and owners from the
-archive are ignored). Errors are ``PiperackError`` lines naming the archive and the member at fault.
+and writes nothing from the archive until every check has passed; modes and owners in the archive
+are ignored. Errors are ``PiperackError`` lines naming the archive and the member at fault.
 
-Nothing in the archive is executed, and nothing is written outside ``into``.
+Nothing in the archive is executed, and nothing is written.
 """
 from __future__ import annotations
 
@@ -126,35 +125,6 @@ def _too_big(label: str, member: tarfile.TarInfo, limit: int) -> PiperackError:
     )
 
 
-def check_archive(archive: Path, label: str | None = None, max_bytes: int | None = None) -> list[tuple[PurePosixPath, tarfile.TarInfo]]:
-    """Check every member header of ``archive``; return ``[(relative path, member)]`` in archive order.
-
-    Raises PiperackError for the first refused member, for an archive that is not a tarball or is
-    truncated, and when the members' total size exceeds ``max_bytes``.
-    """
-    label = label or str(archive)
-    limit = max_bytes if max_bytes is not None else max_bytes_from_env()
-    members: list[tuple[PurePosixPath, tarfile.TarInfo]] = []
-    total = 0
-    tar = _open(archive, label)
-    try:
-        with tar:
-            for rel, member in _checked_members(tar, label):
-                total += member.size if member.isfile() else 0
-                if total > limit:
-                    raise _too_big(label, member, limit)
-                if len(members) >= MAX_MEMBERS:
-                    raise PiperackError(f"{label}: more than {MAX_MEMBERS} members; refused")
-                members.append((rel, member))
-    except PiperackError:
-        raise
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-        raise PiperackError(f"{label}: truncated or corrupt archive ({_why(exc)})") from None
-    if not members:
-        raise PiperackError(f"{label}: the archive is empty")
-    return members
-
-
 def read_archive(archive: Path, label: str | None = None, max_bytes: int | None = None) -> tuple[str, dict[PurePosixPath, bytes]]:
     """Check and read ``archive`` into memory: ``(top-level folder, {path under it: bytes})``.
 
@@ -200,21 +170,3 @@ def read_archive(archive: Path, label: str | None = None, max_bytes: int | None 
         raise PiperackError(f"{label}: expected a top-level folder, found the file {top!r}")
     files = {PurePosixPath(*rel.parts[1:]): content for rel, content in data.items()}
     return top, files
-
-
-def stage_archive(archive: Path, into: Path, label: str | None = None, max_bytes: int | None = None) -> Path:
-    """Check ``archive``, then write its files into the folder ``into`` (created); return ``into/<top>``.
-
-    Files get mode 0o644 and folders 0o755 whatever the archive says; nothing is written unless the
-    whole archive passed the checks of ``read_archive``.
-    """
-    top, files = read_archive(archive, label, max_bytes)
-    root = Path(into) / top
-    root.mkdir(mode=0o755, parents=True, exist_ok=True)
-    for rel, content in files.items():
-        target = root.joinpath(*rel.parts)
-        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # never follow or overwrite
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-    return root
