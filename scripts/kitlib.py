@@ -40,19 +40,25 @@ def project_venv(project: Path, python: str | None = None) -> Path:
         digest.update((project / name).read_bytes())
     version = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True, check=True).stdout
     digest.update(version.encode())
-    venv = CACHE / "venvs" / digest.hexdigest()[:16]
-    venv.parent.mkdir(parents=True, exist_ok=True)
+    return cached_venv(CACHE / "venvs" / digest.hexdigest()[:16], python, ["-r", "requirements-dev.txt"], cwd=project)
+
+
+def cached_venv(venv: Path, python: str, install_args: list[str], cwd: Path | None = None) -> Path:
+    """A virtualenv at ``venv`` with ``uv pip install INSTALL_ARGS`` done, built once.
+
+    A `.complete` marker says it is whole; a file lock lets parallel callers wait for one builder.
+    """
     import fcntl
 
-    with open(venv.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time (parallel test workers)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         if not (venv / ".complete").exists():
             shutil.rmtree(venv, ignore_errors=True)
             subprocess.run([*uv(), "venv", "--quiet", "--seed", "--python", python, str(venv)], check=True)
             subprocess.run(
-                [*uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                 "-r", "requirements-dev.txt"],
-                cwd=project, check=True,
+                [*uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *install_args],
+                cwd=cwd, check=True,
             )
             (venv / ".complete").write_text("")
     return venv

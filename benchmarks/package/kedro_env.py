@@ -6,13 +6,16 @@ when available. ``kedro_project()`` writes the smallest project `kedro micropkg`
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+import kitlib  # noqa: E402
 
 KEDRO_VERSION = "0.18.14"
 # Kedro 0.18.14 supports Python 3.7-3.11.
@@ -26,46 +29,14 @@ def venv_path() -> Path:
     return Path.home() / ".cache" / "piperack-bench" / f"kedro-{KEDRO_VERSION}-py{KEDRO_PYTHON}"
 
 
-def _uv() -> list[str] | None:
-    found = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
-    return [found] if found else None
-
-
 def kedro_venv() -> Path:
     """The virtualenv holding Kedro 0.18.14 (created on first use; a lock guards parallel callers)."""
-    venv = venv_path()
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (venv / ".complete").exists():
-            shutil.rmtree(venv, ignore_errors=True)
-            uv = _uv()
-            python = shutil.which(f"python{KEDRO_PYTHON}") or sys.executable
-            if uv:
-                subprocess.run([*uv, "venv", "--quiet", "--seed", "--python", python, str(venv)], check=True)
-                subprocess.run(
-                    [*uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                     f"kedro=={KEDRO_VERSION}", "setuptools<70"],
-                    check=True,
-                )
-            else:
-                subprocess.run([python, "-m", "venv", str(venv)], check=True)
-                subprocess.run(
-                    [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                     f"kedro=={KEDRO_VERSION}", "setuptools<70"],
-                    check=True,
-                )
-            (venv / ".complete").write_text(KEDRO_VERSION + "\n")
-    return venv
+    python = shutil.which(f"python{KEDRO_PYTHON}") or sys.executable
+    return kitlib.cached_venv(venv_path(), python, [f"kedro=={KEDRO_VERSION}", "setuptools<70"])
 
 
 def kedro_env(venv: Path) -> dict:
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])
-    env["VIRTUAL_ENV"] = str(venv)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env.pop("PYTHONPATH", None)
-    return env
+    return kitlib.invoke_env(venv)
 
 
 def run_kedro(venv: Path, root: Path, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
