@@ -14,12 +14,8 @@ ENVFILE="$STATE/env"
 
 log() { echo "ci/docker: $*" >&2; }
 
-set_env() {  # set_env KEY VALUE: replace the KEY line in $ENVFILE
-    local tmp
-    tmp="$(mktemp "$STATE/env.XXXXXX")"
-    { grep -v "^$1=" "$ENVFILE" 2>/dev/null || true; echo "$1=$2"; } >"$tmp"
-    mv "$tmp" "$ENVFILE"
-}
+# shellcheck source=lib.sh
+. "$KIT/.ci/lib.sh"
 
 start() {
     mkdir -p "$STATE"

@@ -29,20 +29,8 @@ free_port() {
     "$(find_tool python3 || command -v python3)" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-set_env() {  # set_env KEY VALUE: replace the KEY line in $ENVFILE
-    local tmp
-    tmp="$(mktemp "$STATE/env.XXXXXX")"
-    { grep -v "^$1=" "$ENVFILE" 2>/dev/null || true; echo "$1=$2"; } >"$tmp"
-    mv "$tmp" "$ENVFILE"
-}
-
-unset_env() {
-    [[ -f "$ENVFILE" ]] || return 0
-    local tmp
-    tmp="$(mktemp "$STATE/env.XXXXXX")"
-    grep -v "^$1=" "$ENVFILE" >"$tmp" || true
-    mv "$tmp" "$ENVFILE"
-}
+# shellcheck source=lib.sh
+. "$KIT/.ci/lib.sh"
 
 alive() { [[ -f "$DIR/$1.pid" ]] && kill -0 "$(cat "$DIR/$1.pid")" 2>/dev/null; }
 
