@@ -34,11 +34,12 @@ from pathlib import Path
 KIT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(KIT / "scripts"))
 sys.path.insert(0, str(KIT / "benchmarks" / "package"))
+sys.path.insert(0, str(KIT / "benchmarks"))
 
 import kitlib  # noqa: E402
+from report import write_section  # noqa: E402
 from kedro_env import KEDRO_VERSION, kedro_project, kedro_venv, run_kedro  # noqa: E402
 
-DOC = KIT / "docs" / "benchmarks.md"
 SECTION = "## invoke pull"
 COMMAND = "bash scripts/kit.sh bench --name pull"
 
@@ -114,26 +115,6 @@ def run_kedro_pull(work: Path, sdists: list[Path], venv: Path) -> float:
     return seconds
 
 
-BEGIN, END = "<!-- bench:pull -->", "<!-- /bench:pull -->"
-
-
-def with_section(doc: str, text: str) -> str:
-    """``doc`` with the pull section (between its markers) replaced, or appended."""
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
-    start = doc.find(BEGIN)
-    if start == -1:
-        return doc.rstrip("\n") + "\n\n" + block
-    end = doc.find(END, start)
-    end = len(doc) if end == -1 else end + len(END) + 1
-    return doc[:start] + block + doc[end:]
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) only the pull section of docs/benchmarks.md."""
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    DOC.write_text(with_section(doc, text))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,10,50,200", help="comma-separated N values")
@@ -193,7 +174,7 @@ def main() -> None:
     text = "\n".join(table)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section("pull", text)
 
 
 if __name__ == "__main__":

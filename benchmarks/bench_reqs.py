@@ -25,11 +25,12 @@ from pathlib import Path
 
 KIT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(KIT / "scripts"))
+sys.path.insert(0, str(KIT / "benchmarks"))
 sys.path.insert(0, str(KIT / "{{cookiecutter.repo_name}}" / "scripts"))
 
 from piperack import reqs  # noqa: E402
+from report import write_section  # noqa: E402
 
-DOC = KIT / "docs" / "benchmarks.md"
 SECTION = "## invoke build-reqs"
 PYPI = "https://pypi.org/simple"
 COMMAND = "bash scripts/kit.sh bench --name reqs"
@@ -164,26 +165,6 @@ def render(rows: list[dict], warm_runs: int, load: tuple) -> str:
     return "\n".join(lines)
 
 
-BEGIN, END = "<!-- bench:reqs -->", "<!-- /bench:reqs -->"
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) only this benchmark's section of docs/benchmarks.md (between its markers)."""
-    doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
-    if BEGIN in doc and END in doc:
-        start, end = doc.index(BEGIN), doc.index(END) + len(END)
-        doc = doc[:start] + block.rstrip("\n") + doc[end:]
-    elif SECTION + "\n" in doc:  # an unmarked section: up to the next section or marker
-        start = doc.index(SECTION + "\n")
-        ends = [i for i in (doc.find("\n## ", start + 1), doc.find("\n<!-- ", start + 1)) if i != -1]
-        end = min(ends) + 1 if ends else len(doc)
-        doc = doc[:start] + block + ("\n" + doc[end:] if end < len(doc) else "")
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + block
-    DOC.write_text(doc.rstrip("\n") + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warm-runs", type=int, default=3)
@@ -202,8 +183,7 @@ def main() -> None:
     print()
     print(text)
     if not args.no_write:
-        write_section(text)
-        print(f"updated {DOC.relative_to(KIT)} ({SECTION})")
+        write_section("reqs", text)
 
 
 if __name__ == "__main__":
