@@ -1,13 +1,25 @@
-"""Answer validation, run while cookiecutter renders the answers (before anything is written).
+"""The template's Jinja extension: answer validation, the kit version and the answers record.
 
-cookiecutter.json renders a private variable through the ``piperack_validate`` filter once every
-answer is known; a bad answer prints one line and exits 1 there. Stopping here rather than only in
-the pre-generation hook keeps cookiecutter from printing its own traceback, and writes nothing.
-hooks/pre_gen_project.py runs the same check again for API users that skip the rendering.
+- Validation runs while cookiecutter renders the answers (before anything is written):
+  cookiecutter.json renders a private variable through the ``piperack_validate`` filter once every
+  answer is known; a bad answer prints one line and exits 1 there. Stopping here rather than only
+  in the pre-generation hook keeps cookiecutter from printing its own traceback, and writes
+  nothing. hooks/pre_gen_project.py renders ``piperack_problem`` to check again for callers of
+  cookiecutter's API that skip the answer rendering.
+- ``piperack_version`` (a global) is the version of the kit doing the baking: the kit checkout's
+  pyproject.toml, else the installed piperack whose wheel carries this template.
+- ``piperack_record`` renders .piperack.json: that version and every answer, which
+  `invoke update-project` reads to re-render the template.
+
+Nothing here depends on cookiecutter's private context (``_repo_dir`` and friends), so
+``cruft create`` and other cookiecutter front ends bake the same project.
 """
+import json
 import keyword
 import re
 import sys
+import tomllib
+from pathlib import Path
 
 from jinja2.ext import Extension
 
@@ -43,15 +55,45 @@ def problem(repo_name: str, package: str):
     return None
 
 
+def answers_problem(context) -> str:
+    """The one-line reason the answers in a cookiecutter context can't be used, or ''."""
+    return problem(str(context.get("repo_name", "")), str(context.get("python_package", ""))) or ""
+
+
 def validate(context) -> str:
-    reason = problem(str(context.get("repo_name", "")), str(context.get("python_package", "")))
+    reason = answers_problem(context)
     if reason:
         print(f"error: {reason}", file=sys.stderr)
         sys.exit(1)
     return "ok"
 
 
+def kit_version() -> str:
+    """The version of the piperack kit this template belongs to."""
+    here = Path(__file__).resolve().parent
+    pyproject = here / "pyproject.toml"
+    if pyproject.is_file():  # a kit checkout: `cookiecutter <kit path or git URL>`, `cruft create`
+        return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+    from importlib.metadata import version  # the template packaged in an installed piperack
+
+    return version("piperack")
+
+
+def answers(context) -> dict:
+    """Every answer (the public keys of cookiecutter.json), in the order they were asked."""
+    return {key: value for key, value in context.items() if not key.startswith("_")}
+
+
+def record(context) -> str:
+    """The text of .piperack.json: the kit version that baked the project and every answer."""
+    data = {"piperack_version": kit_version(), "template": "piperack", "answers": answers(context)}
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
 class PiperackValidation(Extension):
     def __init__(self, environment):
         super().__init__(environment)
         environment.filters["piperack_validate"] = validate
+        environment.filters["piperack_problem"] = answers_problem
+        environment.filters["piperack_record"] = record
+        environment.globals["piperack_version"] = kit_version()

@@ -10,7 +10,6 @@ from invoke import task
 from invoke.exceptions import Exit
 
 KIT = Path(__file__).resolve().parent
-sys.path.insert(0, str(KIT / "scripts"))
 
 
 @task(help={
@@ -18,15 +17,21 @@ sys.path.insert(0, str(KIT / "scripts"))
     "project_name": "project_name answer for the demo project.",
 })
 def demo(c, output="build/demo", project_name="Demo Project"):
-    """Bake a demo project, run its ingest pipeline on the sample data, and show the DuckDB table."""
-    import kitlib
+    """Bake a demo project, install it as its README says, run its ingest pipeline, show the table.
 
+    The project's piperack comes from a wheel of this checkout (build/wheelhouse), as a released
+    piperack would come from a package index.
+    """
+    from scripts import kitlib
+
+    wheelhouse = kitlib.default_wheelhouse()
+    print(f"Built the piperack wheel into {wheelhouse.relative_to(KIT)}/")
     project = kitlib.bake(KIT / output, project_name=project_name)
     print(f"Baked {project}")
-    venv = kitlib.project_venv(project)
+    venv = kitlib.project_venv(project, wheelhouse)
     print(f"Project virtualenv: {venv}")
     code = subprocess.run([str(venv / "bin" / "invoke"), "run", "--pipeline", "ingest"], cwd=project,
-                          env=kitlib.invoke_env(venv)).returncode
+                          env=kitlib.invoke_env(venv, wheelhouse)).returncode
     if code:
         raise Exit(f"error: the demo pipeline failed (exit {code})", code=code)
     import duckdb
@@ -45,7 +50,7 @@ def demo(c, output="build/demo", project_name="Demo Project"):
     "args": "Extra pytest arguments, e.g. --args='-k pull -x'.",
 })
 def test(c, args=""):
-    """Run the whole test suite: template tests (bake → invoke → files) and engine unit tests."""
+    """Run the whole test suite: library unit tests and template tests (bake → install → invoke → files)."""
     import shlex
 
     cmd = [sys.executable, "-m", "pytest", "tests", *shlex.split(args)]
@@ -54,7 +59,7 @@ def test(c, args=""):
         raise Exit(code=code)
 
 
-@task(help={"name": "Benchmark to run: ingest, package, pull, reqs, docker (default: all of them)."})
+@task(help={"name": "Benchmark to run: ingest, package, pull, reqs, docker, startup (default: all of them)."})
 def bench(c, name=""):
     """Run the benchmarks in benchmarks/ and update docs/benchmarks.md."""
     names = [name] if name else sorted(p.stem.removeprefix("bench_") for p in (KIT / "benchmarks").glob("bench_*.py"))
@@ -63,6 +68,47 @@ def bench(c, name=""):
         if not script.exists():
             raise Exit(f"error: no benchmark {bench_name!r} ({script} not found)", code=1)
         print(f"== {bench_name}", flush=True)
-        code = subprocess.run([sys.executable, str(script)], cwd=KIT, env=dict(os.environ)).returncode
+        code = subprocess.run([sys.executable, "-m", f"benchmarks.bench_{bench_name}"], cwd=KIT,
+                              env=dict(os.environ)).returncode
         if code:
             raise Exit(code=code)
+
+
+@task(help={
+    "dist": "Folder for the sdist and wheel (default: dist).",
+    "allow-dirty": "Build even with uncommitted changes (the files are then not what the tag names).",
+})
+def release(c, dist="dist", allow_dirty=False):
+    """Build piperack's sdist and wheel into dist/ and check them with `twine check --strict`.
+
+    Refuses a dirty work tree and a version that is already tagged (v<version>): bump [project]
+    version in pyproject.toml first. Publishing and tagging stay manual: docs/releasing.md.
+    """
+    from scripts import kitlib
+
+    version = kitlib.kit_version()
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=KIT, capture_output=True, text=True)
+
+    if git("rev-parse", "--git-dir").returncode:
+        raise Exit("error: not a git checkout: a release is built from a tagged commit of the kit", code=1)
+    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    if dirty and not allow_dirty:
+        raise Exit(f"error: uncommitted changes ({len(dirty.splitlines())} file(s)): commit them first", code=1)
+    if git("rev-parse", "-q", "--verify", f"refs/tags/v{version}").returncode == 0:
+        raise Exit(f"error: v{version} is already tagged: raise [project] version in pyproject.toml first", code=1)
+    out = (KIT / dist).resolve()
+    stale = sorted(out.glob(f"piperack-{version}*")) if out.is_dir() else []
+    for path in stale:
+        path.unlink()
+    code = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(KIT)]).returncode
+    if code:
+        raise Exit(f"error: the build failed (exit {code})", code=code)
+    built = sorted(out.glob(f"piperack-{version}*"))
+    code = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, built)]).returncode
+    if code:
+        raise Exit(f"error: twine check failed (exit {code})", code=code)
+    for path in built:
+        print(f"{path.relative_to(KIT) if path.is_relative_to(KIT) else path}  {path.stat().st_size} bytes")
+    print(f"next: twine upload {out}/piperack-{version}*  then  git tag v{version} && git push --tags")

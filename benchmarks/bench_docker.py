@@ -11,7 +11,7 @@ seed tutorial's Dockerfile (COPY requirements.txt; RUN pip install; COPY . .) on
   a .dockerignore, as the tutorial has none: cold (--no-cache) and code-only rebuild.
 Needs a Docker engine (scripts/docker-engine.sh start) and the offline base image
 (PIPERACK_TEST_BASE_IMAGE, else scripts/build-base-image.sh builds or reuses it).
-Usage: python benchmarks/bench_docker.py [--runs 3] [--no-write]
+Usage: python -m benchmarks.bench_docker [--runs 3] [--no-write]
 """
 from __future__ import annotations
 
@@ -27,11 +27,8 @@ import time
 from pathlib import Path
 
 KIT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(KIT / "scripts"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import kitlib  # noqa: E402
-from report import write_section  # noqa: E402
+from benchmarks.report import write_section
+from scripts import kitlib
 
 SEED_DOCKERFILE = """\
 ARG BASE_IMAGE
@@ -214,7 +211,7 @@ def main() -> None:
     body = f"""\
 ## Docker
 
-`python benchmarks/bench_docker.py --runs {args.runs}` — a freshly baked default project, built with
+`python -m benchmarks.bench_docker --runs {args.runs}` — a freshly baked default project, built with
 `invoke docker-build --base-image {base}` (the offline base image: Debian minbase + python3 +
 python3-venv, {mb(base_size)}; Docker engine {server}) with each builder available here, then the
 seed tutorial's Dockerfile on the same base and project. 1-minute load average at the end: {load:.1f}

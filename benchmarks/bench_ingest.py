@@ -4,7 +4,7 @@ Both run in the same generated project's virtualenv, in the same run, three time
 - pipeline: `python -m <pkg> run --pipeline ingest` (extract copy → pandas transform → DuckDB load),
   timed as a whole process and by the steps' own log lines;
 - floor: `CREATE TABLE … AS SELECT * FROM read_csv(…)` in DuckDB, in a process of its own.
-Usage: python benchmarks/bench_ingest.py [--rows N]
+Usage: python -m benchmarks.bench_ingest [--rows N]
 """
 from __future__ import annotations
 
@@ -12,16 +12,12 @@ import argparse
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import kitlib  # noqa: E402
-from report import write_section  # noqa: E402
+from benchmarks.report import write_section
+from scripts import kitlib
 
 FLOOR = """
 import sys, time, duckdb
@@ -104,7 +100,7 @@ def main() -> None:
     steps_total = sum(step.values())
     body = f"""## Ingest pipeline vs DuckDB's read_csv
 
-`python benchmarks/bench_ingest.py --rows {args.rows}` — a generated CSV of {args.rows + args.rows // 100:,} rows
+`python -m benchmarks.bench_ingest --rows {args.rows}` — a generated CSV of {args.rows + args.rows // 100:,} rows
 ({size_mb:.0f} MB, 1% duplicates, 0.5% invalid), median of 3 runs each, same virtualenv, same run.
 
 | | seconds (process) | seconds (work only) | rows in table |

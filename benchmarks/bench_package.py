@@ -11,7 +11,7 @@ Kedro is installed into a throwaway cached virtualenv (benchmarks/package/kedro_
 into the kit. Results: the "## invoke package" section of docs/benchmarks.md.
 
 Run: bash scripts/kit.sh bench --name package
-     (or: .venv/bin/python benchmarks/bench_package.py [--sizes 1,10,50,200] [--kedro-max 50] [--runs 3])
+     (or: .venv/bin/python -m benchmarks.bench_package [--sizes 1,10,50,200] [--kedro-max 50] [--runs 3])
 """
 from __future__ import annotations
 
@@ -20,21 +20,15 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 KIT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(KIT / "scripts"))
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE / "package"))
-
-import kedro_env  # noqa: E402
-import kitlib  # noqa: E402
-import projects  # noqa: E402
-import report  # noqa: E402
+from benchmarks import report
+from benchmarks.package import kedro_env, projects
+from scripts import kitlib
 
 COMMAND = "bash scripts/kit.sh bench --name package"
 PKG = "bench_project"

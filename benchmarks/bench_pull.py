@@ -14,7 +14,7 @@ tool, in the same run:
 Both results are checked (every package's code folder exists) before a time is reported.
 Results: the "## invoke pull" section of docs/benchmarks.md.
 
-Run: bash scripts/kit.sh bench --name pull   (or: python benchmarks/bench_pull.py [--sizes 1,10] [--kedro-max 50])
+Run: bash scripts/kit.sh bench --name pull   (or: python -m benchmarks.bench_pull [--sizes 1,10] [--kedro-max 50])
 """
 from __future__ import annotations
 
@@ -25,20 +25,15 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 KIT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(KIT / "scripts"))
-sys.path.insert(0, str(KIT / "benchmarks" / "package"))
-sys.path.insert(0, str(KIT / "benchmarks"))
-
-import kitlib  # noqa: E402
-from report import write_section  # noqa: E402
-from kedro_env import KEDRO_VERSION, kedro_project, kedro_venv, run_kedro  # noqa: E402
+from benchmarks.package.kedro_env import KEDRO_VERSION, kedro_project, kedro_venv, run_kedro
+from benchmarks.report import write_section
+from scripts import kitlib
 
 SECTION = "## invoke pull"
 COMMAND = "bash scripts/kit.sh bench --name pull"
@@ -167,7 +162,7 @@ def main() -> None:
         "",
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.system()} {platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}. Command: `{COMMAND}` "
-        f"(`python benchmarks/bench_pull.py --sizes {','.join(map(str, sizes))} --kedro-max {args.kedro_max} "
+        f"(`python -m benchmarks.bench_pull --sizes {','.join(map(str, sizes))} --kedro-max {args.kedro_max} "
         f"--runs {args.runs}`); 1-minute load average at the end: {os.getloadavg()[0]:.1f}.",
         "",
     ]

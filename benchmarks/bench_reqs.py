@@ -8,7 +8,7 @@ cold (a fresh, empty cache directory: uv's cache, pip's and pip-tools' caches) a
 cache again, median of several runs), in the same run. Also checks that both resolvers pin the
 same versions. Results: the "## invoke build-reqs" section of docs/benchmarks.md.
 
-Run: bash scripts/kit.sh bench --name reqs   (or: python benchmarks/bench_reqs.py [--warm-runs N])
+Run: bash scripts/kit.sh bench --name reqs   (or: python -m benchmarks.bench_reqs [--warm-runs N])
 """
 from __future__ import annotations
 
@@ -24,12 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 KIT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(KIT / "scripts"))
-sys.path.insert(0, str(KIT / "benchmarks"))
-sys.path.insert(0, str(KIT / "{{cookiecutter.repo_name}}" / "scripts"))
-
-from piperack import reqs  # noqa: E402
-from report import write_section  # noqa: E402
+from benchmarks.report import write_section
+from piperack import buildreqs as reqs
 
 SECTION = "## invoke build-reqs"
 PYPI = "https://pypi.org/simple"
@@ -131,7 +127,7 @@ def render(rows: list[dict], warm_runs: int, load: tuple) -> str:
     lines = [
         SECTION,
         "",
-        f"Command: `{COMMAND}` (runs `python benchmarks/bench_reqs.py`). Measured {now} on this machine "
+        f"Command: `{COMMAND}` (runs `python -m benchmarks.bench_reqs`). Measured {now} on this machine "
         f"({os.cpu_count()} cores, Python {platform.python_version()}, {tool_versions()}), resolving against "
         "PyPI over the network. Each resolver runs the exact command `invoke build-reqs` runs "
         "(`piperack.reqs.resolver_command`), with no previous pins. *Cold*: a fresh, empty cache directory "
@@ -170,7 +166,7 @@ def main() -> None:
     parser.add_argument("--warm-runs", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
-    import kitlib
+    from scripts import kitlib
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-reqs-") as tmp_name:

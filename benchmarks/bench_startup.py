@@ -2,27 +2,24 @@
 
 Runs `invoke --list` 10 times in a freshly baked project with its virtualenv, after one warm-up
 run, and reports the median and the slowest; also the time to import tasks.py plus every engine
-module. Usage: python benchmarks/bench_startup.py
+module. Usage: python -m benchmarks.bench_startup
 """
 from __future__ import annotations
 
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import kitlib  # noqa: E402
-from report import write_section  # noqa: E402
+from benchmarks.report import write_section
+from scripts import kitlib
 
 IMPORT_ALL = (
-    "import time; t = time.perf_counter(); import sys, importlib, pkgutil; sys.path[:0] = ['.', 'scripts']\n"
+    "import time; t = time.perf_counter(); import sys, importlib, pkgutil\n"
     "import tasks, piperack\n"
-    "for m in pkgutil.iter_modules(piperack.__path__): importlib.import_module('piperack.' + m.name)\n"
+    "for m in pkgutil.walk_packages(piperack.__path__, 'piperack.'):\n"
+    "    if m.name != 'piperack.__main__': importlib.import_module(m.name)\n"
     "print(time.perf_counter() - t)"
 )
 
@@ -46,7 +43,7 @@ def main() -> None:
     median = statistics.median(times)
     body = f"""## `invoke --list` start-up
 
-`python benchmarks/bench_startup.py` — 10 runs in a freshly baked project, after a warm-up.
+`python -m benchmarks.bench_startup` — 10 runs in a freshly baked project, after a warm-up.
 
 | | median | slowest |
 |---|---:|---:|

@@ -16,7 +16,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "Creating the kit's virtualenv in $VENV ..." >&2
   "$PYTHON" -m venv "$VENV"
 fi
-want="$(cat requirements-dev.txt | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements-dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$VENV/.requirements-dev.sha256" 2>/dev/null)" != "$want" ]; then
   echo "Installing the kit's dev requirements into $VENV ..." >&2
   "$VENV/bin/python" -m pip install --quiet --upgrade pip

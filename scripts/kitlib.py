@@ -1,11 +1,18 @@
-"""Helpers shared by the kit's tasks.py and its tests: bake a project, give it a virtualenv."""
+"""Helpers shared by the kit's tasks.py, its tests and its benchmarks: bake a project, build the
+piperack wheel, give a project a virtualenv with that wheel installed.
+
+Imported as ``scripts.kitlib`` from the kit root (the kit's tasks.py, `python -m pytest`, and
+`python -m benchmarks.bench_NAME` all run there), never through sys.path edits.
+"""
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 KIT = Path(__file__).resolve().parents[1]
@@ -13,13 +20,15 @@ TEMPLATE = KIT / "{{cookiecutter.repo_name}}"
 CACHE = Path(os.environ.get("PIPERACK_KIT_CACHE", KIT / ".cache"))
 
 
-def bake(output_dir: Path, **context) -> Path:
-    """Generate a project from the kit (no prompts) and return its folder."""
-    from cookiecutter.main import cookiecutter
+def kit_version() -> str:
+    return tomllib.loads((KIT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    extra = {k: v for k, v in context.items()}
-    return Path(cookiecutter(str(KIT), no_input=True, output_dir=str(output_dir), extra_context=extra, overwrite_if_exists=True))
+
+def bake(output_dir: Path, **context) -> Path:
+    """Generate a project from the kit checkout (no prompts) and return its folder."""
+    from piperack.bake import bake as piperack_bake
+
+    return piperack_bake(Path(output_dir), context, no_input=True, overwrite=True, template=KIT)
 
 
 def uv() -> list[str]:
@@ -27,24 +36,64 @@ def uv() -> list[str]:
     return [found] if found else [sys.executable, "-m", "uv"]
 
 
-def project_venv(project: Path, python: str | None = None) -> Path:
-    """A virtualenv with the project's requirements-dev.txt (and so requirements.txt) installed.
+def build_wheel(dest: Path) -> Path:
+    """Build the piperack wheel of this kit checkout into ``dest`` (a find-links folder) and return it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run([*uv(), "build", "--quiet", "--wheel", "--out-dir", str(dest), str(KIT)], check=True)
+    wheels = sorted(dest.glob(f"piperack-{kit_version()}-*.whl"))
+    if not wheels:
+        raise RuntimeError(f"uv build wrote no piperack wheel into {dest}")
+    return wheels[-1]
 
-    Cached under .cache/venvs/ by the hash of those files and the Python version, so a second
-    session (and every test in a session) reuses it. The project itself is not installed: its tasks
-    put src/ on the path.
+
+@functools.cache
+def default_wheelhouse() -> Path:
+    """build/wheelhouse with this checkout's wheel, built once per process (benchmarks, the demo)."""
+    folder = KIT / "build" / "wheelhouse"
+    build_wheel(folder)
+    return folder
+
+
+def install_piperack(venv: Path, wheelhouse: Path) -> None:
+    """(Re)install piperack into ``venv`` from ``wheelhouse`` only: never from a public index."""
+    subprocess.run(
+        [*uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), "--no-index",
+         "--find-links", str(wheelhouse), "--no-deps", "--reinstall-package", "piperack", f"piperack=={kit_version()}"],
+        check=True,
+    )
+
+
+def project_venv(project: Path, wheelhouse: Path | None = None, python: str | None = None) -> Path:
+    """A virtualenv with the project's requirements-dev.txt installed, piperack from ``wheelhouse``
+    (default: ``default_wheelhouse()``).
+
+    Cached under .cache/venvs/ by the hash of the requirement files, piperack's own dependencies and
+    the Python version, so every test in a session and later sessions reuse it; piperack itself is
+    reinstalled from the session's wheel each time (its code changes under one version). The
+    project is not installed: its tasks put src/ on the path.
     """
     python = python or sys.executable
+    wheelhouse = wheelhouse or default_wheelhouse()
     digest = hashlib.sha256()
-    for name in ("requirements-dev.txt", "requirements.txt"):
-        digest.update((project / name).read_bytes())
-    version = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True, check=True).stdout
+    for path in (project / "requirements-dev.txt", project / "requirements.txt", KIT / "pyproject.toml"):
+        digest.update(path.read_bytes())
+    version = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True,
+                             check=True).stdout
     digest.update(version.encode())
-    return cached_venv(CACHE / "venvs" / digest.hexdigest()[:16], python, ["-r", "requirements-dev.txt"], cwd=project)
+    venv = CACHE / "venvs" / digest.hexdigest()[:16]
+
+    def install(target: Path) -> None:
+        install_piperack(target, wheelhouse)  # first, so the index is never asked for piperack
+        subprocess.run([*uv(), "pip", "install", "--quiet", "--python", str(target / "bin" / "python"),
+                        "-r", "requirements-dev.txt"], cwd=project, check=True)
+
+    cached_venv(venv, python, install)
+    install_piperack(venv, wheelhouse)
+    return venv
 
 
-def cached_venv(venv: Path, python: str, install_args: list[str], cwd: Path | None = None) -> Path:
-    """A virtualenv at ``venv`` with ``uv pip install INSTALL_ARGS`` done, built once.
+def cached_venv(venv: Path, python: str, install) -> Path:
+    """A virtualenv at ``venv`` made once: ``install(venv)`` fills it (a list is `uv pip install` args).
 
     A `.complete` marker says it is whole; a file lock lets parallel callers wait for one builder.
     """
@@ -56,18 +105,23 @@ def cached_venv(venv: Path, python: str, install_args: list[str], cwd: Path | No
         if not (venv / ".complete").exists():
             shutil.rmtree(venv, ignore_errors=True)
             subprocess.run([*uv(), "venv", "--quiet", "--seed", "--python", python, str(venv)], check=True)
-            subprocess.run(
-                [*uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *install_args],
-                cwd=cwd, check=True,
-            )
+            if callable(install):
+                install(venv)
+            else:
+                subprocess.run([*uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+                                *install], check=True)
             (venv / ".complete").write_text("")
     return venv
 
 
-def invoke_env(venv: Path) -> dict:
+def invoke_env(venv: Path, wheelhouse: Path | None = None) -> dict:
+    """The environment of a user working in ``venv``; pip and uv also look in ``wheelhouse``."""
+    wheelhouse = wheelhouse or default_wheelhouse()
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])
     env["VIRTUAL_ENV"] = str(venv)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.pop("PYTHONPATH", None)
+    env["PIP_FIND_LINKS"] = " ".join(filter(None, [str(wheelhouse), os.environ.get("PIP_FIND_LINKS")]))
+    env["UV_FIND_LINKS"] = str(wheelhouse)
     return env

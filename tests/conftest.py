@@ -1,20 +1,25 @@
-"""Fixtures shared by the template tests: bake projects, give them a virtualenv, run their tasks."""
+"""Fixtures shared by the template tests: the piperack wheel, baked projects, their virtualenv,
+running their tasks."""
 from __future__ import annotations
 
 import hashlib
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-KIT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(KIT / "scripts"))
-
-import kitlib  # noqa: E402
+from scripts import kitlib
 
 TEMPLATE = kitlib.TEMPLATE
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory) -> Path:
+    """A find-links folder holding the piperack wheel of this checkout, built once per session."""
+    folder = tmp_path_factory.mktemp("wheelhouse")
+    kitlib.build_wheel(folder)
+    return folder
 
 
 @pytest.fixture
@@ -43,14 +48,25 @@ def project_copy(project, tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def venv(project) -> Path:
-    """A virtualenv with the generated project's requirements-dev.txt installed (cached by hash)."""
-    return kitlib.project_venv(project)
+def venv(project, wheelhouse) -> Path:
+    """A virtualenv with the generated project's requirements-dev.txt installed (cached by hash),
+    piperack from the session's wheel."""
+    return kitlib.project_venv(project, wheelhouse)
 
 
-def _run_invoke(venv: Path, root: Path, *args: str, env: dict | None = None, timeout: float = 600,
+@pytest.fixture(scope="session")
+def user_env(venv, wheelhouse):
+    """user_env(**extra) -> the environment of a user working in the project's virtualenv."""
+
+    def _env(**extra) -> dict:
+        return kitlib.invoke_env(venv, wheelhouse) | extra
+
+    return _env
+
+
+def _run_invoke(venv: Path, wheelhouse: Path, root: Path, *args: str, env: dict | None = None, timeout: float = 600,
                 input: str | None = None) -> subprocess.CompletedProcess:
-    full_env = kitlib.invoke_env(venv)
+    full_env = kitlib.invoke_env(venv, wheelhouse)
     full_env.update(env or {})
     return subprocess.run(
         [str(venv / "bin" / "invoke"), *args], cwd=root, env=full_env, capture_output=True, text=True,
@@ -59,11 +75,11 @@ def _run_invoke(venv: Path, root: Path, *args: str, env: dict | None = None, tim
 
 
 @pytest.fixture(scope="session")
-def run_invoke(venv):
+def run_invoke(venv, wheelhouse):
     """run_invoke(root, *args, env=None) -> CompletedProcess of `invoke ARGS` in root (text, captured)."""
 
     def _run(root: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        return _run_invoke(venv, root, *args, **kwargs)
+        return _run_invoke(venv, wheelhouse, root, *args, **kwargs)
 
     return _run
 

@@ -184,7 +184,7 @@ def test_run_by_another_host_user_writes_files_that_user_owns(built):
         pytest.skip("not root: test_run_writes_duckdb_on_the_host_owned_by_the_user already runs as a non-root user")
     import tempfile
 
-    import kitlib
+    from scripts import kitlib
 
     python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
     if not python:
@@ -287,9 +287,7 @@ def test_missing_base_image_is_one_clear_line_and_changes_nothing(engine, projec
 def test_wheelhouse_is_reused_and_refreshed_when_requirements_change(tmp_path):
     """A real pip download (no engine needed): reused while requirements.txt is unchanged,
     replaced as a whole when it changes, for the image's Python rather than the host's."""
-    import sys
 
-    sys.path.insert(0, str(KIT / "{{cookiecutter.repo_name}}" / "scripts"))
     from piperack import docker
 
     class Project:

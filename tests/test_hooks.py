@@ -1,10 +1,11 @@
 """The pre-generation hook: every bad answer stops with one line naming it, and nothing is written."""
+import re
 import subprocess
 import sys
 
 import pytest
 
-from kitlib import KIT
+from scripts.kitlib import KIT, TEMPLATE
 
 BAD_ANSWERS = [
     ({"python_package": "class"}, "python_package 'class' is a Python keyword"),
@@ -54,16 +55,29 @@ def test_good_answers_with_capitals_spaces_and_dashes_are_accepted(tmp_path):
 
 
 def test_pre_gen_hook_itself_refuses_bad_answers(tmp_path):
-    """The hook repeats the check for callers of cookiecutter's API that skip the answer rendering."""
-    from jinja2 import Template
+    """The hook repeats the check for callers of cookiecutter's API that skip the answer rendering,
+    and needs no private cookiecutter context (no _repo_dir: cruft and other front ends lack it)."""
+    from jinja2 import Environment
+
+    from local_extensions import PiperackValidation
 
     source = (KIT / "hooks" / "pre_gen_project.py").read_text()
-    rendered = Template(source).render(cookiecutter={"_repo_dir": str(KIT), "repo_name": "ok", "python_package": "json"})
+    assert "_repo_dir" not in source
+    env = Environment(extensions=[PiperackValidation])
+    rendered = env.from_string(source).render(cookiecutter={"repo_name": "ok", "python_package": "json"})
     hook = tmp_path / "hook.py"
     hook.write_text(rendered)
     result = subprocess.run([sys.executable, str(hook)], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: python_package 'json' shadows the standard library module of that name"
-    good = Template(source).render(cookiecutter={"_repo_dir": str(KIT), "repo_name": "ok", "python_package": "ok_pkg"})
+    good = env.from_string(source).render(cookiecutter={"repo_name": "ok", "python_package": "ok_pkg"})
     hook.write_text(good)
     assert subprocess.run([sys.executable, str(hook)], cwd=tmp_path).returncode == 0
+
+
+def test_no_template_file_uses_private_cookiecutter_context():
+    """`cruft create` and cookiecutter's API give no _repo_dir/_template/_output_dir: nothing may need them."""
+    private = re.compile(r"cookiecutter\._(repo_dir|template|output_dir|checkout|replay_dir)")
+    for path in [KIT / "cookiecutter.json", *(KIT / "hooks").glob("*.py"), *TEMPLATE.rglob("*")]:
+        if path.is_file():
+            assert not private.search(path.read_text(encoding="utf-8")), path

@@ -7,14 +7,10 @@ kit's or the project's environment.
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "package"))
-
-import kedro_env  # noqa: E402
+from benchmarks.package import kedro_env
 
 pytestmark = pytest.mark.slow
 

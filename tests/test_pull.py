@@ -16,7 +16,7 @@ import io
 from pathlib import Path
 
 import pytest
-from pull_support import ci_env, free_port, sdist_bytes, start, stop, tool, write_sdist
+from tests.pull_support import ci_env, free_port, sdist_bytes, start, stop, tool, write_sdist
 
 TOKEN = "s3cr3t-token-value-42"
 KEY_ID, SECRET = "AKIAPIPERACKTEST", "very-secret-key-value-123"

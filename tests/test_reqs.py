@@ -15,11 +15,8 @@ from pathlib import Path
 
 import pytest
 
-KIT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(KIT / "{{cookiecutter.repo_name}}" / "scripts"))
-
-from piperack.reqs import pins  # noqa: E402  (pure helper: pins of a compiled file)
-from piperack.requirements import parse_requirements  # noqa: E402
+from piperack.buildreqs import pins  # pure helper: pins of a compiled file
+from piperack.requirements import parse_requirements
 
 PYPI = "https://pypi.org/simple"
 PYPI_ENV = {
@@ -273,7 +270,7 @@ def test_no_resolver_installed_is_a_one_line_error(project_copy, tmp_path, tree_
 
 def test_pull_a_package_with_a_new_requirement_then_build_reqs_then_install(project_copy, build, run_invoke,
                                                                             tmp_path):
-    from pull_support import sdist_bytes
+    from tests.pull_support import sdist_bytes
 
     tarball = tmp_path / "tomlout-0.1.0.tar.gz"
     tarball.write_bytes(sdist_bytes("tomlout", requires=["tomli-w>=1.0"]))

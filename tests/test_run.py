@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import http.server
+import os
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import duckdb
 import pytest
 
-import kitlib
+from scripts import kitlib
 
 
 def rows(database: Path, table: str) -> list[tuple]:
@@ -45,8 +47,8 @@ def test_run_loads_the_sample_into_duckdb(project_copy, run_invoke):
     assert types["founded"].startswith("TIMESTAMP")
 
 
-def test_python_m_package_run_is_the_same_runner(project_copy, venv):
-    env = kitlib.invoke_env(venv) | {"PYTHONPATH": str(project_copy / "src")}
+def test_python_m_package_run_is_the_same_runner(project_copy, venv, user_env):
+    env = user_env(PYTHONPATH=str(project_copy / "src"))
     result = subprocess.run([str(venv / "bin" / "python"), "-m", "demo_project", "run", "--pipeline", "ingest"],
                             cwd=project_copy, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -188,17 +190,35 @@ def test_new_pipeline_then_tests_and_run(project_copy, run_invoke):
     assert_one_line_error(run_invoke(project_copy, "new-pipeline", "class"), "invalid pipeline name 'class'")
 
 
-def test_project_installs_with_pip_and_its_own_tests_pass(project_copy, tmp_path):
-    """The user's path: a virtualenv, `pip install -e .`, the project's tests, the runner."""
+def test_project_installs_as_its_readme_says_with_piperack_from_a_package_folder(project_copy, tmp_path, wheelhouse):
+    """The user's path, with real pip: a virtualenv, `pip install -r requirements-dev.txt -e .` (piperack
+    found through PIP_FIND_LINKS, as from a package index), then the tasks, the tests and the runner."""
+    readme = (project_copy / "README.md").read_text()
+    assert "pip install -r requirements-dev.txt -e ." in readme
     venv = tmp_path / "venv"
-    uv = kitlib.uv()
-    subprocess.run([*uv, "venv", "--quiet", "--seed", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = str(venv / "bin" / "python")
-    subprocess.run([*uv, "pip", "install", "--quiet", "--python", py, "-r", "requirements-dev.txt"], cwd=project_copy, check=True)
-    install = subprocess.run([py, "-m", "pip", "install", "--quiet", "--no-deps", "-e", "."], cwd=project_copy,
-                             capture_output=True, text=True)
+    env = {"PATH": f"{venv}/bin:/usr/bin:/bin", "HOME": str(tmp_path), "VIRTUAL_ENV": str(venv),
+           "PIP_FIND_LINKS": f"{wheelhouse} {os.environ.get('PIP_FIND_LINKS', '')}".strip()}
+    for key in ("PIP_CONFIG_FILE", "XDG_CONFIG_HOME", "PIP_CACHE_DIR"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    install = subprocess.run([py, "-m", "pip", "install", "--quiet", "-r", "requirements-dev.txt", "-e", "."],
+                             cwd=project_copy, capture_output=True, text=True, env=env)
     assert install.returncode == 0, install.stderr
-    env = {"PATH": f"{venv}/bin:/usr/bin:/bin", "HOME": str(tmp_path)}
+    version = subprocess.run([py, "-m", "pip", "show", "piperack"], capture_output=True, text=True, env=env).stdout
+    assert f"Version: {kitlib.kit_version()}" in version
+    assert str(venv) in subprocess.run([py, "-c", "import piperack; print(piperack.__file__)"], capture_output=True,
+                                       text=True, env=env).stdout  # installed, not the kit's src/
+    listed = subprocess.run([str(venv / "bin" / "invoke"), "--list"], cwd=project_copy, capture_output=True, text=True,
+                            env=env)
+    assert listed.returncode == 0, listed.stderr
+    for name in ("run", "test", "new-pipeline", "package", "pull", "build-reqs", "docker-build", "docker-run"):
+        assert f"  {name}" in listed.stdout
+    packaged = subprocess.run([str(venv / "bin" / "invoke"), "package", "pipelines.ingest"], cwd=project_copy,
+                              capture_output=True, text=True, env=env)
+    assert packaged.returncode == 0, packaged.stderr
+    assert (project_copy / "dist" / "ingest-0.1.0.tar.gz").is_file()
     tests = subprocess.run([py, "-m", "pytest"], cwd=project_copy, capture_output=True, text=True, env=env)
     assert tests.returncode == 0, tests.stdout
     ran = subprocess.run([py, "-m", "demo_project", "run"], cwd=project_copy, capture_output=True, text=True, env=env)

@@ -8,18 +8,16 @@ import tomllib
 
 import pytest
 
-from kitlib import KIT, TEMPLATE
+from scripts.kitlib import KIT, TEMPLATE
 
-ENGINE = sorted(p.name for p in (TEMPLATE / "scripts" / "piperack").glob("*.py"))
 DOCKER = sorted(p.name for p in (TEMPLATE / "docker").iterdir() if p.is_file())
 
 COMMON = {
-    ".dockerignore", ".gitignore", ".github/workflows/ci.yml", "README.md", "pyproject.toml",
+    ".dockerignore", ".gitignore", ".github/workflows/ci.yml", ".piperack.json", "README.md", "pyproject.toml",
     "requirements.in", "requirements.txt", "requirements-dev.txt", "tasks.py",
     "conf/README.md", "conf/local/.gitkeep", "data/.gitkeep",
     "src/{pkg}/__init__.py", "src/{pkg}/__main__.py", "src/{pkg}/runner.py", "src/{pkg}/pipelines/__init__.py",
     "src/tests/__init__.py", "src/tests/pipelines/__init__.py", "src/tests/test_runner.py",
-    *(f"scripts/piperack/{name}" for name in ENGINE),
     *(f"docker/{name}" for name in DOCKER),
 }
 EXAMPLE = {
@@ -31,7 +29,7 @@ EXAMPLE = {
 
 
 def template_files(include_example: bool) -> set[str]:
-    """Everything under the template folder that is not part of the kit's own engine list above."""
+    """Everything under the template folder (with or without the example pipeline)."""
     files = {
         p.relative_to(TEMPLATE).as_posix().replace("{{cookiecutter.python_package}}", "{pkg}")
         for p in TEMPLATE.rglob("*") if p.is_file() and "__pycache__" not in p.parts
@@ -90,11 +88,11 @@ def test_interactive_answers_are_used(tmp_path):
 
 
 def test_engine_and_tasks_import_nothing_heavy(project, venv):
-    """`invoke --list` stays fast: tasks.py and every engine module import only light modules."""
+    """`invoke --list` stays fast: tasks.py and every piperack module import only light modules."""
     code = (
-        "import sys, importlib, pkgutil; sys.path[:0] = ['.', 'scripts']; import tasks, piperack\n"
-        "for m in pkgutil.iter_modules(piperack.__path__): importlib.import_module('piperack.' + m.name)\n"
-        "heavy = {'pandas', 'duckdb', 'numpy', 'libcst', 'fsspec', 'requests', 'tomlkit', 's3fs', 'pip'}\n"
+        "import sys, importlib, pkgutil; import tasks, piperack\n"
+        "for m in pkgutil.walk_packages(piperack.__path__, 'piperack.'):\n    if m.name != 'piperack.__main__': importlib.import_module(m.name)\n"
+        "heavy = {'pandas', 'duckdb', 'numpy', 'libcst', 'fsspec', 'requests', 'tomlkit', 's3fs', 'pip', 'cookiecutter', 'jinja2'}\n"
         "print(sorted(heavy & set(sys.modules)))"
     )
     result = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=project, capture_output=True, text=True)

@@ -13,9 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-
-import kitlib  # noqa: E402
+from scripts import kitlib
 
 KEDRO_VERSION = "0.18.14"
 # Kedro 0.18.14 supports Python 3.7-3.11.

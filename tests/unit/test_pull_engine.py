@@ -10,9 +10,12 @@ import textwrap
 from pathlib import Path, PurePosixPath
 
 import pytest
-from pull_support import write_sdist
+from tests.pull_support import write_sdist
 
+from piperack import fsutil
 from piperack import pull as engine
+from piperack.pull.options import normalise_destination
+from piperack.pull.plan import _param_target
 from piperack.errors import PiperackError
 from piperack.project import find_project
 
@@ -117,18 +120,18 @@ def test_two_parameter_files_landing_at_one_place_is_an_error(mini, tmp_path, tr
     ],
 )
 def test_param_target(rel, alias, expected):
-    assert str(engine._param_target(PurePosixPath(rel), "ingest", alias or "ingest")) == expected
+    assert str(_param_target(PurePosixPath(rel), "ingest", alias or "ingest")) == expected
 
 
 @pytest.mark.parametrize("value, expected", [("pipelines", "pipelines"), ("a.b", "a.b"), ("a/b", "a.b"), ("a/b/", "a.b")])
 def test_destination_forms(value, expected):
-    assert engine.normalise_destination(value) == expected
+    assert normalise_destination(value) == expected
 
 
 @pytest.mark.parametrize("value", ["../x", "/abs", "a/../b", "a..b", "1x", "a.class", "", "a b"])
 def test_bad_destinations(value):
     with pytest.raises(PiperackError, match="destination"):
-        engine.normalise_destination(value)
+        normalise_destination(value)
 
 
 @pytest.mark.parametrize(
@@ -196,7 +199,7 @@ def test_conflicts_list_everything_and_force_replaces(mini, tmp_path, tree_hash)
     assert not (mini / "src/demo/pipelines/cleaner/old_only.py").exists()  # replaced wholly, not mixed
     assert (mini / "src/demo/pipelines/cleaner/nodes.py").exists()
     assert 'version = "0.2.0"' in (mini / "pyproject.toml").read_text()
-    assert not list(mini.glob(".piperack-pull-*"))
+    assert not list(mini.glob(".piperack-backup-*"))
 
 
 def test_dry_run_writes_nothing_and_lists_every_file(mini, tmp_path, tree_hash, capsys):
@@ -287,16 +290,16 @@ def test_interrupted_apply_rolls_back(mini, tmp_path, tree_hash, monkeypatch, fa
                 raise exc("simulated failure")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(engine.os, "replace", flaky_replace)
+    monkeypatch.setattr(fsutil.os, "replace", flaky_replace)
     with pytest.raises(KeyboardInterrupt if exc == "SIGTERM" else exc):
         run(mini, v2, force=True)
-    monkeypatch.setattr(engine.os, "replace", real_replace)
+    monkeypatch.setattr(fsutil.os, "replace", real_replace)
     assert calls["n"] >= fail_at
     assert tree_hash(mini) == before
-    assert not list(mini.glob(".piperack-pull-*"))
+    assert not list(mini.glob(".piperack-backup-*"))
 
 
 def test_leftover_backup_of_a_killed_pull_is_reported(mini, tmp_path, capsys):
-    (mini / ".piperack-pull-abc123").mkdir()
+    (mini / ".piperack-backup-abc123").mkdir()
     run(mini, write_sdist(tmp_path / "d", "cleaner"))
-    assert ".piperack-pull-abc123/" in capsys.readouterr().err
+    assert ".piperack-backup-abc123/" in capsys.readouterr().err

@@ -1,11 +1,11 @@
-"""Unit tests of piperack.fetch's pure helpers (the servers are exercised in tests/test_pull.py)."""
+"""Unit tests of piperack.pull.source's pure helpers (the servers are exercised in tests/test_pull.py)."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from piperack import fetch
+from piperack.pull import source as fetch
 from piperack.errors import PiperackError
 
 

@@ -13,7 +13,6 @@ from packaging.specifiers import SpecifierSet
 from piperack.errors import PiperackError
 from piperack.requirements import (
     canonical,
-    ensure_requirements_in,
     merge_requirements,
     parse_requirements,
     plan_requirements_in,
@@ -222,17 +221,6 @@ def test_plan_without_any_requirement_file_is_empty(tmp_path):
     assert created and parse_requirements(text, "requirements.in") == []
 
 
-def test_ensure_writes_once_and_never_overwrites(tmp_path):
-    (tmp_path / "requirements.txt").write_text("pandas>=2\nduckdb\n")
-    assert ensure_requirements_in(_proj(tmp_path)) is True
-    written = (tmp_path / "requirements.in").read_text()
-    assert [str(r) for r in parse_requirements(written, "requirements.in")] == ["pandas>=2", "duckdb"]
-    (tmp_path / "requirements.in").write_text("mine\n")
-    assert ensure_requirements_in(_proj(tmp_path)) is False
-    assert (tmp_path / "requirements.in").read_text() == "mine\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["requirements.in", "requirements.txt"]
-
-
 # --- merge_requirements ---------------------------------------------------------------------
 
 IN_TEXT = "# project deps\npandas>=2.0  # frames\nduckdb\n--index-url https://pypi.org/simple\n"
@@ -382,7 +370,7 @@ def test_specifiers_compatible_agrees_with_brute_force():
 
 # --- reqs.py pure helpers (build-reqs) --------------------------------------------------------
 
-from piperack import reqs  # noqa: E402
+from piperack import buildreqs as reqs  # noqa: E402
 
 UV_FAILURE = """\
   × No solution found when resolving dependencies:

@@ -13,7 +13,8 @@ import pytest
 
 from piperack import sdist
 from piperack.errors import PiperackError
-from piperack.package import Job, build, jobs_from_manifest, update_sums
+from piperack.options import Job, jobs_from_manifest
+from piperack.package import build, update_sums
 from piperack.project import find_project
 
 
@@ -315,14 +316,14 @@ def test_manifest_jobs(proj):
         '"utils.cleaning" = {}\n'
     )
     (proj.root / "pyproject.toml").write_text(text)
-    jobs = jobs_from_manifest(find_project(proj.root))
-    assert [(j.module, j.alias, j.destination, j.env) for j in jobs] == [
+    jobs = jobs_from_manifest(find_project(proj.root), "package")
+    assert [(j.target, j.alias, j.destination, j.env) for j in jobs] == [
         ("pipelines.ingest", "feed", "dist/shared", "local"),
         ("utils.cleaning", None, None, "base"),
     ]
     (proj.root / "pyproject.toml").write_text(PYPROJECT + '\n[tool.piperack.package]\n"x" = {alias = 3}\n')
     with pytest.raises(PiperackError, match="'alias' must be a non-empty string"):
-        jobs_from_manifest(find_project(proj.root))
+        jobs_from_manifest(find_project(proj.root), "package")
 
 
 def test_all_refuses_two_entries_writing_the_same_file(proj, capsys):

@@ -28,7 +28,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from piperack.errors import PiperackError
+from .errors import PiperackError
+from .fsutil import atomic_write, sibling_temp
 
 RESOLVERS = ("uv", "pip-tools")
 COMMAND = "invoke build-reqs"
@@ -316,26 +317,22 @@ def build_reqs(
             f"no requirements.in or requirements.txt in {root}: create requirements.in listing the "
             "project's top-level requirements"
         )
-    fd, tmp_name = tempfile.mkstemp(prefix=".requirements.txt.", suffix=".tmp", dir=root)
-    tmp_out = Path(tmp_name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(old_text or "")
-        if created:
-            in_path.write_text(in_text, encoding="utf-8")
-        proc = _run(resolver_command(name, base, IN_FILE, tmp_out.name, **compile_kw), cwd=root, env=env)
-        if proc.returncode:
-            raise PiperackError(
-                f"{_label(name)} could not compile requirements.in; requirements.txt left unchanged:\n"
-                + explain(proc.stderr + "\n" + proc.stdout)
-            )
-        body = tmp_out.read_text(encoding="utf-8")
-        tmp_out.write_text(header(options) + body, encoding="utf-8")
-        os.chmod(tmp_out, txt_path.stat().st_mode & 0o7777 if old_text is not None else 0o644)
-        os.replace(tmp_out, txt_path)
-        result.written = True
+        with sibling_temp(txt_path) as tmp_out:
+            tmp_out.write_text(old_text or "", encoding="utf-8")  # current pins are the preferences
+            if created:
+                in_path.write_text(in_text, encoding="utf-8")
+            proc = _run(resolver_command(name, base, IN_FILE, tmp_out.name, **compile_kw), cwd=root, env=env)
+            if proc.returncode:
+                raise PiperackError(
+                    f"{_label(name)} could not compile requirements.in; requirements.txt left unchanged:\n"
+                    + explain(proc.stderr + "\n" + proc.stdout)
+                )
+            body = tmp_out.read_text(encoding="utf-8")
+            atomic_write(txt_path, header(options) + body)
+            tmp_out.unlink()
+            result.written = True
     except BaseException:
-        tmp_out.unlink(missing_ok=True)
         if created and not result.written:
             in_path.unlink(missing_ok=True)
         raise

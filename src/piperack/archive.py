@@ -15,12 +15,11 @@ import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from .errors import PiperackError
+from .errors import PiperackError, first_line
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 MAX_MEMBERS = 100_000
 ENV_MAX_BYTES = "PIPERACK_PULL_MAX_BYTES"
-_CHUNK = 1024 * 1024
 
 
 def max_bytes_from_env(default: int = DEFAULT_MAX_BYTES) -> int:
@@ -78,12 +77,7 @@ def _open(archive: Path, label: str) -> tarfile.TarFile:
     except (tarfile.ReadError, EOFError, zlib.error, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise PiperackError(f"{label}: no such file") from None
-        raise PiperackError(f"{label}: not a readable .tar.gz archive ({_why(exc)})") from None
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
+        raise PiperackError(f"{label}: not a readable .tar.gz archive ({first_line(exc)})") from None
 
 
 def _checked_members(tar: tarfile.TarFile, label: str):
@@ -156,7 +150,7 @@ def read_archive(archive: Path, label: str | None = None, max_bytes: int | None 
     except PiperackError:
         raise
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-        raise PiperackError(f"{label}: truncated or corrupt archive ({_why(exc)})") from None
+        raise PiperackError(f"{label}: truncated or corrupt archive ({first_line(exc)})") from None
     if not members:
         raise PiperackError(f"{label}: the archive is empty")
     tops = sorted({rel.parts[0] for rel, _ in members})

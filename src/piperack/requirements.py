@@ -3,8 +3,7 @@
 Shared by ``pull`` (merges a micro-package's requirements into requirements.in) and
 ``build-reqs`` (compiles requirements.in into a pinned requirements.txt).
 
-Everything here is pure (text in, text out) except :func:`ensure_requirements_in`, which
-writes. ``packaging`` is imported inside functions so that ``invoke --list`` stays fast.
+Everything here is pure (text in, text out): the verbs write. ``packaging`` is imported inside functions so that ``invoke --list`` stays fast.
 
 Conflict detection (:func:`specifiers_compatible`)
 --------------------------------------------------
@@ -22,13 +21,11 @@ a brute-force enumeration of a dense grid of versions.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from piperack.errors import PiperackError
+from .errors import PiperackError, first_line
 
 IN_FILE = "requirements.in"
 TXT_FILE = "requirements.txt"
@@ -85,10 +82,7 @@ def _to_requirement(source: str, lineno: int, line: str):
     try:
         return Requirement(line)
     except InvalidRequirement as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "unparsable"
-        raise PiperackError(
-            f"{source}:{lineno}: invalid requirement {line!r}: {first}"
-        ) from None
+        raise PiperackError(f"{source}:{lineno}: invalid requirement {line!r}: {first_line(exc)}") from None
 
 
 def parse_requirements(text: str, source: str) -> list:
@@ -186,34 +180,6 @@ def plan_requirements_in(project) -> tuple[str, bool]:
         body = "".join(f"{line}\n" for line in lines)
         return IN_HEADER + CREATED_NOTE + body, True
     return IN_HEADER, True
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write text to path via a temporary file in the same directory and os.replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def ensure_requirements_in(project) -> bool:
-    """Create requirements.in from requirements.txt when it is missing; True if created."""
-    text, created = plan_requirements_in(project)
-    if created:
-        atomic_write(Path(project.root) / IN_FILE, text)
-    return created
 
 
 # --- merging -------------------------------------------------------------------------------

@@ -79,14 +79,6 @@ def check_engine() -> str:
     return exe
 
 
-def engine_answers() -> bool:
-    try:
-        check_engine()
-    except PiperackError:
-        return False
-    return True
-
-
 # --- defaults -------------------------------------------------------------------------------
 
 

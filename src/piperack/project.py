@@ -11,6 +11,21 @@ from .errors import PiperackError
 ENV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
+# What is never packaged or pulled: caches, VCS data, build output and OS litter (one list for both).
+SKIP_DIRS = frozenset({
+    "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".ipynb_checkpoints", ".git", ".hypothesis",
+})
+SKIP_FILES = frozenset({".DS_Store", "Thumbs.db"})
+SKIP_SUFFIXES = (".pyc", ".pyo")
+
+
+def skipped_dir(name: str) -> bool:
+    return name in SKIP_DIRS or name.endswith(".egg-info")
+
+
+def skipped_file(name: str) -> bool:
+    return name in SKIP_FILES or name.endswith(SKIP_SUFFIXES) or name.endswith(".egg-info")
+
 
 @dataclass(frozen=True)
 class Project:

@@ -32,7 +32,3 @@ def with_pulled(pyproject_text: str, entries: dict[str, dict]) -> str:
     text = tomlkit.dumps(doc)
     return text if text.endswith("\n") else text + "\n"
 
-
-def read_pulled(pyproject_data: dict) -> dict[str, dict]:
-    """The current record, from already-parsed pyproject data."""
-    return dict(pyproject_data.get("tool", {}).get("piperack", {}).get("pulled", {}) or {})

@@ -9,33 +9,20 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ui
-from .errors import PiperackError
-from .project import Project, check_identifier, check_module_path
+from .errors import PiperackError, first_line
+from .fsutil import atomic_write
+from .options import Job, jobs_from_manifest
+from .project import Project, check_identifier, check_module_path, skipped_dir, skipped_file
 from .sdist import CONFIG_DIR, TESTS_DIR, SdistSpec, build_sdist, sdist_filename, sha256_hex
 
-ALLOWED_OPTIONS = {"alias", "destination", "env"}
 DEFAULT_DESTINATION = "dist"
 SUMS_FILE = "SHA256SUMS"
-# Caches and compiled files never go in (and are never deleted from the project either).
-SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".ipynb_checkpoints", ".git", ".hypothesis"}
-SKIP_SUFFIXES = (".pyc", ".pyo", ".egg-info")
-SKIP_NAMES = {".DS_Store", "Thumbs.db"}
 REWRITE_SUFFIXES = (".py", ".pyi")
-
-
-@dataclass
-class Job:
-    module: str
-    alias: str | None = None
-    destination: str | None = None
-    env: str = "base"
-    label: str = ""
 
 
 @dataclass
@@ -61,13 +48,13 @@ def _walk(folder: Path, project: Project):
     """(relative posix path, absolute path) of every file below ``folder``, sorted; caches skipped."""
     out = []
     for current, dirs, files in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info"))
+        dirs[:] = sorted(d for d in dirs if not skipped_dir(d))
         for entry in dirs:
             path = Path(current, entry)
             if path.is_symlink():
                 raise PiperackError(f"{_rel(path, project)}: symbolic links to folders cannot be packaged")
         for name in files:
-            if name in SKIP_NAMES or name.endswith(SKIP_SUFFIXES):
+            if skipped_file(name):
                 continue
             path = Path(current, name)
             if path.is_symlink():
@@ -130,8 +117,7 @@ def _rewrite(data: bytes, where: str, old: str, new: str) -> bytes:
     try:
         out = rewrite_references(text, old, new)
     except Exception as exc:  # noqa: BLE001 - libcst.ParserSyntaxError and friends
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PiperackError(f"{where}: not valid Python, cannot rewrite its imports ({first})") from None
+        raise PiperackError(f"{where}: not valid Python, cannot rewrite its imports ({first_line(exc)})") from None
     return data if out is text else out.encode("utf-8")
 
 
@@ -192,7 +178,7 @@ def build(project: Project, job: Job) -> Built:
     """Everything ``invoke package`` would write for ``job``, in memory. Raises PiperackError."""
     from .requirements import parse_requirements
 
-    module = job.module
+    module = job.target
     check_module_path(module, what="module path")
     module_dir = project.module_dir(module)
     where = f"{project.package}.{module}"
@@ -322,18 +308,6 @@ def build(project: Project, job: Job) -> Built:
 # -- writing -----------------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def update_sums(dest_dir: Path, written: dict[str, str]) -> None:
     """dist/SHA256SUMS (``sha256sum -c`` format): the new entries, plus old ones whose file still exists."""
     sums = dest_dir / SUMS_FILE
@@ -347,7 +321,7 @@ def update_sums(dest_dir: Path, written: dict[str, str]) -> None:
     entries.update(written)
     text = "".join(f"{entries[f]}  {f}\n" for f in sorted(entries))
     if not sums.is_file() or sums.read_text(encoding="utf-8", errors="replace") != text:
-        _atomic_write(sums, text.encode("utf-8"))
+        atomic_write(sums, text.encode("utf-8"))
 
 
 def write(built: Built) -> tuple[str, bool]:
@@ -359,7 +333,7 @@ def write(built: Built) -> tuple[str, bool]:
         created = not built.dest_dir.exists()
         built.dest_dir.mkdir(parents=True, exist_ok=True)
         try:
-            _atomic_write(path, built.data)
+            atomic_write(path, built.data)
         except BaseException:
             if created:
                 try:
@@ -385,32 +359,6 @@ def _line(project: Project, built: Built, digest: str, unchanged: bool) -> str:
 # -- the verb ----------------------------------------------------------------------------------------
 
 
-def _option(value, key: str, name: str, where: str):
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise PiperackError(f'{where} "{key}": option {name!r} must be a non-empty string, got {value!r}')
-    return value
-
-
-def jobs_from_manifest(project: Project) -> list[Job]:
-    from .manifest import read_manifest
-
-    where = f"{project.pyproject.name} [tool.piperack.package]"
-    jobs = []
-    for key, options in read_manifest(project, "package", allowed=ALLOWED_OPTIONS).items():
-        jobs.append(
-            Job(
-                module=key,
-                alias=_option(options.get("alias"), key, "alias", where),
-                destination=_option(options.get("destination"), key, "destination", where),
-                env=_option(options.get("env"), key, "env", where) or "base",
-                label=key,
-            )
-        )
-    return jobs
-
-
 def package(
     project: Project,
     module: str | None = None,
@@ -426,10 +374,10 @@ def package(
                 "--all packages every entry of [tool.piperack.package] with its own options; "
                 "give either a module path or --all, without --alias/--destination/--env"
             )
-        return _package_all(project, jobs_from_manifest(project))
+        return _package_all(project, jobs_from_manifest(project, "package"))
     if not module:
         raise PiperackError("which module? give a module path such as 'pipelines.ingest', or --all")
-    job = Job(module=module, alias=alias or None, destination=destination or None, env=env or "base", label=module)
+    job = Job(target=module, alias=alias or None, destination=destination or None, env=env or "base", label=module)
     built = build(project, job)
     digest, unchanged = write(built)
     update_sums(built.dest_dir, {built.filename: digest})

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-from .errors import PiperackError
+from ..errors import PiperackError, first_line
 
 CHUNK = 1024 * 1024
 HTTP_TIMEOUT = (10, 60)  # connect, read (seconds)
@@ -73,11 +73,6 @@ def redact(message: str, secrets: list[str]) -> str:
     return message
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0][:200] if text else type(exc).__name__)
-
-
 def classify(source: str) -> str:
     """"url" for ``scheme://…``, "path" for an existing file or something shaped like a file path,
     else "index" (a requirement such as ``ingest`` or ``ingest==0.2``)."""
@@ -113,7 +108,7 @@ def load_fs_args(path: str | os.PathLike, base: Path) -> dict:
 
 def _copy_stream(stream, dest: Path, label: str, max_bytes: int, total: int | None) -> str:
     """Copy a binary stream to ``dest`` (new file), hashing and enforcing the size limit."""
-    from .ui import ByteProgress
+    from ..ui import ByteProgress
 
     digest = hashlib.sha256()
     size = 0
@@ -211,7 +206,7 @@ def _fetch_http(url: str, workdir: Path, fs_args: dict, max_bytes: int) -> tuple
     secrets = secret_values(fs_args)
     unknown = sorted(set(fs_args) - {"client_kwargs", "headers"})
     if unknown:
-        from .ui import warn
+        from ..ui import warn
 
         warn(f"fs-args options {', '.join(unknown)} are not used for http(s) downloads (only headers)")
     session = http_session(_http_headers_from_fs_args(fs_args))
@@ -272,7 +267,7 @@ def _filesystem(protocol: str, url: str, fs_args: dict):
     except Exception as exc:  # noqa: BLE001 - any backend error becomes one redacted line
         raise PiperackError(
             f"{strip_credentials(url)}: cannot set up the {protocol}:// filesystem from fs-args "
-            f"({redact(type(exc).__name__ + ': ' + _first_line(exc), secret_values(fs_args))})"
+            f"({redact(type(exc).__name__ + ': ' + first_line(exc), secret_values(fs_args))})"
         ) from None
 
 
@@ -304,7 +299,7 @@ def _fetch_fsspec(url: str, workdir: Path, fs_args: dict, max_bytes: int) -> tup
         raise PiperackError(f"{shown}: is a folder, not a .tar.gz file") from None
     except Exception as exc:  # noqa: BLE001
         raise PiperackError(
-            f"{shown}: download failed ({redact(type(exc).__name__ + ': ' + _first_line(exc), secrets)})"
+            f"{shown}: download failed ({redact(type(exc).__name__ + ': ' + first_line(exc), secrets)})"
         ) from None
     return dest, digest
 

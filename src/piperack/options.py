@@ -1,8 +1,35 @@
-"""The [tool.piperack.package] and [tool.piperack.pull] manifests in pyproject.toml."""
+"""One options model for package and pull: a ``Job`` per module or source, from the command
+line or from the [tool.piperack.package] / [tool.piperack.pull] manifests in pyproject.toml."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import PiperackError
 from .project import Project
+
+# The options each verb takes, on the command line and in its manifest (``-`` spelled ``_``).
+OPTIONS = {
+    "package": {"alias", "destination", "env"},
+    "pull": {"alias", "destination", "env", "fs_args", "force", "sha256"},
+}
+_STRING_OPTIONS = {"alias", "destination", "env", "fs_args", "sha256"}
+
+
+@dataclass
+class Job:
+    """One unit of work: a module to package, or a source to pull, with its options."""
+
+    target: str  # package: a module path such as pipelines.ingest; pull: a path, URL or package name
+    alias: str | None = None
+    destination: str | None = None
+    env: str = "base"
+    label: str = ""  # how errors name this job ("--all" jobs name their manifest key)
+    # pull only
+    fs_args: str | None = None
+    force: bool = False
+    sha256: str | None = None
+    base: Path | None = None  # where relative paths (source, fs-args) are resolved
 
 
 def _nested_key(key: str, value: dict, allowed: set[str]) -> str | None:
@@ -50,3 +77,19 @@ def read_manifest(project: Project, section: str, allowed: set[str]) -> dict[str
             options[norm] = option
         entries[key] = options
     return entries
+
+
+def jobs_from_manifest(project: Project, verb: str) -> list[Job]:
+    """The jobs of ``[tool.piperack.<verb>]``; option types are checked here, values by the verb."""
+    where = f"{project.pyproject.name} [tool.piperack.{verb}]"
+    jobs = []
+    for key, options in read_manifest(project, verb, allowed=OPTIONS[verb]).items():
+        for name, value in options.items():
+            if name in _STRING_OPTIONS and (not isinstance(value, str) or not value):
+                raise PiperackError(f'{where} "{key}": option {name!r} must be a non-empty string, got {value!r}')
+            if name == "force" and not isinstance(value, bool):
+                raise PiperackError(f'{where} "{key}": option \'force\' must be true or false, got {value!r}')
+        options.setdefault("env", "base")
+        jobs.append(Job(target=key, label=f"[tool.piperack.pull] \"{key}\"" if verb == "pull" else key, base=project.root,
+                        **options))
+    return jobs

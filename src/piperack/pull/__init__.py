@@ -1,0 +1,84 @@
+"""``invoke pull``: bring a micro-package (piperack or Kedro 0.18 sdist) into this project.
+
+A pull runs in two phases, one module each:
+
+1. **Plan** (nothing in the project is touched): ``options`` checks every option, ``source``
+   fetches each archive into a temporary folder, ``archive.read_archive`` checks it and reads it
+   into memory, ``read`` reads its metadata statically (never by running it), and ``plan`` maps
+   its files to the three destinations (code, parameters, tests), rewriting its absolute imports
+   (``rewrite.rewrite_references``), detects every conflict and computes the new requirements.in
+   (``requirements.merge_requirements``) and pull record (``record.with_pulled``).
+2. **Apply** (only when the plan has no error): ``apply`` writes it as one ``fsutil.transaction``;
+   an error or interruption midway restores the project byte-for-byte.
+
+``--all`` plans every manifest entry first and applies them as one transaction.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ..errors import PiperackError
+from .plan import Placement, Plan
+
+
+def pull(
+    source: str | None = None,
+    *,
+    all_: bool = False,
+    alias: str | None = None,
+    destination: str | None = None,
+    env: str | None = None,
+    fs_args: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    sha256: str | None = None,
+    index_url: str | None = None,
+    project=None,
+    max_bytes: int | None = None,
+) -> Plan:
+    """Pull one source (or every manifest entry with ``all_``) into the project; returns the plan."""
+    from .. import ui
+    from ..archive import max_bytes_from_env, read_archive
+    from ..fsutil import leftover_backups
+    from ..project import find_project
+    from .apply import apply, report
+    from .options import jobs, validate_job
+    from .plan import finish_plan, place
+    from .read import Staged, read_package
+    from .source import fetch, load_fs_args, redact, secret_values, strip_credentials
+
+    project = project or find_project()
+    limit = max_bytes if max_bytes is not None else max_bytes_from_env()
+    todo = jobs(project, source, all_, alias, destination, env, fs_args, force, sha256)
+    for job in todo:
+        validate_job(project, job)
+    for leftover in leftover_backups(project.root):
+        ui.warn(f"{leftover.name}/ holds what an interrupted pull had moved aside (a killed process "
+                "could not roll back); check it, then delete it")
+    placements: list[Placement] = []
+    with tempfile.TemporaryDirectory(prefix="piperack-pull-") as tmp:
+        work = Path(tmp)
+        items = ui.progress(todo, len(todo), "pulling") if len(todo) > 1 else todo
+        for index, job in enumerate(items):
+            label = strip_credentials(job.target)
+            args = load_fs_args(job.fs_args, job.base or Path.cwd()) if job.fs_args else {}
+            secrets = secret_values(args)
+            try:
+                fetched = fetch(job.target, work / f"{index}", base=job.base, fs_args=args, index_url=index_url,
+                                max_bytes=limit, expected_sha256=job.sha256)
+                top, files = read_archive(fetched.path, label=label, max_bytes=limit)
+                package = read_package(Staged(top, files), label)
+                placements.append(place(project, job, package, fetched.source, fetched.sha256))
+            except PiperackError as exc:
+                message = redact(str(exc), secrets)
+                if job.label:
+                    message = f"{job.label}: {message}"
+                raise PiperackError(message) from None
+        plan = finish_plan(project, placements)
+        if dry_run:
+            report(project, plan, dry_run=True)
+            return plan
+        apply(project, plan)
+    report(project, plan, dry_run=False)
+    return plan

@@ -1,0 +1,291 @@
+"""The invoke tasks of a piperack project, as one collection: ``namespace``.
+
+A project's tasks.py loads it (``from piperack.tasks import namespace``); `invoke --list` shows
+the tasks and `invoke --help TASK` explains each option. Each task is a thin command-line surface:
+it parses options and turns the engine's user errors into one line; the work happens in the verb
+modules, imported inside the task so that `invoke --list` stays fast.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from invoke import Collection, task
+from invoke.exceptions import Exit
+
+
+@contextmanager
+def user_errors():
+    """Turn the engine's user errors into one line on stderr and exit status 1 (no traceback)."""
+    from .errors import PiperackError
+
+    try:
+        yield
+    except PiperackError as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+    except KeyboardInterrupt:
+        raise Exit("interrupted", code=130) from None
+
+
+def project(c):
+    """The project whose tasks.py invoke loaded (else the one holding the working directory)."""
+    from .project import find_project
+
+    start = getattr(c.config, "_project_prefix", None) or Path.cwd()
+    with user_errors():
+        return find_project(start)
+
+
+def _python_env(root: Path) -> dict:
+    """Environment for running the project's code from the working tree (src/ first on the path)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root / "src"), env.get("PYTHONPATH")]))
+    return env
+
+
+@task(
+    iterable=["pipeline"],
+    help={
+        "pipeline": "Pipeline to run (repeat for several, run in the order given). Default: all, by name.",
+        "env": "Config environment: conf/<env>/ is deep-merged over conf/base/. Default: local.",
+    },
+)
+def run(c, pipeline=None, env="local"):
+    """Run the project's pipelines (same as `python -m <package> run`)."""
+    proj = project(c)
+    pkg = proj.package
+    cmd = [sys.executable, "-m", pkg, "run", "--env", env]
+    for name in pipeline or []:
+        cmd += ["--pipeline", name]
+    code = subprocess.run(cmd, cwd=proj.root, env=_python_env(proj.root)).returncode
+    if code:
+        raise Exit(code=code)
+
+
+@task(help={"args": "Extra pytest arguments, e.g. --args='-k ingest -x'."})
+def test(c, args=""):
+    """Run the project's tests (src/tests) with pytest."""
+    import shlex
+
+    root = project(c).root
+    code = subprocess.run([sys.executable, "-m", "pytest", *shlex.split(args)], cwd=root, env=_python_env(root)).returncode
+    if code:
+        raise Exit(code=code)
+
+
+@task(
+    name="new-pipeline",
+    help={"name": "The new pipeline's name: a Python identifier not used by another pipeline."},
+)
+def new_pipeline(c, name):
+    """Create a modular pipeline: code, parameters and a passing test, in their three places."""
+    from . import scaffold
+
+    with user_errors():
+        scaffold.create_pipeline(project(c), name)
+
+
+def _optional_with_all(positional: str):
+    """A Task class whose positional argument may be left out when --all is given.
+
+    invoke has no optional positional arguments; `package` and `pull` take either one module or
+    source, or --all (their manifest).
+    """
+    from invoke import Task
+    from invoke.parser import Argument
+
+    class OptionalPositional(Argument):
+        @property
+        def value(self):
+            value = self._value if self._value is not None else self.default
+            return "" if value is None and self.all_flag.value else value
+
+        @value.setter
+        def value(self, arg):
+            self.set_value(arg, cast=True)
+
+    class PositionalOrAll(Task):
+        def get_arguments(self, *args, **kwargs):
+            arguments = super().get_arguments(*args, **kwargs)
+            by_name = {a.name: a for a in arguments}
+            by_name[positional].__class__ = OptionalPositional
+            by_name[positional].all_flag = by_name["all"]
+            return arguments
+
+    return PositionalOrAll
+
+
+# --- package ---
+@task(
+    klass=_optional_with_all("module"),
+    positional=["module"],
+    help={
+        "module": "Module path under the project package, e.g. pipelines.ingest or utils.cleaning.",
+        "all": "Package every entry of [tool.piperack.package] in pyproject.toml, each with its own options.",
+        "alias": "Package it under this name (its absolute imports in code and tests are rewritten to it).",
+        "destination": "Folder for the .tar.gz (relative paths: to the project root). Default: dist.",
+        "env": "Config environment whose parameters go in: conf/<env>/parameters/. Default: base.",
+    },
+)
+def package(c, module=None, all=False, alias=None, destination=None, env=None):
+    """Package a module as a micro-package sdist: code, parameters, tests and requirements.
+
+    Writes <destination>/<name>-<version>.tar.gz (byte-identical for the same inputs), prints its
+    path, size and sha256 and updates <destination>/SHA256SUMS. `pip install` the file, or pull it
+    into another project (`invoke pull`, `kedro micropkg pull`). Nothing is written on an error.
+    """
+    from . import package as engine
+
+    with user_errors():
+        engine.package(project(c), module=module, alias=alias, destination=destination, env=env, all_=all)
+
+
+# --- pull ---
+@task(
+    klass=_optional_with_all("source"),
+    positional=["source"],
+    auto_shortflags=False,  # long options only: an automatic -h for --sha256 would read as help
+    help={
+        "source": "A .tar.gz path, an fsspec URL (file://, https://, s3://, gcs://, …) or a package name "
+        "with an optional version (ingest==0.2) from a package index.",
+        "all": "Pull every entry of [tool.piperack.pull] in pyproject.toml (one transaction).",
+        "alias": "Module name to pull it as (imports and parameter files are renamed).",
+        "destination": "Module path under the project package to pull into. Default: where it was "
+        "packaged from (recorded in the sdist), else pipelines.",
+        "env": "Config environment for the parameters: conf/<env>/parameters/. Default: base.",
+        "fs-args": "YAML file of fsspec filesystem options (endpoint_url, key/secret, "
+        "client_kwargs.headers, …); its values never appear in output.",
+        "force": "Replace an existing module (code, tests, parameter files) of that name wholly.",
+        "dry-run": "Print every file that would be written or changed; write nothing.",
+        "sha256": "Refuse the archive unless its sha256 is this hex digest.",
+        "index-url": "Package index (simple API) for a package name; default: pip's configuration.",
+    },
+)
+def pull(c, source=None, all=False, alias=None, destination=None, env=None, fs_args=None, force=False,
+         dry_run=False, sha256=None, index_url=None):
+    """Pull a micro-package into this project: code, parameters and tests in their places.
+
+    Checks everything first and writes nothing unless the whole pull can complete; requirements
+    are appended to requirements.in (then run `invoke build-reqs`). Nothing from the package is
+    run. Archives unpacking to more than 200 MB are refused ($PIPERACK_PULL_MAX_BYTES, e.g. 1G,
+    changes the limit). Each pull is recorded in pyproject.toml [tool.piperack.pulled].
+    """
+    from . import pull as engine
+
+    with user_errors():
+        engine.pull(source, all_=all, alias=alias, destination=destination, env=env, fs_args=fs_args,
+                    force=force, dry_run=dry_run, sha256=sha256, index_url=index_url, project=project(c))
+
+
+# --- build-reqs ---
+@task(
+    name="build-reqs",
+    iterable=["upgrade_package"],
+    help={
+        "check": "Exit non-zero if requirements.txt is stale against requirements.in; write nothing (for CI).",
+        "upgrade": "Re-pin everything to the newest versions allowed (default: keep current pins that still fit).",
+        "upgrade-package": "Re-pin this package to its newest allowed version (repeat for several).",
+        "generate-hashes": "Add --hash lines for every pin (pip then installs in hash-checking mode).",
+        "python-version": "Resolve for Python X.Y instead of the running one (uv only).",
+        "universal": "One file with markers for every platform and Python version (uv only).",
+        "resolver": "uv or pip-tools. Default: uv if installed, else pip-tools' pip-compile.",
+        "args": "Extra resolver arguments, e.g. --args='--index-url https://my.index/simple'.",
+    },
+)
+def build_reqs(c, check=False, upgrade=False, upgrade_package=None, generate_hashes=False, python_version=None,
+               universal=False, resolver=None, args=""):
+    """Pin requirements.txt from requirements.in (uv, or pip-tools' pip-compile).
+
+    requirements.txt is replaced only after a successful compile; an unresolvable set leaves
+    both files as they were. A missing requirements.in is first created from requirements.txt's
+    top-level requirements.
+    """
+    import shlex
+
+    from . import buildreqs
+
+    with user_errors():
+        buildreqs.build_reqs(project(c), resolver=resolver, upgrade=upgrade, upgrade_packages=upgrade_package or [],
+                        generate_hashes=generate_hashes, python_version=python_version, universal=universal,
+                        extra_args=shlex.split(args), check=check)
+
+
+# --- docker ---
+@task(
+    name="docker-build",
+    iterable=["build_arg"],
+    help={
+        "tag": "Image tag. Default: <project name>:latest.",
+        "base-image": "Base image (sets the Dockerfile's BASE_IMAGE). Default: the Dockerfile's, python:<version>-slim.",
+        "uid": "uid of the image's non-root user. Default: yours (1000 if you are root).",
+        "gid": "gid of the image's user. Default: yours (1000 if you are root).",
+        "build-arg": "Extra build argument KEY=VALUE (repeat for several).",
+        "no-cache": "Build every layer afresh and re-download the wheelhouse.",
+        "docker-args": "Extra `docker build` arguments, e.g. --docker-args='--pull --progress plain'.",
+    },
+)
+def docker_build(c, tag=None, base_image=None, uid=None, gid=None, build_arg=None, no_cache=False, docker_args=""):
+    """Build the project's image from docker/Dockerfile, dependencies from a local wheelhouse.
+
+    First fills .docker/wheelhouse/ with wheels for the base image's Python and platform (reused
+    until requirements.txt changes), so `docker build` itself needs no network; its output streams.
+    """
+    from . import docker
+
+    with user_errors():
+        code = docker.build(project(c), tag=tag, base_image=base_image, uid=uid, gid=gid, build_args=build_arg,
+                            no_cache=no_cache, docker_args=docker_args)
+    if code:
+        raise Exit(code=code)
+
+
+@task(
+    name="docker-run",
+    iterable=["pipeline"],
+    help={
+        "pipeline": "Pipeline to run (repeat for several). Default: all.",
+        "env": "Config environment merged over conf/base (conf/local is mounted read-only). Default: local.",
+        "tag": "Image tag. Default: <project name>:latest.",
+        "network": "Container network, e.g. none or host. Default: Docker's default.",
+        "docker-args": "Extra `docker run` arguments, e.g. --docker-args='-e TOKEN --memory 2g'.",
+    },
+)
+def docker_run(c, pipeline=None, env=None, tag=None, network=None, docker_args=""):
+    """Run the pipelines in a container: data/ mounted read-write, conf/local read-only, as you.
+
+    The container is removed afterwards; its exit code is this task's.
+    """
+    from . import docker
+
+    with user_errors():
+        code = docker.run(project(c), pipelines=pipeline, env=env, tag=tag, network=network, docker_args=docker_args)
+    if code:
+        raise Exit(code=code)
+
+
+@task(
+    name="docker-cmd",
+    help={
+        "tag": "Image tag. Default: <project name>:latest.",
+        "network": "Container network, e.g. none or host. Default: Docker's default.",
+        "docker-args": "Extra `docker run` arguments.",
+    },
+)
+def docker_cmd(c, tag=None, network=None, docker_args=""):
+    """Run any command in the image, with docker-run's mounts and user: invoke docker-cmd -- CMD [ARGS…]."""
+    import shlex
+
+    from . import docker
+
+    # invoke joins the words after `--` with spaces; take them from argv to keep their quoting.
+    command = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else shlex.split(c.remainder)
+    with user_errors():
+        code = docker.cmd(project(c), command, tag=tag, network=network, docker_args=docker_args)
+    if code:
+        raise Exit(code=code)
+
+
+namespace = Collection(run, test, new_pipeline, package, pull, build_reqs, docker_build, docker_run, docker_cmd)
