@@ -237,19 +237,22 @@ def test_both_resolvers_give_the_same_pins(project_copy, build):
     assert len(results["uv"]) >= 10
 
 
-def _bare_venv(tmp_path: Path) -> Path:
-    """A virtualenv with invoke and packaging but neither uv nor pip-tools."""
+def _bare_venv(tmp_path: Path, wheelhouse: Path) -> Path:
+    """A virtualenv with piperack, invoke and packaging but neither uv nor pip-tools (both are
+    dependencies of piperack: a user who removed them)."""
     venv = tmp_path / "bare"
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     uv_cmd = [uv] if uv else [sys.executable, "-m", "uv"]
     subprocess.run([*uv_cmd, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
     subprocess.run([*uv_cmd, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
                     "invoke>=2.2", "packaging>=24"], check=True)
+    subprocess.run([*uv_cmd, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), "--no-deps",
+                    "--no-index", "--find-links", str(wheelhouse), "piperack"], check=True)
     return venv
 
 
-def test_no_resolver_installed_is_a_one_line_error(project_copy, tmp_path, tree_hash):
-    venv = _bare_venv(tmp_path)
+def test_no_resolver_installed_is_a_one_line_error(project_copy, tmp_path, tree_hash, wheelhouse):
+    venv = _bare_venv(tmp_path, wheelhouse)
     path = os.pathsep.join([str(venv / "bin"), "/usr/bin", "/bin"])
     assert not shutil.which("uv", path=path) and not shutil.which("pip-compile", path=path)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}

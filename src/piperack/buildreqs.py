@@ -7,8 +7,8 @@ stripped, pip/setuptools pinned when needed, no index URLs written into the file
 (written by us, naming the command that regenerates the file), resolved for the running Python.
 
 Never half-written: the resolver writes a temporary file next to requirements.txt (seeded with
-the current pins, so unrelated pins stay put unless --upgrade), which replaces requirements.txt
-(os.replace) only after a successful compile. On failure the temporary file is removed, and a
+the current pins, so unrelated pins stay put unless --upgrade); only after a successful compile
+does its text, under the header, replace requirements.txt atomically (fsutil.atomic_write). On failure the temporary file is removed, and a
 requirements.in created by this run is removed too, so both files are as they were.
 
 Index configuration: uv reads its own configuration (uv.toml, UV_INDEX_URL …), pip-compile reads

@@ -326,7 +326,7 @@ def merge_requirements(in_text: str, reqs: list) -> MergeResult:
     - a *conflict* when an existing requirement of the same name (whose marker may apply at the
       same time) cannot hold together with it: specifiers with no common version (decided by
       :func:`specifiers_compatible`) or two different direct URLs. Conflicting lines are not
-      added; the caller decides what to do (pull refuses);
+      added; the caller decides what to do (pull warns and leaves them out);
     - otherwise *added*: appended as a line at the end (a compatible extra constraint on an
       existing name is added too; resolvers intersect them).
     """

@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 
 from ..errors import PiperackError
 from ..options import Job
+from ..sdist import CONFIG_DIR, TESTS_DIR
 from .read import Package
 
 DEFAULT_DESTINATION = "pipelines"
@@ -104,18 +105,18 @@ def place(project, job: Job, package: Package, source: str, sha256: str) -> Plac
     _package_inits(project, pkg_rel, dest_parts, files)
     staged = package.top
     for rel, data in staged.walk(name):
-        if rel.parts[0] == "config":
+        if rel.parts[0] == CONFIG_DIR:
             continue
         if rel.suffix == ".py":
             data = _rewrite(data, f"{name}/{rel.as_posix()}", name, full, placement.warnings)
         files[code_dir / rel.as_posix()] = data
-    for rel, data in staged.walk(f"{name}/config"):
+    for rel, data in staged.walk(f"{name}/{CONFIG_DIR}"):
         target = env_rel / _param_target(rel, name, new_name)
         if target in files:
             raise PiperackError(f"{source}: two parameter files of the package would both land at {target}")
         files[target] = data
         placement.params.append(target)
-    test_files = list(staged.walk("tests"))
+    test_files = list(staged.walk(TESTS_DIR))
     if test_files:
         if (project.root / tests_rel).is_dir():
             _package_inits(project, tests_rel, dest_parts, files)

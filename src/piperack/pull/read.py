@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 
 from ..errors import PiperackError
 from ..project import check_module_path, skipped_dir, skipped_file
+from ..sdist import TESTS_DIR
 
 
 class Staged:
@@ -89,7 +90,7 @@ def read_package(top: Staged, label: str) -> Package:
         reqs.append(req)
     packages = sorted(
         d for d in top.top_dirs()
-        if d != "tests" and not d.endswith(".egg-info") and top.read(f"{d}/__init__.py") is not None
+        if d != TESTS_DIR and not d.endswith(".egg-info") and top.read(f"{d}/__init__.py") is not None
     )
     if not packages:
         raise PiperackError(f"{label}: no package in {top.name}/ (expected a folder with an __init__.py besides tests/)")

@@ -438,8 +438,13 @@ def _index_candidates(name: str, indexes: list[str], find_links: list[str], sess
 
 def _fetch_index(spec: str, workdir: Path, index_url: str | None, max_bytes: int) -> tuple[Path, str, str, str]:
     from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import (InvalidSdistFilename, InvalidWheelFilename, canonicalize_name,
-                                 parse_sdist_filename, parse_wheel_filename)
+    from packaging.utils import (
+        InvalidSdistFilename,
+        InvalidWheelFilename,
+        canonicalize_name,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
 
     try:
         req = Requirement(spec)
