@@ -7,7 +7,7 @@
   nothing. hooks/pre_gen_project.py renders ``piperack_problem`` to check again for callers of
   cookiecutter's API that skip the answer rendering.
 - ``piperack_version`` (a global) is the version of the kit doing the baking: the kit checkout's
-  pyproject.toml, else the installed piperack whose wheel carries this template.
+  pyproject.toml, else the metadata of the piperack wheel that carries this template.
 - ``piperack_record`` renders .piperack.json: that version and every answer, which
   `invoke update-project` reads to re-render the template.
 
@@ -74,7 +74,13 @@ def kit_version() -> str:
     pyproject = here / "pyproject.toml"
     if pyproject.is_file():  # a kit checkout: `cookiecutter <kit path or git URL>`, `cruft create`
         return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
-    from importlib.metadata import version  # the template packaged in an installed piperack
+    # The template packaged in a piperack wheel (installed, or unpacked by `invoke update-project`
+    # to re-render an older version): the wheel's own metadata sits two folders up.
+    for metadata in sorted(here.parents[1].glob("piperack-*.dist-info/METADATA")):
+        for line in metadata.read_text(encoding="utf-8").splitlines():
+            if line.startswith("Version:"):
+                return line.partition(":")[2].strip()
+    from importlib.metadata import version
 
     return version("piperack")
 

@@ -54,11 +54,19 @@ def default_wheelhouse() -> Path:
     return folder
 
 
-def install_piperack(venv: Path, wheelhouse: Path) -> None:
-    """(Re)install piperack into ``venv`` from ``wheelhouse`` only: never from a public index."""
+def install_piperack(venv: Path, wheelhouse: Path, version: str | None = None, with_deps: bool = False,
+                     kit: Path = KIT) -> None:
+    """(Re)install piperack into ``venv`` from ``wheelhouse`` only: never from a public index.
+
+    ``with_deps`` first installs the dependencies listed in ``kit``'s pyproject.toml (from the index).
+    """
+    python = str(venv / "bin" / "python")
+    if with_deps:
+        deps = tomllib.loads((kit / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+        subprocess.run([*uv(), "pip", "install", "--quiet", "--python", python, *deps], check=True)
     subprocess.run(
-        [*uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), "--no-index",
-         "--find-links", str(wheelhouse), "--no-deps", "--reinstall-package", "piperack", f"piperack=={kit_version()}"],
+        [*uv(), "pip", "install", "--quiet", "--python", python, "--no-index", "--find-links", str(wheelhouse),
+         "--no-deps", "--reinstall-package", "piperack", f"piperack=={version or kit_version()}"],
         check=True,
     )
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from scripts import kitlib
+from tests.pull_support import ci_env, free_port, start, stop, tool
 
-TEMPLATE = kitlib.TEMPLATE
+KIT, TEMPLATE = kitlib.KIT, kitlib.TEMPLATE
 
 
 @pytest.fixture(scope="session")
@@ -101,3 +102,34 @@ def tree_hash(root: Path) -> dict[str, str]:
 @pytest.fixture(name="tree_hash")
 def tree_hash_fixture():
     return tree_hash
+
+
+@pytest.fixture(scope="session")
+def index(tmp_path_factory):
+    """pypiserver: (simple URL, folder it serves); the CI one or our own, stopped by pid."""
+    env = ci_env()
+    if env.get("PIPERACK_TEST_INDEX_URL") and env.get("PIPERACK_TEST_INDEX_DIR"):
+        yield env["PIPERACK_TEST_INDEX_URL"], Path(env["PIPERACK_TEST_INDEX_DIR"])
+        return
+    folder = tmp_path_factory.mktemp("index")
+    port = free_port()
+    proc = start([tool("pypi-server"), "run", "-i", "127.0.0.1", "-p", str(port), "--disable-fallback",
+                  "-a", ".", "-P", ".", str(folder)], port, tmp_path_factory.mktemp("pypiserver") / "log")
+    try:
+        yield f"http://127.0.0.1:{port}/simple/", folder
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def kit_repo(tmp_path_factory) -> Path:
+    """A git repository holding this checkout's files as one commit (what a kit clone or URL gives)."""
+    repo = tmp_path_factory.mktemp("kit") / "piperack"
+    ignore = shutil.ignore_patterns(".git", ".venv", ".cache", "build", "dist", "__pycache__", ".pytest_cache",
+                                    "*.egg-info")
+    shutil.copytree(KIT, repo, ignore=ignore)
+    git = ["git", "-c", "user.name=Kit", "-c", "user.email=kit@example.invalid", "-c", "init.defaultBranch=main"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "kit"], cwd=repo, check=True)
+    return repo

@@ -176,7 +176,7 @@ def _docker_socket_gid() -> int:
     return os.stat(host.removeprefix("unix://")).st_gid
 
 
-def test_run_by_another_host_user_writes_files_that_user_owns(built):
+def test_run_by_another_host_user_writes_files_that_user_owns(wheelhouse, built):
     """As root the main run test proves little about ownership (root writes root's files), so run
     docker-run here as an unprivileged uid that owns its project copy, as a real user would (with a
     virtualenv that user can reach: the kit's interpreter may sit in root's home)."""
@@ -195,8 +195,7 @@ def test_run_by_another_host_user_writes_files_that_user_owns(built):
         holder.chmod(0o755)
         venv = holder / "venv"
         subprocess.run([*kitlib.uv(), "venv", "--quiet", "--python", python, str(venv)], check=True)
-        subprocess.run([*kitlib.uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), "invoke>=2.2"],
-                       check=True)
+        kitlib.install_piperack(venv, wheelhouse, with_deps=True)
         root = holder / built["root"].name
         shutil.copytree(built["root"], root, symlinks=True, ignore=shutil.ignore_patterns("data", ".docker"))
         for path in [root, *root.rglob("*")]:

@@ -22,20 +22,6 @@ def tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="session")
-def kit_repo(tmp_path_factory) -> Path:
-    """A git repository holding this checkout's files as one commit (what a kit clone or URL gives)."""
-    repo = tmp_path_factory.mktemp("kit") / "piperack"
-    ignore = shutil.ignore_patterns(".git", ".venv", ".cache", "build", "dist", "__pycache__", ".pytest_cache",
-                                    "*.egg-info")
-    shutil.copytree(KIT, repo, ignore=ignore)
-    git = ["git", "-c", "user.name=Kit", "-c", "user.email=kit@example.invalid", "-c", "init.defaultBranch=main"]
-    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "kit"], cwd=repo, check=True)
-    return repo
-
-
 # -- the distribution ---------------------------------------------------------------------------
 
 

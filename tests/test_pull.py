@@ -77,23 +77,6 @@ def s3_endpoint(tmp_path_factory):
         stop(proc)
 
 
-@pytest.fixture(scope="session")
-def index(tmp_path_factory):
-    """pypiserver: (simple URL, folder it serves); the CI one or our own, stopped by pid."""
-    env = ci_env()
-    if env.get("PIPERACK_TEST_INDEX_URL") and env.get("PIPERACK_TEST_INDEX_DIR"):
-        yield env["PIPERACK_TEST_INDEX_URL"], Path(env["PIPERACK_TEST_INDEX_DIR"])
-        return
-    folder = tmp_path_factory.mktemp("index")
-    port = free_port()
-    proc = start([tool("pypi-server"), "run", "-i", "127.0.0.1", "-p", str(port), "--disable-fallback",
-                  "-a", ".", "-P", ".", str(folder)], port, tmp_path_factory.mktemp("pypiserver") / "log")
-    try:
-        yield f"http://127.0.0.1:{port}/simple/", folder
-    finally:
-        stop(proc)
-
-
 # -- helpers ----------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,8 @@
-"""The ``piperack`` command: ``piperack new`` bakes a project from the installed template.
+"""The ``piperack`` command: ``piperack new`` bakes a project from the installed template,
+``piperack update`` is ``invoke update-project`` for the project holding the working directory.
 
     piperack new [--no-input] [--output-dir DIR] [key=value ...]
+    piperack update [--check | --dry-run | --diff] [--from PATH_OR_URL] [--from-version X] ...
     piperack --version
 """
 from __future__ import annotations
@@ -28,6 +30,20 @@ def _parser() -> argparse.ArgumentParser:
                      help="folder to create the project in (default: the current one)")
     new.add_argument("-f", "--overwrite", action="store_true",
                      help="write into an existing project folder (files the template makes are replaced)")
+    upd = commands.add_parser(
+        "update", help="merge the installed piperack's template into the project here (= invoke update-project)",
+        description="Merge the template of the installed piperack into the project holding the working "
+        "directory, keeping the team's edits: the same engine as `invoke update-project` (docs/updating.md).",
+    )
+    from .update import HELP as UPDATE_HELP
+
+    upd.add_argument("--check", action="store_true", help=UPDATE_HELP["check"])
+    upd.add_argument("--dry-run", action="store_true", help=UPDATE_HELP["dry-run"])
+    upd.add_argument("--diff", action="store_true", help=UPDATE_HELP["diff"])
+    upd.add_argument("--from", dest="from_source", metavar="PATH_OR_URL", help=UPDATE_HELP["from"])
+    upd.add_argument("--from-version", metavar="X", help=UPDATE_HELP["from-version"])
+    upd.add_argument("--allow-dirty", action="store_true", help=UPDATE_HELP["allow-dirty"])
+    upd.add_argument("--ask", action="store_true", help=UPDATE_HELP["ask"])
     return parser
 
 
@@ -50,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
 
             answers = bake.parse_answers(args.answers)
             bake.bake(args.output_dir, answers, no_input=args.no_input, overwrite=args.overwrite)
+        elif args.command == "update":
+            from . import update
+            from .project import find_project
+
+            update.update(find_project(), check_only=args.check, dry_run=args.dry_run, diff=args.diff,
+                          from_source=args.from_source, from_version=args.from_version,
+                          allow_dirty=args.allow_dirty, ask=args.ask)
     except PiperackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

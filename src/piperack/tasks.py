@@ -16,6 +16,8 @@ from pathlib import Path
 from invoke import Collection, task
 from invoke.exceptions import Exit
 
+from .update import HELP as UPDATE_HELP
+
 
 @contextmanager
 def user_errors():
@@ -288,4 +290,24 @@ def docker_cmd(c, tag=None, network=None, docker_args=""):
         raise Exit(code=code)
 
 
-namespace = Collection(run, test, new_pipeline, package, pull, build_reqs, docker_build, docker_run, docker_cmd)
+# --- update-project ---
+
+
+@task(name="update-project", help=UPDATE_HELP, auto_shortflags=False)
+def update_project(c, check=False, dry_run=False, diff=False, from_=None, from_version=None, allow_dirty=False,
+                   ask=False):
+    """Merge the installed piperack's template into this project, keeping the team's edits.
+
+    Files only the template changed are updated, files only the team changed are kept, files both
+    changed are merged line by line (conflicts marked inline, exit 1). Pipelines, conf/, data/ and
+    requirements.txt are never touched. All writes happen at the end, or none. See docs/updating.md.
+    """
+    from . import update as engine
+
+    with user_errors():
+        engine.update(project(c), check_only=check, dry_run=dry_run, diff=diff, from_source=from_,
+                      from_version=from_version, allow_dirty=allow_dirty, ask=ask)
+
+
+namespace = Collection(run, test, new_pipeline, package, pull, build_reqs, docker_build, docker_run, docker_cmd,
+                       update_project)

@@ -1,0 +1,168 @@
+"""Unit tests of piperack.update: the per-file decisions, ownership, hostile wheels and records,
+and that a failure while writing leaves the project as it was."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from piperack import fsutil
+from piperack import update as engine
+from piperack.errors import PiperackError
+from piperack.project import find_project
+
+PYPROJECT = '[project]\nname = "demo"\nversion = "0.1.0"\n\n[tool.piperack]\npython_package = "demo"\n'
+
+
+@pytest.fixture
+def proj(tmp_path):
+    root = tmp_path / "demo"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    return find_project(root)
+
+
+def put(root: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+
+
+def actions(plan) -> dict[str, str]:
+    return {c.path: c.action for c in plan.changes}
+
+
+def test_each_file_gets_the_decision_its_three_versions_call_for(proj):
+    base = {
+        "same.txt": b"a\n", "template_only.txt": b"a\n", "team_only.txt": b"a\n", "both.txt": b"1\n2\n3\n4\n5\n",
+        "clash.txt": b"x\n", "dropped.txt": b"a\n", "dropped_changed.txt": b"a\n", "team_deleted.txt": b"a\n",
+        "pyproject.toml": PYPROJECT.encode(),
+    }
+    theirs = {
+        "same.txt": b"a\n", "template_only.txt": b"b\n", "team_only.txt": b"a\n", "both.txt": b"1\n2\n3\n4\nfive\n",
+        "clash.txt": b"theirs\n", "new.txt": b"new\n", "team_deleted.txt": b"b\n", "pyproject.toml": PYPROJECT.encode(),
+    }
+    put(proj.root, {
+        "same.txt": b"a\n", "template_only.txt": b"a\n", "team_only.txt": b"mine\n", "both.txt": b"one\n2\n3\n4\n5\n",
+        "clash.txt": b"ours\n", "dropped.txt": b"a\n", "dropped_changed.txt": b"mine\n",
+    })
+    plan = engine.plan_update(proj, base, theirs, "1.0", "2.0")
+    assert actions(plan) == {
+        "both.txt": "merge", "clash.txt": "conflict", "dropped.txt": "delete", "dropped_changed.txt": "keep",
+        "new.txt": "add", "team_deleted.txt": "keep", "team_only.txt": "keep", "template_only.txt": "update",
+    }
+    by_path = {c.path: c for c in plan.changes}
+    assert by_path["both.txt"].data == b"one\n2\n3\n4\nfive\n"
+    assert by_path["clash.txt"].data == b"<<<<<<< project\nours\n=======\ntheirs\n>>>>>>> piperack 2.0\n"
+    assert by_path["team_only.txt"].data is None and by_path["dropped_changed.txt"].data is None
+    assert "team changed it" in by_path["dropped_changed.txt"].note
+    assert "not restored" in by_path["team_deleted.txt"].note
+
+
+def test_team_owned_paths_are_never_planned(proj):
+    owned = ["conf/base/parameters/x.yml", "data/x.duckdb", "src/demo/pipelines/ingest/nodes.py",
+             "src/tests/pipelines/ingest/test_nodes.py", "requirements.txt", "samples/cities.csv"]
+    base = {rel: b"old\n" for rel in owned}
+    theirs = {rel: b"new\n" for rel in owned}
+    put(proj.root, {rel: b"ours\n" for rel in owned})
+    assert engine.plan_update(proj, base, theirs, "1.0", "2.0").changes == []
+    for rel in owned:
+        assert engine.team_owned(rel, "demo")
+    for rel in ["src/demo/runner.py", "src/demo/pipelines_extra.py", "confx.yml", "docker/Dockerfile", "README.md"]:
+        assert not engine.team_owned(rel, "demo"), rel
+
+
+def test_binary_files_are_never_merged(proj):
+    put(proj.root, {"logo.png": b"\x89PNG\0ours"})
+    plan = engine.plan_update(proj, {"logo.png": b"\x89PNG\0base"}, {"logo.png": b"\x89PNG\0theirs"}, "1.0", "2.0")
+    [change] = plan.changes
+    assert (change.action, change.data) == ("conflict", None)
+    assert "binary" in change.note
+
+
+def test_the_piperack_pin_is_raised_even_when_the_team_edited_the_file(proj):
+    base = {"requirements-dev.txt": b"-r requirements.txt\npiperack==1.0\npytest>=8\n"}
+    theirs = {"requirements-dev.txt": b"-r requirements.txt\npiperack==2.0\npytest>=8\n"}
+    put(proj.root, {"requirements-dev.txt": b"-r requirements.txt\npiperack==1.0\npytest>=8\n\nruff>=0.5\n"})
+    [change] = engine.plan_update(proj, base, theirs, "1.0", "2.0").changes
+    assert change.action == "merge"
+    assert change.data == b"-r requirements.txt\npiperack==2.0\npytest>=8\n\nruff>=0.5\n"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{oops", "not valid JSON"),
+    ("[]", "expected an object"),
+    ('{"piperack_version": "1..2"}', "is not a version"),
+    ('{"piperack_version": "1.0", "answers": {"a": [1]}}', "answer 'a' must be a string or true/false"),
+    ('{"piperack_version": "1.0", "answers": {"_extensions": "x"}}', "answer '_extensions'"),
+    (b"\xff\xfe", "not valid JSON"),
+])
+def test_hostile_records_are_refused_in_one_line(proj, content, message):
+    path = proj.root / ".piperack.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(PiperackError, match=message):
+        engine.read_record(proj)
+
+
+def _wheel(tmp_path: Path, members: dict[str, bytes]) -> Path:
+    path = tmp_path / "piperack-1.0-py3-none-any.whl"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def test_unpack_wheel_takes_only_the_template_and_refuses_unsafe_members(tmp_path):
+    good = _wheel(tmp_path, {"piperack/template/cookiecutter.json": b"{}", "piperack/tasks.py": b"x = 1\n",
+                             "piperack-1.0.dist-info/METADATA": b"Version: 1.0\n"})
+    template = engine.unpack_wheel(good, tmp_path / "out")
+    assert (template / "cookiecutter.json").read_bytes() == b"{}"
+    assert not (tmp_path / "out" / "piperack" / "tasks.py").exists()
+    evil = _wheel(tmp_path, {"piperack/template/cookiecutter.json": b"{}", "../../escape.txt": b"x"})
+    with pytest.raises(PiperackError, match="unsafe member name '../../escape.txt'"):
+        engine.unpack_wheel(evil, tmp_path / "out2")
+    assert not (tmp_path / "escape.txt").exists()
+    empty = _wheel(tmp_path, {"piperack/tasks.py": b""})
+    with pytest.raises(PiperackError, match="carries no piperack template"):
+        engine.unpack_wheel(empty, tmp_path / "out3")
+    (tmp_path / "junk.whl").write_bytes(b"not a zip")
+    with pytest.raises(PiperackError, match="not a readable wheel"):
+        engine.unpack_wheel(tmp_path / "junk.whl", tmp_path / "out4")
+
+
+@pytest.mark.parametrize("fail_at", [1, 3, "SIGTERM"])
+def test_a_failure_while_writing_leaves_the_project_as_it_was(proj, monkeypatch, tree_hash, fail_at):
+    base = {f"f{i}.txt": b"old\n" for i in range(5)} | {"gone.txt": b"x\n"}
+    theirs = {f"f{i}.txt": b"new\n" for i in range(5)} | {"added/new.txt": b"n\n"}
+    put(proj.root, base)
+    (proj.root / ".piperack.json").write_text(json.dumps({"piperack_version": "1.0", "answers": {}}))
+    monkeypatch.setattr(engine, "installed_version", lambda: "2.0")
+    monkeypatch.setattr(engine, "download_template", lambda version, work: work)
+    monkeypatch.setattr(engine, "render", lambda template, answers, dest, label: base if "1.0" in label else theirs)
+    monkeypatch.setattr(engine, "_dirty", lambda project, paths: [])
+    before = tree_hash(proj.root)
+    real_replace = fsutil.os.replace
+    calls = {"n": 0}
+
+    def flaky_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == (2 if fail_at == "SIGTERM" else fail_at):
+            if fail_at == "SIGTERM":
+                import os
+                import signal
+
+                os.kill(os.getpid(), signal.SIGTERM)
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(fsutil.os, "replace", flaky_replace)
+    with pytest.raises((OSError, KeyboardInterrupt)):
+        engine.update(proj)
+    monkeypatch.setattr(fsutil.os, "replace", real_replace)
+    assert tree_hash(proj.root) == before
+    assert not [p for p in proj.root.rglob("*") if "piperack-tmp" in p.name or "piperack-backup" in p.name]
