@@ -96,7 +96,7 @@ def test_package_writes_code_params_tests_and_requirements(project_copy, run_inv
         "PKG-INFO", "README.md", "pyproject.toml",
         "ingest/__init__.py", "ingest/nodes.py", "ingest/pipeline.py", "ingest/requirements.txt",
         "ingest/sql/clean.sql", "ingest/schema.json", "ingest/templates/report.j2",
-        "ingest/config/parameters/ingest.yml", "ingest/config/parameters/ingest_extra.yml",
+        "ingest/config/parameters/ingest.yml",  # not ingest_extra.yml: parameter files match by exact name
         "ingest/config/parameters/ingest/nested/more.yml",
         "tests/__init__.py", "tests/test_nodes.py", "tests/test_patch.py",
     ])

@@ -107,8 +107,9 @@ def _checked_members(tar: tarfile.TarFile, label: str):
                 raise PiperackError(f"{label}: refused member {member.name!r}: {parent} is a file")
         seen[rel] = member.isdir()
         yield rel, member
-    for rel in seen:
-        if seen[rel] is False and any(other != rel and rel in other.parents for other in seen):
+    folders = {parent for rel in seen for parent in rel.parents}  # linear: no pairwise comparison
+    for rel, is_dir in seen.items():
+        if not is_dir and rel in folders:
             raise PiperackError(f"{label}: refused member {str(rel)!r}: it is both a file and a folder")
 
 

@@ -5,10 +5,13 @@
 - ``sibling_temp(path)``: the temporary file itself, for a tool that writes it (the resolver of
   build-reqs), replaced over ``path`` by the caller.
 - ``transaction(root)``: several creates, changes and removals under ``root`` that land all
-  together or not at all; an error, Ctrl-C or SIGTERM midway restores every path byte-for-byte.
+  together or not at all; an error, Ctrl-C or SIGTERM midway restores every path byte-for-byte,
+  and ``recover(root)`` finishes the job after a SIGKILL or a power cut (the journal).
+- ``project_lock(root)``: one writer per project; a second pull or update waits for the first.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -62,27 +65,29 @@ def atomic_write(path: Path, data: bytes | str, mode: int | None = None) -> None
 
 
 class Transaction:
-    """File operations under ``root`` that ``rollback`` can undo exactly.
+    """File operations under ``root`` that can be undone exactly, even after the process is killed.
 
-    Removed paths are moved into a backup folder inside ``root`` (same filesystem: ``os.replace``
-    is atomic) and moved back on rollback; changed files keep their old bytes and mode in memory;
-    new files and folders are recorded and deleted on rollback. Use it through ``transaction()``.
+    A backup folder inside ``root`` (same filesystem: ``os.replace`` is atomic) holds a journal,
+    one JSON line per operation written *before* the operation: a removed path is moved into the
+    folder, a changed file's old bytes and mode are saved there, created files and folders are
+    listed. ``rollback`` undoes the journal in reverse; ``recover`` does the same for a journal a
+    killed process left behind. ``commit`` marks the journal done, then deletes the folder. Use it
+    through ``transaction()``.
     """
 
     BACKUP_PREFIX = ".piperack-backup-"
+    JOURNAL = "journal.jsonl"
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.backup: Path | None = None
-        self.moved: list[tuple[Path, Path]] = []
-        self.created_files: list[Path] = []
-        self.created_dirs: list[Path] = []
-        self.changed: list[tuple[Path, bytes | None, int | None]] = []
+        self.backup: Path | None = Path(tempfile.mkdtemp(prefix=self.BACKUP_PREFIX, dir=self.root))
+        self.entries: list[dict] = []
+        self._journal = open(self.backup / self.JOURNAL, "w", encoding="utf-8")
 
-    def _backup_dir(self) -> Path:
-        if self.backup is None:
-            self.backup = Path(tempfile.mkdtemp(prefix=self.BACKUP_PREFIX, dir=self.root))
-        return self.backup
+    def _log(self, **entry) -> None:
+        self.entries.append(entry)
+        self._journal.write(json.dumps(entry) + "\n")
+        self._journal.flush()
 
     def _mkdirs(self, folder: Path) -> None:
         missing = []
@@ -90,15 +95,15 @@ class Transaction:
             missing.append(folder)
             folder = folder.parent
         for path in reversed(missing):
+            self._log(op="mkdir", path=str(path))
             path.mkdir(mode=0o755)
-            self.created_dirs.append(path)
 
     def remove(self, rel) -> None:
         """Move a file or folder out of the way (restored on rollback)."""
         path = self.root / rel
-        target = self._backup_dir() / str(len(self.moved))
+        target = self.backup / f"moved-{len(self.entries)}"
+        self._log(op="move", path=str(path), saved=str(target))
         os.replace(path, target)
-        self.moved.append((path, target))
 
     def create(self, rel, data: bytes) -> None:
         """Write a file that must not exist yet (its missing folders are created too)."""
@@ -106,47 +111,122 @@ class Transaction:
         self._mkdirs(path.parent)
         if path.exists() or path.is_symlink():
             raise PiperackError(f"{rel} appeared while writing; nothing changed")
-        self.created_files.append(path)
+        self._log(op="create", path=str(path))
         atomic_write(path, data, DEFAULT_MODE)
 
     def change(self, rel, data: bytes | str) -> None:
         """Write a file that may exist (its old bytes and mode come back on rollback)."""
         path = self.root / rel
         if path.exists():
-            self.changed.append((path, path.read_bytes(), path.stat().st_mode & 0o7777))
+            saved = self.backup / f"old-{len(self.entries)}"
+            shutil.copyfile(path, saved)
+            self._log(op="change", path=str(path), saved=str(saved), mode=path.stat().st_mode & 0o7777)
         else:
             self._mkdirs(path.parent)
-            self.changed.append((path, None, None))
+            self._log(op="create", path=str(path))
         atomic_write(path, data)
 
     def commit(self) -> None:
-        if self.backup is not None:
-            shutil.rmtree(self.backup, ignore_errors=True)
-            self.backup = None
+        self._journal.close()
+        os.replace(self.backup / self.JOURNAL, self.backup / "committed")
+        shutil.rmtree(self.backup, ignore_errors=True)
+        self.backup = None
 
     def rollback(self) -> None:
-        for path, old, mode in reversed(self.changed):
-            if old is None:
-                path.unlink(missing_ok=True)
-            else:
-                atomic_write(path, old, mode)
-        for path in reversed(self.created_files):
-            if path.exists() or path.is_symlink():
-                path.unlink()
-        for path in reversed(self.created_dirs):
-            if path.exists():
-                shutil.rmtree(path)
-        for original, backup in reversed(self.moved):
-            if backup.exists():
-                os.replace(backup, original)
-        if self.backup is not None:
-            shutil.rmtree(self.backup, ignore_errors=True)
-            self.backup = None
+        self._journal.close()
+        _undo(self.entries)  # on failure the backup folder stays: the next run's recover() finishes
+        shutil.rmtree(self.backup, ignore_errors=True)
+        self.backup = None
+
+
+def _undo(entries: list[dict]) -> None:
+    """Undo journal entries, newest first; what is already undone (or never done) is skipped.
+
+    Every entry is tried even when one fails (a file that became read-only): the first error is
+    raised at the end, and the backup folder stays for ``recover`` to finish the job."""
+    failures: list[BaseException] = []
+    for entry in reversed(entries):
+        try:
+            _undo_one(entry)
+        except OSError as exc:
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+
+
+def _undo_one(entry: dict) -> None:
+    path = Path(entry["path"])
+    for tmp in path.parent.glob(f".{path.name}.*{TEMP_SUFFIX}"):
+        tmp.unlink(missing_ok=True)  # an atomic write cut short
+    op = entry["op"]
+    if op == "create":
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+    elif op == "mkdir":
+        if path.is_dir():
+            shutil.rmtree(path)
+    elif op == "change":
+        saved = Path(entry["saved"])
+        if saved.is_file():
+            old = saved.read_bytes()
+            if not path.is_file() or path.read_bytes() != old or (path.stat().st_mode & 0o7777) != entry["mode"]:
+                atomic_write(path, old, entry["mode"])
+    elif op == "move":
+        saved = Path(entry["saved"])
+        if saved.exists() or saved.is_symlink():
+            os.replace(saved, path)
 
 
 def leftover_backups(root: Path) -> list[Path]:
-    """Backup folders a killed process could not roll back (SIGKILL, power loss)."""
+    """Backup folders a killed process left behind (SIGKILL, power loss)."""
     return sorted(Path(root).glob(f"{Transaction.BACKUP_PREFIX}*"))
+
+
+def recover(root: Path) -> list[str]:
+    """Undo what killed runs left half-done under ``root``; the paths put back, for the user.
+
+    Call it while holding ``project_lock(root)``, so a live transaction is never touched.
+    """
+    restored: list[str] = []
+    for folder in leftover_backups(root):
+        journal = folder / Transaction.JOURNAL
+        if journal.is_file():
+            entries = []
+            for line in journal.read_text(encoding="utf-8").splitlines():
+                try:
+                    entries.append(json.loads(line))
+                except ValueError:
+                    break  # the line being written when the process died: its operation never started
+            entries = [e for e in entries if isinstance(e, dict) and isinstance(e.get("path"), str)
+                       and Path(e["path"]).resolve().is_relative_to(Path(root).resolve())]
+            _undo(entries)
+            restored += sorted({os.path.relpath(e["path"], root) for e in entries})
+        shutil.rmtree(folder, ignore_errors=True)
+    return restored
+
+
+@contextmanager
+def project_lock(root: Path, what: str = "piperack") -> Iterator[None]:
+    """One piperack writer per project at a time: others wait (and say so) instead of racing."""
+    import hashlib
+
+    from filelock import FileLock, Timeout
+
+    from . import ui
+
+    folder = Path(tempfile.gettempdir()) / "piperack-locks"
+    folder.mkdir(mode=0o777, exist_ok=True)
+    key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:20]
+    lock = FileLock(str(folder / f"{key}.lock"))
+    try:
+        lock.acquire(timeout=0.2)
+    except Timeout:
+        ui.warn(f"another {what} is writing to this project; waiting for it to finish")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextmanager
@@ -168,16 +248,30 @@ def _interrupt(signum, frame):
 
 
 @contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Inside the block SIGTERM raises KeyboardInterrupt, as Ctrl-C does, so ``finally`` blocks
+    (temporary folders, rollbacks) run when a pull or an update is killed politely."""
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+@contextmanager
 def transaction(root: Path) -> Iterator[Transaction]:
     """``with transaction(root) as tx:`` — commit when the block ends, roll back if it raises.
 
     SIGTERM is turned into KeyboardInterrupt inside the block, so ``kill`` rolls back like Ctrl-C.
     """
-    tx = Transaction(root)
     old_term = None
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        tx = Transaction(root)
         try:
             yield tx
         except BaseException:

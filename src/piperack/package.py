@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -63,6 +64,10 @@ def _walk(folder: Path, project: Project):
                     raise PiperackError(
                         f"{_rel(path, project)}: a symbolic link to something outside the project cannot be packaged"
                     )
+            elif not stat.S_ISREG(path.lstat().st_mode):  # never open a FIFO: reading it would wait forever
+                raise PiperackError(
+                    f"{_rel(path, project)}: not a regular file (a FIFO, socket or device): cannot be packaged"
+                )
             out.append((path.relative_to(folder).as_posix(), path))
     out.sort()
     return out
@@ -110,33 +115,36 @@ def _decode(data: bytes, where: str) -> str:
         raise PiperackError(f"{where}: not UTF-8 text") from None
 
 
-def _rewrite(data: bytes, where: str, old: str, new: str) -> bytes:
+def _rewrite(data: bytes, where: str, old: str, new: str, targets: frozenset[str] | None = None) -> bytes:
     from .rewrite import rewrite_references
 
     text = _decode(data, where)
     try:
-        out = rewrite_references(text, old, new)
+        out = rewrite_references(text, old, new, targets)
     except Exception as exc:  # noqa: BLE001 - libcst.ParserSyntaxError and friends
         raise PiperackError(f"{where}: not valid Python, cannot rewrite its imports ({first_line(exc)})") from None
     return data if out is text else out.encode("utf-8")
 
 
 def parameter_files(project: Project, env_dir: Path, name: str) -> list[tuple[str, Path]]:
-    """(path relative to conf/<env>/, file) of ``parameters/<name>*.yml`` and ``parameters/<name>/**``."""
+    """(path relative to conf/<env>/, file) of ``parameters/<name>.yml`` (or ``.yaml``) and
+    ``parameters/<name>/**``: the exact name only (``retail`` never takes ``retail_banking.yml``)."""
     params = env_dir / "parameters"
     found: list[tuple[str, Path]] = []
     if not params.is_dir():
         return found
-    for path in sorted(params.iterdir()):
-        if path.is_file() and path.name.startswith(name) and path.name.endswith(".yml"):
+    for suffix in (".yml", ".yaml"):
+        path = params / f"{name}{suffix}"
+        if path.is_file():
             found.append((f"parameters/{path.name}", path))
-        elif path.is_dir() and path.name == name:
-            found += [(f"parameters/{name}/{rel}", file) for rel, file in _walk(path, project)]
+    folder = params / name
+    if folder.is_dir():
+        found += [(f"parameters/{name}/{rel}", file) for rel, file in _walk(folder, project)]
     return found
 
 
 def _renamed(rel: str, name: str, alias: str) -> str:
-    """``parameters/ingest_extra.yml`` -> ``parameters/<alias>_extra.yml`` (the top entry only)."""
+    """``parameters/<name>.yml`` -> ``parameters/<alias>.yml``, ``parameters/<name>/x`` -> ``parameters/<alias>/x``."""
     parts = rel.split("/")
     parts[1] = alias + parts[1][len(name):]
     return "/".join(parts)
@@ -228,11 +236,15 @@ def build(project: Project, job: Job) -> Built:
     files: dict[str, bytes] = {}
     executable: set[str] = set()
 
+    from .rewrite import importable_paths
+
+    targets = importable_paths({rel: path.read_bytes() if rel == "__init__.py" else b"" for rel, path in code})
+
     def add(arc: str, path: Path, rewrite: bool) -> None:
         data = path.read_bytes()
         where_file = _rel(path, project)
         if rewrite and path.suffix in REWRITE_SUFFIXES:
-            data = _rewrite(data, where_file, old, name)
+            data = _rewrite(data, where_file, old, name, targets)
             if leftover.search(data.decode("utf-8")):
                 warnings.append(
                     f"{where_file} still refers to {project.package}.… outside {old}: "

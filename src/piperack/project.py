@@ -97,10 +97,17 @@ def check_module_path(dotted: str, what: str = "module path") -> str:
 
 
 def check_identifier(name: str, what: str = "alias") -> str:
+    """An ASCII Python identifier usable as a module name: not a keyword, not a dunder name (``__init__``)."""
     import keyword
 
-    if not isinstance(name, str) or not name.isidentifier() or not name.isascii() or keyword.iskeyword(name):
+    if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
         raise PiperackError(f"invalid {what} {name!r}: it must be a Python identifier such as 'my_pipeline'")
+    if keyword.iskeyword(name):
+        raise PiperackError(f"invalid {what} {name!r}: it is a Python keyword; it must be a Python identifier "
+                            "such as 'my_pipeline'")
+    if len(name) > 4 and name.startswith("__") and name.endswith("__"):
+        raise PiperackError(f"invalid {what} {name!r}: dunder names (__x__) are reserved by Python; "
+                            "it must be a Python identifier such as 'my_pipeline'")
     return name
 
 
@@ -109,6 +116,8 @@ def load_pyproject(path: Path) -> dict:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise PiperackError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise PiperackError(f"{path}: not UTF-8 text") from None
 
 
 def find_project(start: Path | str | None = None) -> Project:
@@ -120,9 +129,16 @@ def find_project(start: Path | str | None = None) -> Project:
         if not candidate.is_file():
             continue
         data = load_pyproject(candidate)
-        tool = data.get("tool", {}).get("piperack")
+        tool_table = data.get("tool", {})
+        if not isinstance(tool_table, dict):
+            raise PiperackError(f"{candidate}: [tool] must be a table, got {type(tool_table).__name__}")
+        tool = tool_table.get("piperack")
         if tool is None:
             continue
+        if not isinstance(tool, dict):
+            raise PiperackError(f"{candidate}: [tool.piperack] must be a table, got {type(tool).__name__}")
+        if not isinstance(data.get("project", {}), dict):
+            raise PiperackError(f"{candidate}: [project] must be a table, got {type(data['project']).__name__}")
         package = tool.get("python_package")
         if not isinstance(package, str) or not package.isidentifier():
             raise PiperackError(f"{candidate}: [tool.piperack] python_package must name the project's package")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import re
 
-__all__ = ["rewrite_references", "is_identifier_path"]
+__all__ = ["rewrite_references", "is_identifier_path", "importable_paths", "check_parses", "NotPython"]
 
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -45,23 +45,88 @@ _FILE_SUFFIXES = frozenset(
 )
 
 
-def _string_swap(value: str, old: str, new: str) -> str | None:
+def _string_swap(value: str, old: str, new: str, targets: frozenset[str] | None = None) -> str | None:
     """Like ``_swap`` for a string literal, but a string is a target only when it reads as a module
     path: text with spaces or other characters, a bare one-word ``old`` (``"ingest"``, more often a
-    key or a name than a module) and file names (``"ingest.yml"``) are left alone."""
+    key or a name than a module) and file names (``"ingest.yml"``) are left alone. With
+    ``targets``, ``old.<rest>`` is renamed only when ``<rest>`` is, or is inside, one of them."""
     if not is_identifier_path(value) or (value == old and "." not in old):
         return None
     if "." in value and value.rsplit(".", 1)[1].lower() in _FILE_SUFFIXES:
         return None
+    if targets is not None and value != old:
+        rest = value[len(old) + 1:] if value.startswith(old + ".") else None
+        if rest is None or not any(rest == t or rest.startswith(t + ".") for t in targets if t):
+            return None
     return _swap(value, old, new)
 
 
-def rewrite_references(source: str, old: str, new: str) -> str:
+class NotPython(ValueError):
+    """CPython's parser refuses the source (a syntax error, or nesting too deep to parse)."""
+
+
+def check_parses(source: str) -> None:
+    """Raise ``NotPython`` (one line) unless CPython's own parser accepts ``source``."""
+    import ast
+
+    try:
+        ast.parse(source)
+    except SyntaxError as exc:
+        raise NotPython(f"{exc.msg} (line {exc.lineno})") from None
+    except (MemoryError, RecursionError, ValueError) as exc:
+        raise NotPython(f"cannot be parsed: {type(exc).__name__}: nested too deeply or malformed") from None
+
+
+def importable_paths(files) -> frozenset[str]:
+    """The dotted paths inside a package that a string can name: its modules and subpackages (from
+    its file paths, relative to the package folder) and the top-level names of its ``__init__.py``.
+
+    ``files`` maps relative POSIX paths (str or PurePath) to bytes (the ``__init__.py`` is read)."""
+    import ast
+
+    paths: set[str] = set()
+    init = None
+    for rel, data in files.items():
+        parts = str(rel).replace("\\", "/").split("/")
+        if not parts[-1].endswith((".py", ".pyi")):
+            continue
+        stem = parts[-1].rsplit(".", 1)[0]
+        dotted = parts[:-1] if stem == "__init__" else [*parts[:-1], stem]
+        if all(p.isidentifier() for p in dotted):
+            paths.add(".".join(dotted))
+        if parts == ["__init__.py"]:
+            init = data
+    if init is not None:
+        try:
+            tree = ast.parse(init.decode("utf-8") if isinstance(init, bytes) else init)
+        except Exception:  # noqa: BLE001 - an unreadable __init__ names nothing
+            tree = None
+        for node in getattr(tree, "body", []):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                paths.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                    if isinstance(target, ast.Name):
+                        paths.add(target.id)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    paths.add((alias.asname or alias.name).split(".")[0])
+    paths.discard("")
+    return frozenset(paths)
+
+
+def rewrite_references(source: str, old: str, new: str, targets: frozenset[str] | None = None) -> str:
     """Return ``source`` with absolute references to module ``old`` (and ``old.*``) spelled ``new``.
 
     A pure function: same input, same output; the source is returned unchanged (the same string)
     when it holds no reference. Raises ``ValueError`` when ``old``/``new`` are not dotted
-    identifiers, and ``libcst.ParserSyntaxError`` when the source is not valid Python.
+    identifiers, and ``NotPython`` when CPython's parser refuses the source (libcst is never
+    given such a file: deeply nested brackets crash its native parser).
+
+    ``targets``, when given, limits which string literals are renamed: only those naming one of
+    these paths inside ``old`` (``importable_paths``: its modules and the names its ``__init__``
+    defines), or something inside one (``"old.nodes.requests.get"``). Other dotted strings that
+    merely start with ``old.`` (Kedro dataset names such as ``"old.doubled"``) stay as they are.
 
     libcst does the rewriting. To keep packaging fast, the standard library's ``ast`` first finds
     the exact spans that hold a reference (import statements, strings, dotted chains), and only
@@ -76,6 +141,7 @@ def rewrite_references(source: str, old: str, new: str) -> str:
     # Fast path: every form we rewrite spells old's first component somewhere in the text.
     if not re.search(r"\b" + re.escape(old.split(".")[0]) + r"\b", source):
         return source
+    check_parses(source)  # libcst never sees what CPython's own parser refuses (deep nesting crashes it)
     found = _node_spans(source, old)
     if found is not None:
         binds, spans = found
@@ -88,9 +154,9 @@ def rewrite_references(source: str, old: str, new: str) -> str:
                     raise ValueError("overlapping spans")
                 text = source[start:stop]
                 if kind == "stmt":
-                    text = _rewrite_cst(text, old, new, binds=binds)
+                    text = _rewrite_cst(text, old, new, binds=binds, targets=targets)
                 else:
-                    text = _rewrite_cst_expression(text, old, new, binds=binds)
+                    text = _rewrite_cst_expression(text, old, new, binds=binds, targets=targets)
                 parts += [source[stop:end], text]
                 end = start
             parts.append(source[:end])
@@ -100,7 +166,7 @@ def rewrite_references(source: str, old: str, new: str) -> str:
             pass
     spans = _statements_to_rewrite(source, old)
     if spans is None:  # not parseable by ast, or odd line breaks: let libcst handle the whole file
-        result = _rewrite_cst(source, old, new, binds=None)
+        result = _rewrite_cst(source, old, new, binds=None, targets=targets)
         return source if result == source else result
     binds, ranges = spans
     if not ranges:
@@ -108,7 +174,7 @@ def rewrite_references(source: str, old: str, new: str) -> str:
     lines = source.splitlines(keepends=True)
     for first, last in reversed(ranges):
         chunk = "".join(lines[first - 1 : last])
-        lines[first - 1 : last] = [_rewrite_cst(chunk, old, new, binds=binds)]
+        lines[first - 1 : last] = [_rewrite_cst(chunk, old, new, binds=binds, targets=targets)]
     result = "".join(lines)
     return source if result == source else result
 
@@ -275,7 +341,7 @@ def _statements_to_rewrite(source: str, old: str):
 
 
 @functools.lru_cache(maxsize=32)
-def _transformers(old: str, new: str):
+def _transformers(old: str, new: str, targets: frozenset[str] | None = None):
     """``(libcst, Binder, Rewriter)`` for one rename; the classes are made once per (old, new)."""
     old_parts = old.split(".")
 
@@ -468,7 +534,7 @@ def _transformers(old: str, new: str):
                 return updated_node
             if not isinstance(value, str):
                 return updated_node  # bytes
-            swapped = _string_swap(value, old, new)
+            swapped = _string_swap(value, old, new, targets)
             if swapped is None:
                 return updated_node
             prefix = original_node.prefix
@@ -497,10 +563,10 @@ def _transformers(old: str, new: str):
     return cst, _Binder, _Rewriter
 
 
-def _rewrite_cst(source: str, old: str, new: str, binds: bool | None) -> str:
+def _rewrite_cst(source: str, old: str, new: str, binds: bool | None, targets: frozenset[str] | None = None) -> str:
     """The libcst rewrite of ``source`` (a whole module, a run of top-level statements or one
     statement); ``binds`` None: find out from the source itself."""
-    cst, binder_class, rewriter_class = _transformers(old, new)
+    cst, binder_class, rewriter_class = _transformers(old, new, targets)
     module = cst.parse_module(source)
     if binds is None:
         binder = binder_class()
@@ -509,8 +575,9 @@ def _rewrite_cst(source: str, old: str, new: str, binds: bool | None) -> str:
     return module.visit(rewriter_class(rewrite_chains=binds)).code
 
 
-def _rewrite_cst_expression(source: str, old: str, new: str, binds: bool) -> str:
+def _rewrite_cst_expression(source: str, old: str, new: str, binds: bool,
+                            targets: frozenset[str] | None = None) -> str:
     """The libcst rewrite of one expression (a string literal, an f-string, a dotted chain)."""
-    cst, _, rewriter_class = _transformers(old, new)
+    cst, _, rewriter_class = _transformers(old, new, targets)
     node = cst.parse_expression(source).visit(rewriter_class(rewrite_chains=binds))
     return cst.Module(body=[]).code_for_node(node)

@@ -29,7 +29,16 @@ def user_errors():
     except PiperackError as exc:
         raise Exit(f"error: {exc}", code=1) from None
     except KeyboardInterrupt:
-        raise Exit("interrupted", code=130) from None
+        raise Exit("interrupted: nothing was left half-done", code=130) from None
+    except BrokenPipeError:  # `invoke pull --dry-run … | head`: the reader left; say nothing more
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush is quiet
+        except OSError:
+            pass
+        raise Exit(code=141) from None
+    except OSError as exc:  # disk full, read-only or immutable files, names too long …
+        where = f": {exc.filename}" if exc.filename else ""
+        raise Exit(f"error: {exc.strerror or exc}{where} (nothing was changed)", code=1) from None
 
 
 def project(c):
@@ -62,9 +71,33 @@ def run(c, pipeline=None, env="local"):
     cmd = [sys.executable, "-m", pkg, "run", "--env", env]
     for name in pipeline or []:
         cmd += ["--pipeline", name]
-    code = subprocess.run(cmd, cwd=proj.root, env=_python_env(proj.root)).returncode
+    code = _run_forwarding_signals(cmd, cwd=proj.root, env=_python_env(proj.root))
     if code:
         raise Exit(code=code)
+
+
+def _run_forwarding_signals(cmd: list[str], **kwargs) -> int:
+    """Run ``cmd``; a SIGTERM to this process goes to it too (a scheduler stopping `invoke run`
+    stops the pipeline, not only invoke), and its exit code is returned."""
+    import signal
+
+    child = subprocess.Popen(cmd, **kwargs)
+
+    def forward(signum, frame):
+        child.send_signal(signum)
+
+    old = signal.signal(signal.SIGTERM, forward)
+    interrupts = 0
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # Ctrl-C reached the child too (same process group): let it stop
+                interrupts += 1
+                if interrupts > 1:
+                    child.kill()
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 @task(help={"args": "Extra pytest arguments, e.g. --args='-k ingest -x'."})
@@ -163,11 +196,14 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None):
         "force": "Replace an existing module (code, tests, parameter files) of that name wholly.",
         "dry-run": "Print every file that would be written or changed; write nothing.",
         "sha256": "Refuse the archive unless its sha256 is this hex digest.",
-        "index-url": "Package index (simple API) for a package name; default: pip's configuration.",
+        "index-url": "Package index (simple API) for a package name: the only one consulted (no extra "
+        "index, no find-links). Default: pip's configuration.",
+        "allow-conflicts": "Add a requirement even when no version satisfies both it and requirements.in.",
+        "allow-direct-references": "Accept requirements that are direct references (name @ URL, git+…).",
     },
 )
 def pull(c, source=None, all=False, alias=None, destination=None, env=None, fs_args=None, force=False,
-         dry_run=False, sha256=None, index_url=None):
+         dry_run=False, sha256=None, index_url=None, allow_conflicts=False, allow_direct_references=False):
     """Pull a micro-package into this project: code, parameters and tests in their places.
 
     Checks everything first and writes nothing unless the whole pull can complete; requirements
@@ -179,7 +215,8 @@ def pull(c, source=None, all=False, alias=None, destination=None, env=None, fs_a
 
     with user_errors():
         engine.pull(source, all_=all, alias=alias, destination=destination, env=env, fs_args=fs_args,
-                    force=force, dry_run=dry_run, sha256=sha256, index_url=index_url, project=project(c))
+                    force=force, dry_run=dry_run, sha256=sha256, index_url=index_url, allow_conflicts=allow_conflicts,
+                    allow_direct_references=allow_direct_references, project=project(c))
 
 
 # --- build-reqs ---

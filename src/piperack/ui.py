@@ -14,7 +14,16 @@ def info(message: str = "") -> None:
 
 
 def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    """One ``warning:`` line; control characters in it (from a package's file names) are escaped."""
+    safe = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(message))
+    print(f"warning: {safe}", file=sys.stderr, flush=True)
+
+
+def shown(value) -> str:
+    """``value`` as one safe line of output: text with newlines or other control characters (a
+    hostile archive's names) is shown quoted with escapes, so it cannot forge lines of its own."""
+    text = str(value)
+    return text if text.isprintable() else repr(text)
 
 
 def human_size(n: float) -> str:

@@ -83,8 +83,9 @@ def test_alias_destination_env(mini, tmp_path):
     assert (mini / "src/demo/shared/tools/__init__.py").exists()
     assert "from demo.shared.tools.tidy.helpers import double" in (mini / "src/demo/shared/tools/tidy/nodes.py").read_text()
     assert 'mock.patch("demo.shared.tools.tidy.nodes.double"' in (mini / "src/tests/shared/tools/tidy/test_cleaner.py").read_text()
-    for rel in ("tidy.yml", "tidy_extra.yml", "tidy/deep.yml"):
+    for rel in ("tidy.yml", "tidy/deep.yml"):
         assert (mini / "conf/prod/parameters" / rel).is_file(), rel
+    assert not (mini / "conf/prod/parameters/tidy_extra.yml").exists()  # another pipeline's name: never pulled
     assert '"shared.tools.tidy"' in (mini / "pyproject.toml").read_text()
 
 
@@ -101,12 +102,25 @@ def test_kedro_parameters_file_name(mini, tmp_path):
     assert (mini / "conf/base/parameters/ing.yml").read_text() == "k: 1\n"
 
 
-def test_two_parameter_files_landing_at_one_place_is_an_error(mini, tmp_path, tree_hash):
-    sdist = write_sdist(tmp_path / "d", "ingest", params={"parameters_ingest.yml": "a: 1\n", "parameters/ingest.yml": "a: 2\n"})
+def test_kedro_both_parameter_layouts_colliding_keys_are_refused_by_name(mini, tmp_path, tree_hash):
+    sdist = write_sdist(tmp_path / "d", "ingest", params={"parameters_ingest.yml": "a: 1\nb: 1\n",
+                                                         "parameters/ingest.yml": "a: 2\nc: 3\n"})
     before = tree_hash(mini)
-    with pytest.raises(PiperackError, match="would both land at conf/base/parameters/ingest.yml"):
+    with pytest.raises(PiperackError, match="parameters/ingest.yml and parameters_ingest.yml both set a for "
+                                            "conf/base/parameters/ingest.yml"):
         run(mini, sdist)
     assert tree_hash(mini) == before
+
+
+def test_kedro_both_parameter_layouts_with_different_keys_land_merged(mini, tmp_path):
+    import yaml
+
+    sdist = write_sdist(tmp_path / "d", "ingest", params={"parameters_ingest.yml": "# old layout\na: 1\n",
+                                                         "parameters/ingest.yml": "b:\n  c: 2\n"})
+    run(mini, sdist, alias="feed")
+    text = (mini / "conf/base/parameters/feed.yml").read_text()
+    assert yaml.safe_load(text) == {"a": 1, "b": {"c": 2}}
+    assert "# old layout" in text  # comments kept: the two files are joined, not re-dumped
 
 
 @pytest.mark.parametrize(
@@ -115,7 +129,12 @@ def test_two_parameter_files_landing_at_one_place_is_an_error(mini, tmp_path, tr
         ("parameters/ingest.yml", None, "parameters/ingest.yml"),
         ("parameters_ingest.yml", None, "parameters/ingest.yml"),
         ("parameters_ingest.yml", "x", "parameters/x.yml"),
-        ("parameters/ingest_more.yml", "x", "parameters/x_more.yml"),
+        ("parameters/ingest_more.yml", "x", "None"),  # another pipeline's file: exact names only
+        ("parameters/ingestion.yml", None, "None"),
+        ("catalog/ingest.yml", None, "None"),
+        ("credentials.yml", None, "None"),
+        ("parameters_ingestion.yml", None, "None"),
+        ("parameters/ingest.yaml", "x", "parameters/x.yaml"),
         ("parameters/ingest/a/b.yml", "x", "parameters/x/a/b.yml"),
     ],
 )
@@ -225,13 +244,19 @@ def test_sha256_option(mini, tmp_path, tree_hash):
     assert (mini / "src/demo/pipelines/cleaner").is_dir()
 
 
-def test_requirements_in_created_from_txt_and_conflict_warned(mini, tmp_path, capsys):
+def test_conflicting_requirement_refused_naming_both_lines_unless_allowed(mini, tmp_path, capsys, tree_hash):
     (mini / "requirements.in").unlink()
-    run(mini, write_sdist(tmp_path / "d", "cleaner", requires=["pandas<2", "Scipy_Stats>=1"]))
+    sdist = write_sdist(tmp_path / "d", "cleaner", requires=["pandas<2", "Scipy_Stats>=1"])
+    before = tree_hash(mini)
+    with pytest.raises(PiperackError, match=r"no version satisfies both pandas<2 \(the package\) vs pandas==2.2.0 "
+                                            r"\(requirements.in\); pass --allow-conflicts"):
+        run(mini, sdist)
+    assert tree_hash(mini) == before
+    run(mini, sdist, allow_conflicts=True)
     text = (mini / "requirements.in").read_text()
-    assert "pandas==2.2.0" in text and "Scipy_Stats>=1" in text and "pandas<2" not in text
+    assert "pandas==2.2.0" in text and "Scipy_Stats>=1" in text and text.endswith("pandas<2\n")
     err = capsys.readouterr().err
-    assert "'pandas<2'" in err and "'pandas==2.2.0'" in err
+    assert "'pandas<2'" in err and "'pandas==2.2.0'" in err and "added anyway" in err
 
 
 def test_duplicate_requirement_skipped_after_normalisation(mini, tmp_path):
@@ -299,7 +324,16 @@ def test_interrupted_apply_rolls_back(mini, tmp_path, tree_hash, monkeypatch, fa
     assert not list(mini.glob(".piperack-backup-*"))
 
 
-def test_leftover_backup_of_a_killed_pull_is_reported(mini, tmp_path, capsys):
-    (mini / ".piperack-backup-abc123").mkdir()
-    run(mini, write_sdist(tmp_path / "d", "cleaner"))
-    assert ".piperack-backup-abc123/" in capsys.readouterr().err
+def test_a_pull_killed_midway_is_undone_by_the_next_run(mini, tmp_path, capsys, tree_hash):
+    """SIGKILL leaves no chance to roll back: the journal lets the next pull put everything back."""
+    before = tree_hash(mini)
+    tx = fsutil.Transaction(mini)
+    tx.create("src/demo/pipelines/half/__init__.py", b"")
+    tx.change("pyproject.toml", (mini / "pyproject.toml").read_bytes() + b"\n[tool.piperack.pulled]\nhalf = {}\n")
+    tx.remove("requirements.in")
+    tx._journal.close()  # the process dies here: no commit, no rollback
+    assert tree_hash(mini) != before
+    run(mini, write_sdist(tmp_path / "d", "cleaner"), dry_run=True)
+    err = capsys.readouterr().err
+    assert "an earlier run was killed midway; put back" in err and "pyproject.toml" in err
+    assert tree_hash(mini) == before

@@ -246,10 +246,44 @@ def test_is_identifier_path():
 
 
 def test_syntax_error_propagates():
-    import libcst
+    from piperack.rewrite import NotPython
 
-    with pytest.raises(libcst.ParserSyntaxError):
+    with pytest.raises(NotPython, match=r"invalid syntax \(line 1\)"):
         rewrite_references("import demo.pipelines.ingest as\n", OLD, "ingest")
+
+
+@pytest.mark.parametrize("source", [
+    "import demo.pipelines.ingest\nx = " + "(" * 3000 + "1" + ")" * 3000 + "\n",
+    "import demo.pipelines.ingest\nx = " + "[" * 5000 + "]" * 5000 + "\n",
+    "import demo.pipelines.ingest\nx = " + "not " * 100_000 + "y\n",
+    "import demo.pipelines.ingest\nx = " + "-" * 200_000 + "1\n",
+])
+def test_deeply_nested_python_is_refused_in_one_line_not_a_crash(source):
+    """libcst's native parser crashes the process on such nesting; CPython's parser refuses it first."""
+    from piperack.rewrite import NotPython
+
+    with pytest.raises(NotPython) as caught:
+        rewrite_references(source, OLD, "ingest")
+    assert "\n" not in str(caught.value)
+
+
+def test_targets_limit_strings_to_module_paths_of_the_package():
+    from piperack.rewrite import importable_paths
+
+    targets = importable_paths({"__init__.py": b"from .nodes import run\nVERSION = 1\n", "nodes.py": b"",
+                                "sub/__init__.py": b"", "sub/deep.py": b"", "data.yml": b""})
+    assert targets == {"nodes", "sub", "sub.deep", "run", "VERSION"}
+    source = (
+        "from unittest import mock\n"
+        "NAMES = ['demo.pipelines.ingest.doubled', 'demo.pipelines.ingest.nodes', 'demo.pipelines.ingest.sub.deep.f']\n"
+        "LOG = 'demo.pipelines.ingest.runs'\n"
+        "@mock.patch('demo.pipelines.ingest.nodes.requests.get')\n"
+        "def test(): mock.patch('demo.pipelines.ingest.run')\n"
+    )
+    out = rewrite_references(source, OLD, "feed", targets=targets)
+    assert "'demo.pipelines.ingest.doubled'" in out and "'demo.pipelines.ingest.runs'" in out
+    assert "'feed.nodes'" in out and "'feed.sub.deep.f'" in out
+    assert "mock.patch('feed.nodes.requests.get')" in out and "mock.patch('feed.run')" in out
 
 
 # -- the ast index + per-statement libcst path must agree with a whole-file libcst rewrite ------

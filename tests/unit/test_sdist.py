@@ -201,7 +201,7 @@ def test_build_collects_code_params_tests_and_requirements(proj):
         "PKG-INFO", "README.md", "pyproject.toml",
         "ingest/__init__.py", "ingest/nodes.py", "ingest/helpers.py", "ingest/queries/select.sql",
         "ingest/requirements.txt",
-        "ingest/config/parameters/ingest.yml", "ingest/config/parameters/ingest_extra.yml",
+        "ingest/config/parameters/ingest.yml",  # never ingest_extra.yml: exact names only
         "ingest/config/parameters/ingest/deep/more.yml",
         "tests/__init__.py", "tests/test_nodes.py",
     ])
@@ -234,7 +234,6 @@ def test_alias_renames_every_parameter_entry(proj):
     assert params == [
         "feed/config/parameters/feed.yml",
         "feed/config/parameters/feed/deep/more.yml",
-        "feed/config/parameters/feed_extra.yml",
     ]
 
 

@@ -34,28 +34,45 @@ def pull(
     dry_run: bool = False,
     sha256: str | None = None,
     index_url: str | None = None,
+    allow_conflicts: bool = False,
+    allow_direct_references: bool = False,
     project=None,
     max_bytes: int | None = None,
 ) -> Plan:
-    """Pull one source (or every manifest entry with ``all_``) into the project; returns the plan."""
+    """Pull one source (or every manifest entry with ``all_``) into the project; returns the plan.
+
+    One pull at a time per project (others wait); a pull that a SIGKILL cut short is undone first.
+    """
+    from .. import ui
+    from ..fsutil import project_lock, recover, sigterm_interrupts
+    from ..project import find_project
+
+    project = project or find_project()
+    with sigterm_interrupts(), project_lock(project.root, "pull or update"):
+        restored = recover(project.root)
+        if restored:
+            ui.warn(f"an earlier run was killed midway; put back {len(restored)} path(s) as they were: "
+                    + ", ".join(restored[:5]) + (" …" if len(restored) > 5 else ""))
+        project = find_project(project.root)  # what the project holds now (another pull may have landed)
+        return _pull(project, source, all_=all_, alias=alias, destination=destination, env=env, fs_args=fs_args,
+                     force=force, dry_run=dry_run, sha256=sha256, index_url=index_url, allow_conflicts=allow_conflicts,
+                     allow_direct_references=allow_direct_references, max_bytes=max_bytes)
+
+
+def _pull(project, source, *, all_, alias, destination, env, fs_args, force, dry_run, sha256, index_url,
+          allow_conflicts, allow_direct_references, max_bytes) -> Plan:
     from .. import ui
     from ..archive import max_bytes_from_env, read_archive
-    from ..fsutil import leftover_backups
-    from ..project import find_project
     from .apply import apply, report
     from .options import jobs, validate_job
     from .plan import finish_plan, place
     from .read import Staged, read_package
     from .source import fetch, load_fs_args, redact, secret_values, strip_credentials
 
-    project = project or find_project()
     limit = max_bytes if max_bytes is not None else max_bytes_from_env()
     todo = jobs(project, source, all_, alias, destination, env, fs_args, force, sha256)
     for job in todo:
         validate_job(project, job)
-    for leftover in leftover_backups(project.root):
-        ui.warn(f"{leftover.name}/ holds what an interrupted pull had moved aside (a killed process "
-                "could not roll back); check it, then delete it")
     placements: list[Placement] = []
     with tempfile.TemporaryDirectory(prefix="piperack-pull-") as tmp:
         work = Path(tmp)
@@ -69,13 +86,15 @@ def pull(
                                 max_bytes=limit, expected_sha256=job.sha256)
                 top, files = read_archive(fetched.path, label=label, max_bytes=limit)
                 package = read_package(Staged(top, files), label)
-                placements.append(place(project, job, package, fetched.source, fetched.sha256))
+                placement = place(project, job, package, fetched.source, fetched.sha256)
+                placement.index = fetched.index
+                placements.append(placement)
             except PiperackError as exc:
                 message = redact(str(exc), secrets)
                 if job.label:
                     message = f"{job.label}: {message}"
                 raise PiperackError(message) from None
-        plan = finish_plan(project, placements)
+        plan = finish_plan(project, placements, allow_conflicts=allow_conflicts, allow_direct=allow_direct_references)
         if dry_run:
             report(project, plan, dry_run=True)
             return plan

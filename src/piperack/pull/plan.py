@@ -29,6 +29,8 @@ class Placement:
     removes: list = field(default_factory=list)  # paths replaced by --force
     conflicts: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
+    catalog_keys: list = field(default_factory=list)  # what its pipeline.py reads from the catalog
+    index: str | None = None  # the package index it came from (index pulls)
 
 
 @dataclass
@@ -42,7 +44,12 @@ class Plan:
     warnings: list = field(default_factory=list)
 
 
-def _rewrite(data: bytes, rel: str, old: str, new: str, warnings: list) -> bytes:
+# Names a pulled module may not take directly under the project package: the project's own machinery.
+RESERVED = frozenset({"runner", "__main__", "__init__", "settings", "pipelines", "tests", "conftest"})
+YAML_SUFFIXES = (".yml", ".yaml")
+
+
+def _rewrite(data: bytes, rel: str, old: str, new: str, warnings: list, targets=None) -> bytes:
     from ..rewrite import rewrite_references
 
     try:
@@ -51,24 +58,106 @@ def _rewrite(data: bytes, rel: str, old: str, new: str, warnings: list) -> bytes
         warnings.append(f"{rel}: not UTF-8; copied without rewriting its imports")
         return data
     try:
-        out = rewrite_references(text, old, new)
-    except Exception as exc:  # noqa: BLE001 - libcst.ParserSyntaxError and friends
-        warnings.append(f"{rel}: not valid Python ({type(exc).__name__}); copied without rewriting its imports")
+        out = rewrite_references(text, old, new, targets)
+    except Exception as exc:  # noqa: BLE001 - NotPython, libcst errors: the file is copied as it is
+        from ..errors import first_line
+
+        warnings.append(f"{rel}: not valid Python ({first_line(exc, 120)}); copied without rewriting its imports")
         return data
     return out.encode("utf-8")
 
 
-def _param_target(rel: PurePosixPath, name: str, new_name: str) -> PurePosixPath:
-    """A file under the package's config/ -> its path under conf/<env>/ (renamed on alias)."""
+def _param_target(rel: PurePosixPath, name: str, new_name: str) -> PurePosixPath | None:
+    """A file under the package's config/ -> its path under conf/<env>/ (renamed on alias), or None
+    when it does not belong to the pipeline ``name``: only ``parameters/<name>.yml`` (``.yaml``),
+    ``parameters/<name>/**`` and Kedro 0.18's ``parameters_<name>.yml`` do, by exact name."""
     parts = list(rel.parts)
-    if len(parts) == 1 and parts[0].startswith("parameters_"):
+    if len(parts) == 1 and parts[0] in {f"parameters_{name}{s}" for s in YAML_SUFFIXES}:
         parts = ["parameters", parts[0][len("parameters_"):]]  # Kedro: parameters_<name>.yml
-    if name != new_name:
-        for index in range(1 if parts[0].startswith("parameters") else 0, len(parts)):
-            if parts[index].startswith(name):
-                parts[index] = new_name + parts[index][len(name):]
-                break
+    if len(parts) < 2 or parts[0] != "parameters":
+        return None
+    if len(parts) == 2 and parts[1] in {f"{name}{s}" for s in YAML_SUFFIXES}:
+        parts[1] = new_name + parts[1][len(name):]
+    elif len(parts) > 2 and parts[1] == name:
+        parts[1] = new_name
+    else:
+        return None
     return PurePosixPath(*parts)
+
+
+def _yaml_mapping(data: bytes, where: str):
+    """The mapping in a pulled YAML file (anchors and aliases refused: they can expand without bound)."""
+    import yaml
+
+    try:
+        text = data.decode("utf-8")
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise PiperackError(f"{where}: YAML anchors and aliases are not accepted in pulled config; refused")
+        value = yaml.safe_load(text)
+    except PiperackError:
+        raise
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        raise PiperackError(f"{where}: not valid YAML ({type(exc).__name__}); refused") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PiperackError(f"{where}: expected a mapping of parameters, got {type(value).__name__}; refused")
+    return value
+
+
+def _paths_escaping(value, key: str = ""):
+    """(key, value) of every string in a config value that names a local path outside the project."""
+    import posixpath
+    from urllib.parse import unquote, urlsplit
+
+    if isinstance(value, dict):
+        for sub, inner in value.items():
+            yield from _paths_escaping(inner, f"{key}.{sub}" if key else str(sub))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            yield from _paths_escaping(inner, f"{key}[{index}]")
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.lower().startswith("file:"):
+            text = unquote(urlsplit(text).path) or "/"
+        elif "://" in text or "\n" in text:
+            return  # a remote URL or prose, not a local path
+        if text.startswith(("/", "~", "\\")) or (len(text) > 2 and text[1] == ":" and text[2] in "/\\"):
+            yield key, value
+        elif "/" in text or "\\" in text or text.startswith(".."):
+            normal = posixpath.normpath(text.replace("\\", "/"))
+            if normal == ".." or normal.startswith("../"):
+                yield key, value
+
+
+def _check_config(data: bytes, where: str) -> dict:
+    mapping = _yaml_mapping(data, where)
+    for key, value in _paths_escaping(mapping):
+        raise PiperackError(f"{where}: {key} = {value!r} points outside the project; refused")
+    return mapping
+
+
+def _merge_parameter_files(first: tuple, second: tuple, target, source: str) -> bytes:
+    """Kedro 0.18 may carry both config/parameters_<name>.yml and config/parameters/<name>.yml: one
+    file with both, when their keys differ; refused by name when they share a key."""
+    import yaml
+
+    (name_a, data_a, map_a), (name_b, data_b, map_b) = first, second
+    shared = sorted(set(map_a) & set(map_b), key=str)
+    if shared:
+        raise PiperackError(
+            f"{source}: {name_a} and {name_b} both set {', '.join(map(str, shared))} for {target}; "
+            "refused (merge them in the package)"
+        )
+    text_a, text_b = data_a.decode("utf-8"), data_b.decode("utf-8")
+    joined = f"# from {name_a}\n{text_a}{'' if text_a.endswith(chr(10)) else chr(10)}# from {name_b}\n{text_b}"
+    try:
+        if yaml.safe_load(joined) == {**map_a, **map_b}:
+            return joined.encode("utf-8")
+    except yaml.YAMLError:
+        pass
+    return yaml.safe_dump({**map_a, **map_b}, sort_keys=False, allow_unicode=True).encode("utf-8")
 
 
 def _package_inits(project, root_rel: PurePosixPath, dest_parts: list[str], files: dict) -> None:
@@ -80,8 +169,67 @@ def _package_inits(project, root_rel: PurePosixPath, dest_parts: list[str], file
             files.setdefault(here / "__init__.py", b"")
 
 
+def _check_shadowing(project, source: str, root_rel: PurePosixPath, dest_parts: list[str], new_name: str,
+                     what: str) -> None:
+    """Refuse a place where the pulled module would shadow the project's own machinery or modules."""
+    parts = [*dest_parts, new_name]
+    for part in parts:
+        if part.startswith("__") and part.endswith("__"):
+            raise PiperackError(f"{source}: {'.'.join(parts)}: {part!r} is a reserved (dunder) name; refused")
+    if what == "code" and not dest_parts and new_name in RESERVED:
+        raise PiperackError(
+            f"{source}: {project.package}.{new_name} would shadow the project's own {new_name!r}; "
+            "refused (pull it elsewhere with --destination, or rename it with --alias)"
+        )
+    here = root_rel
+    for part in parts:
+        here = here / part
+        for suffix in (".py", ".pyi", ".so", ".pyd"):
+            module_file = project.root / here.with_name(here.name + suffix)
+            if module_file.is_file() or module_file.is_symlink():
+                raise PiperackError(
+                    f"{source}: {here}/ would shadow the module {here.with_name(here.name + suffix)}; refused "
+                    "(use --destination or --alias)"
+                )
+
+
+def _catalog_keys(files: dict, code_dir: PurePosixPath) -> list[str]:
+    """The catalog keys the pulled pipeline's pipeline.py reads (catalog["k"], catalog.get("k"),
+    f(catalog, "k")), found statically; empty when it does not use a piperack catalog."""
+    import ast
+
+    data = files.get(code_dir / "pipeline.py")
+    if data is None:
+        return []
+    try:
+        tree = ast.parse(data.decode("utf-8"))
+    except Exception:  # noqa: BLE001
+        return []
+    keys: set[str] = set()
+
+    def is_catalog(node) -> bool:
+        return isinstance(node, ast.Name) and node.id == "catalog"
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and is_catalog(node.value):
+            if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+                keys.add(node.slice.value)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute) and is_catalog(func.value) and func.attr in {"get", "pop", "setdefault"}:
+                if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                    keys.add(node.args[0].value)
+            elif any(is_catalog(arg) for arg in node.args):
+                strings = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+                if strings:
+                    keys.add(strings[0])
+    return sorted(keys)
+
+
 def place(project, job: Job, package: Package, source: str, sha256: str) -> Placement:
     """Map a staged package to project paths, rewriting its imports; detect conflicts."""
+    from ..rewrite import importable_paths
+
     name = package.name
     new_name = job.alias or name
     if job.destination is not None:
@@ -98,32 +246,53 @@ def place(project, job: Job, package: Package, source: str, sha256: str) -> Plac
     env_rel = PurePosixPath(project.env_dir(job.env, must_exist=False).relative_to(project.root).as_posix())
     code_dir = pkg_rel.joinpath(*dest_parts, new_name)
     tests_dir = tests_rel.joinpath(*dest_parts, new_name)
+    _check_shadowing(project, source, pkg_rel, dest_parts, new_name, "code")
     placement = Placement(job=job, package=package, source=source, sha256=sha256, module=module,
                           code_dir=code_dir, tests_dir=tests_dir)
     files = placement.files
 
     _package_inits(project, pkg_rel, dest_parts, files)
     staged = package.top
-    for rel, data in staged.walk(name):
+    code = list(staged.walk(name))
+    targets = importable_paths({rel.as_posix(): data for rel, data in code if rel.parts[0] != CONFIG_DIR})
+    for rel, data in code:
         if rel.parts[0] == CONFIG_DIR:
             continue
         if rel.suffix == ".py":
-            data = _rewrite(data, f"{name}/{rel.as_posix()}", name, full, placement.warnings)
+            data = _rewrite(data, f"{name}/{rel.as_posix()}", name, full, placement.warnings, targets)
         files[code_dir / rel.as_posix()] = data
+    landing: dict = {}  # target -> (config file name, bytes, mapping)
     for rel, data in staged.walk(f"{name}/{CONFIG_DIR}"):
-        target = env_rel / _param_target(rel, name, new_name)
-        if target in files:
-            raise PiperackError(f"{source}: two parameter files of the package would both land at {target}")
+        where = f"{source}: {name}/{CONFIG_DIR}/{rel.as_posix()}"
+        mapped = _param_target(rel, name, new_name)
+        if mapped is None:
+            placement.warnings.append(
+                f"{name}/{CONFIG_DIR}/{rel.as_posix()} not pulled: a package brings only its own parameters "
+                f"(parameters/{name}.yml, parameters/{name}/)"
+            )
+            continue
+        target = env_rel / mapped
+        mapping = _check_config(data, where) if rel.suffix in YAML_SUFFIXES else None
+        if target in landing:
+            if mapping is None or landing[target][2] is None:
+                raise PiperackError(f"{source}: two parameter files of the package would both land at {target}")
+            merged = _merge_parameter_files(landing[target], (rel.as_posix(), data, mapping), target, source)
+            landing[target] = (f"{landing[target][0]} + {rel.as_posix()}", merged, {**landing[target][2], **mapping})
+            files[target] = merged
+            continue
+        landing[target] = (rel.as_posix(), data, mapping)
         files[target] = data
         placement.params.append(target)
     test_files = list(staged.walk(TESTS_DIR))
     if test_files:
+        _check_shadowing(project, source, tests_rel, dest_parts, new_name, "tests")
         if (project.root / tests_rel).is_dir():
             _package_inits(project, tests_rel, dest_parts, files)
         for rel, data in test_files:
             if rel.suffix == ".py":
-                data = _rewrite(data, f"tests/{rel.as_posix()}", name, full, placement.warnings)
+                data = _rewrite(data, f"{TESTS_DIR}/{rel.as_posix()}", name, full, placement.warnings, targets)
             files[tests_dir / rel.as_posix()] = data
+    placement.catalog_keys = _catalog_keys(files, code_dir)
 
     # Conflicts with what is already in the project.
     existing = []
@@ -152,7 +321,36 @@ def place(project, job: Job, package: Package, source: str, sha256: str) -> Plac
     return placement
 
 
-def finish_plan(project, placements: list[Placement]) -> Plan:
+def _check_requires_python(project, placements: list[Placement]) -> None:
+    """A package whose Requires-Python no version of the project's requires-python satisfies is refused."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    from ..requirements import specifiers_compatible
+
+    ours = project.pyproject_data.get("project", {}).get("requires-python") if isinstance(
+        project.pyproject_data.get("project"), dict) else None
+    for placement in placements:
+        theirs = placement.package.requires_python
+        if not theirs:
+            continue
+        label = placement.job.label or placement.source
+        try:
+            SpecifierSet(theirs)
+        except InvalidSpecifier:
+            raise PiperackError(f"{label}: its Requires-Python {theirs!r} is not a version specifier; refused") from None
+        if isinstance(ours, str):
+            try:
+                compatible = specifiers_compatible(ours, theirs)
+            except InvalidSpecifier:
+                continue  # the project's own value is for build-reqs and pip to judge
+            if not compatible:
+                raise PiperackError(
+                    f"{label}: it requires Python {theirs}, which no Python the project allows ({ours}) satisfies; refused"
+                )
+
+
+def finish_plan(project, placements: list[Placement], allow_conflicts: bool = False,
+                allow_direct: bool = False) -> Plan:
     """Combine placements: cross-package clashes, requirements.in and the pyproject record."""
     from .. import requirements as reqs_mod
     from .record import with_pulled
@@ -179,19 +377,36 @@ def finish_plan(project, placements: list[Placement]) -> Plan:
 
     # Requirements.
     wanted = [req for placement in placements for req in placement.package.requires]
+    direct = [str(req) for req in wanted if req.url]
+    if direct and not allow_direct:
+        raise PiperackError(
+            f"nothing pulled: the package requires direct references ({'; '.join(direct)}), which pip would "
+            "fetch from wherever they point; pass --allow-direct-references to take them"
+        )
+    _check_requires_python(project, placements)
     if wanted:
         text, created = reqs_mod.plan_requirements_in(project)
         result = reqs_mod.merge_requirements(text, wanted)
+        if result.conflicts and not allow_conflicts:
+            lines = "; ".join(f"{new} (the package) vs {existing} (requirements.in)" for existing, new in result.conflicts)
+            raise PiperackError(
+                f"nothing pulled: no version satisfies both {lines}; pass --allow-conflicts to add it anyway "
+                "(then `invoke build-reqs` will say what to do)"
+            )
+        merged = result.text
         for existing, new in result.conflicts:
-            plan.warnings.append(f"requirement {new!r} conflicts with requirements.in line {existing!r}; not added")
-        if result.added:
-            plan.changes[PurePosixPath(reqs_mod.IN_FILE)] = result.text
+            plan.warnings.append(f"requirement {str(new)!r} conflicts with requirements.in line {existing!r}; added anyway")
+            merged = (merged if merged.endswith("\n") or not merged else merged + "\n") + f"{new}\n"
+        added = [str(r) for r in result.added] + [str(new) for _, new in result.conflicts]
+        if added:
+            plan.changes[PurePosixPath(reqs_mod.IN_FILE)] = merged
             plan.created_requirements_in = created
-            plan.added_requirements = [str(r) for r in result.added]
+            plan.added_requirements = added
 
     # The pull record.
     entries = {
-        p.module: {"source": p.source, "version": p.package.version, "sha256": p.sha256} for p in placements
+        p.module: {"source": p.source, "version": p.package.version, "sha256": p.sha256, "index": p.index}
+        for p in placements
     }
     pyproject_text = project.pyproject.read_text(encoding="utf-8")
     plan.changes[PurePosixPath(project.pyproject.relative_to(project.root).as_posix())] = with_pulled(pyproject_text, entries)

@@ -5,6 +5,7 @@ as text, and the one import package is found by its folder.
 """
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -47,6 +48,7 @@ class Package:
     requires: list
     module: str | None  # the original module path recorded by `invoke package`, if any
     kind: str  # "piperack" or "kedro"
+    requires_python: str | None = None
 
 
 def read_package(top: Staged, label: str) -> Package:
@@ -66,18 +68,32 @@ def read_package(top: Staged, label: str) -> Package:
             data = tomllib.loads(pyproject.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise PiperackError(f"{label}: {top.name}/pyproject.toml is not valid TOML ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("tool", {}), dict) or (
+            "project" in data and not isinstance(data["project"], dict)):
+        raise PiperackError(f"{label}: {top.name}/pyproject.toml: [project] and [tool] must be tables; refused")
+    requires_python = None
     if pkg_info is not None:
         message = Parser().parsestr(pkg_info.decode("utf-8", errors="replace"), headersonly=True)
         meta = {"name": message.get("Name"), "version": message.get("Version")}
         requires = [r for r in (message.get_all("Requires-Dist") or [])]
+        requires_python = message.get("Requires-Python")
     elif isinstance(data.get("project"), dict):
         project = data["project"]
         meta = {"name": project.get("name"), "version": project.get("version")}
-        deps = project.get("dependencies") or []
-        requires = [d for d in deps if isinstance(d, str)]
+        deps = project.get("dependencies", [])
+        if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+            raise PiperackError(
+                f"{label}: {top.name}/pyproject.toml [project] dependencies must be a list of requirement "
+                f"strings, got {type(deps).__name__}; refused"
+            )
+        requires = list(deps)
+        requires_python = project.get("requires-python")
+        if requires_python is not None and not isinstance(requires_python, str):
+            raise PiperackError(f"{label}: {top.name}/pyproject.toml requires-python must be a string; refused")
     else:
         raise PiperackError(f"{label}: no PKG-INFO or pyproject.toml [project] in {top.name}/: not a micro-package sdist")
-    if not meta.get("name") or not meta.get("version"):
+    if not isinstance(meta.get("name"), str) or not isinstance(meta.get("version"), str) or not meta["name"] \
+            or not meta["version"]:
         raise PiperackError(f"{label}: {top.name}/PKG-INFO has no Name or Version")
     reqs = []
     for line in requires:
@@ -97,7 +113,7 @@ def read_package(top: Staged, label: str) -> Package:
     if len(packages) > 1:
         raise PiperackError(f"{label}: more than one package in {top.name}/: {', '.join(packages)} (expected exactly one)")
     name = packages[0]
-    if not name.isidentifier() or not name.isascii():
+    if not name.isidentifier() or not name.isascii() or keyword.iskeyword(name) or name.startswith("__"):
         raise PiperackError(f"{label}: package folder {name!r} is not a Python identifier")
     module = None
     recorded = data.get("tool", {}).get("piperack", {}) if isinstance(data.get("tool"), dict) else {}
@@ -105,7 +121,10 @@ def read_package(top: Staged, label: str) -> Package:
         module = recorded["module"]
         try:
             check_module_path(module, what="[tool.piperack] module")
+            if any(part.startswith("__") or keyword.iskeyword(part) for part in module.split(".")):
+                raise PiperackError(f"invalid [tool.piperack] module {module!r}: a reserved or keyword name")
         except PiperackError as exc:
             raise PiperackError(f"{label}: {top.name}/pyproject.toml {exc}") from None
     kind = "piperack" if recorded else "kedro"
-    return Package(top=top, name=name, dist_name=meta["name"], version=meta["version"], requires=reqs, module=module, kind=kind)
+    return Package(top=top, name=name, dist_name=meta["name"], version=meta["version"], requires=reqs, module=module,
+                   kind=kind, requires_python=(requires_python or "").strip() or None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 def with_pulled(pyproject_text: str, entries: dict[str, dict]) -> str:
-    """``pyproject_text`` with ``[tool.piperack.pulled]."<module>" = {source, version, sha256}``
+    """``pyproject_text`` with ``[tool.piperack.pulled]."<module>" = {source, version, sha256, index}``
     set for every entry (an existing record of the same module is replaced)."""
     import tomlkit
 
@@ -25,7 +25,7 @@ def with_pulled(pyproject_text: str, entries: dict[str, dict]) -> str:
     pulled = piperack["pulled"]
     for module, record in entries.items():
         value = tomlkit.inline_table()
-        for key in ("source", "version", "sha256"):
+        for key in ("source", "version", "sha256", "index"):
             if record.get(key) is not None:
                 value[key] = str(record[key])
         pulled[module] = value

@@ -25,6 +25,10 @@ from ..errors import PiperackError, first_line
 CHUNK = 1024 * 1024
 HTTP_TIMEOUT = (10, 60)  # connect, read (seconds)
 HTTP_RETRIES = 3
+MAX_REDIRECTS = 10
+MAX_INDEX_PAGE = 16 * 1024 * 1024  # a simple-API page of one project; PyPI's largest are a few MB
+ENV_DEADLINE = "PIPERACK_PULL_TIMEOUT"
+DEFAULT_DEADLINE = 600.0  # seconds for one whole download, however slowly the bytes come
 DEFAULT_INDEX = "https://pypi.org/simple"
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SDIST_SUFFIX = ".tar.gz"
@@ -37,6 +41,21 @@ class Fetched:
     sha256: str
     kind: str  # "path", "url" or "index"
     version: str | None = None  # known for index pulls
+    index: str | None = None  # the index an index pull came from (credentials stripped)
+
+
+def deadline_seconds() -> float:
+    """How long one download may take: $PIPERACK_PULL_TIMEOUT (seconds) or 600."""
+    raw = os.environ.get(ENV_DEADLINE, "").strip()
+    if not raw:
+        return DEFAULT_DEADLINE
+    try:
+        value = float(raw)
+    except ValueError:
+        raise PiperackError(f"${ENV_DEADLINE}={raw!r}: expected a number of seconds") from None
+    if value <= 0:
+        raise PiperackError(f"${ENV_DEADLINE}={raw!r}: expected a positive number of seconds")
+    return value
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -91,10 +110,17 @@ def load_fs_args(path: str | os.PathLike, base: Path) -> dict:
     if not file.is_absolute():
         file = base / file
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise PiperackError(f"fs-args file {path}: YAML anchors and aliases are not accepted "
+                                    "(they can expand without bound)")
+        data = yaml.safe_load(text)
+    except PiperackError:
+        raise
     except FileNotFoundError:
         raise PiperackError(f"fs-args file {path}: no such file") from None
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         # The YAML error may quote the file's content (credentials): name the file and line only.
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -110,8 +136,12 @@ def _copy_stream(stream, dest: Path, label: str, max_bytes: int, total: int | No
     """Copy a binary stream to ``dest`` (new file), hashing and enforcing the size limit."""
     from ..ui import ByteProgress
 
+    import time
+
     digest = hashlib.sha256()
     size = 0
+    limit_seconds = deadline_seconds()
+    ends = time.monotonic() + limit_seconds
     bar = ByteProgress(f"downloading {label}", total)
     try:
         with open(dest, "xb") as out:
@@ -119,6 +149,11 @@ def _copy_stream(stream, dest: Path, label: str, max_bytes: int, total: int | No
                 chunk = stream.read(CHUNK)
                 if not chunk:
                     break
+                if time.monotonic() > ends:
+                    raise PiperackError(
+                        f"{label}: the download took longer than {limit_seconds:g} s (the limit; "
+                        f"${ENV_DEADLINE} changes it); refused"
+                    )
                 size += len(chunk)
                 if size > max_bytes:
                     raise PiperackError(f"{label}: larger than {max_bytes} bytes (the limit); refused")
@@ -127,6 +162,8 @@ def _copy_stream(stream, dest: Path, label: str, max_bytes: int, total: int | No
                 bar.update(len(chunk))
     finally:
         bar.close()
+    if total is not None and size != total:
+        raise PiperackError(f"{label}: the download stopped at {size} of {total} bytes; refused")
     return digest.hexdigest()
 
 
@@ -175,16 +212,43 @@ def http_session(headers: dict | None = None, verify=None):
     return session
 
 
-def _http_get(session, url: str, secrets: list[str], stream: bool = True, accept: str | None = None):
+def _origin(url: str) -> tuple:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+
+
+def _get_following(session, url: str, secrets: list[str], stream: bool, accept: str | None, private: set[str]):
+    """GET with redirects followed by hand: the caller's own headers (fs-args: tokens, API keys)
+    go only to the host the user named, never to another one a redirect points at."""
     import requests
 
+    headers = {"Accept": accept} if accept else {}
+    first = _origin(url)
+    for _ in range(MAX_REDIRECTS + 1):
+        if _origin(url) != first:
+            headers.update({name: None for name in private})  # None removes a session header
+        try:
+            response = session.get(url, timeout=HTTP_TIMEOUT, stream=stream, headers=headers, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise PiperackError(
+                f"{strip_credentials(url)}: request failed ({redact(type(exc).__name__, secrets)}) after "
+                f"{HTTP_RETRIES} retries"
+            ) from None
+        if response.is_redirect and response.headers.get("Location"):
+            target = urljoin(url, response.headers["Location"])
+            response.close()
+            if urlsplit(target).scheme.lower() not in {"http", "https"}:
+                raise PiperackError(f"{strip_credentials(url)}: redirected to a {urlsplit(target).scheme}: URL; refused")
+            url = target
+            continue
+        return response, url
+    raise PiperackError(f"{strip_credentials(url)}: more than {MAX_REDIRECTS} redirects; refused")
+
+
+def _http_get(session, url: str, secrets: list[str], stream: bool = True, accept: str | None = None,
+              private: set[str] = frozenset()):
     shown = strip_credentials(url)
-    try:
-        response = session.get(url, timeout=HTTP_TIMEOUT, stream=stream, headers={"Accept": accept} if accept else None)
-    except requests.RequestException as exc:
-        raise PiperackError(
-            f"{shown}: request failed ({redact(type(exc).__name__, secrets)}) after {HTTP_RETRIES} retries"
-        ) from None
+    response, _ = _get_following(session, url, secrets, stream, accept, set(private))
     if response.status_code >= 400:
         reason = redact(response.reason or "", secrets)
         response.close()
@@ -209,11 +273,12 @@ def _fetch_http(url: str, workdir: Path, fs_args: dict, max_bytes: int) -> tuple
         from ..ui import warn
 
         warn(f"fs-args options {', '.join(unknown)} are not used for http(s) downloads (only headers)")
-    session = http_session(_http_headers_from_fs_args(fs_args))
+    headers = _http_headers_from_fs_args(fs_args)
+    session = http_session(headers)
     shown = strip_credentials(url)
     dest = workdir / _archive_name(urlsplit(url).path)
     with session:
-        response = _http_get(session, url, secrets)
+        response = _http_get(session, url, secrets, private={str(k) for k in headers})
         with response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
@@ -373,6 +438,7 @@ class _Candidate:
     url: str
     sha256: str | None
     yanked: bool
+    origin: str = ""  # the index or find-links location that listed it
 
 
 def _read_location(location: str, session, secrets, accept: str | None = None) -> tuple[str, str] | None:
@@ -386,27 +452,55 @@ def _read_location(location: str, session, secrets, accept: str | None = None) -
             rows = "".join(f'<a href="{p.name}">{p.name}</a>\n' for p in sorted(path.iterdir()) if p.is_file())
             return rows, "text/html"
         return None
-    import requests
-
-    try:
-        response = session.get(location, timeout=HTTP_TIMEOUT, headers={"Accept": accept} if accept else None)
-    except requests.RequestException as exc:
-        raise PiperackError(f"{strip_credentials(location)}: request failed ({type(exc).__name__})") from None
-    if response.status_code == 404:
-        return None
-    if response.status_code >= 400:
-        raise PiperackError(f"{strip_credentials(location)}: HTTP {response.status_code} {response.reason or ''}".rstrip())
-    return response.text, response.headers.get("Content-Type", "")
+    shown = strip_credentials(location)
+    response, _ = _get_following(session, location, secrets, True, accept, set())
+    with response:
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise PiperackError(f"{shown}: HTTP {response.status_code} {response.reason or ''}".rstrip())
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(CHUNK):
+                body += chunk
+                if len(body) > MAX_INDEX_PAGE:
+                    raise PiperackError(f"{shown}: the index page is larger than {MAX_INDEX_PAGE} bytes; refused")
+        except PiperackError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken connection mid-page
+            raise PiperackError(f"{shown}: reading the index page failed ({type(exc).__name__})") from None
+        encoding = response.encoding or "utf-8"
+        return bytes(body).decode(encoding if encoding.lower() != "iso-8859-1" else "utf-8", errors="replace"), \
+            response.headers.get("Content-Type", "")
 
 
 def _parse_page(base: str, content: str, ctype: str) -> list[_Candidate]:
+    """The files a simple-API page (PEP 503 HTML or PEP 691 JSON) lists, checked as untrusted."""
     import json
 
+    shown = strip_credentials(base)
+    remote = urlsplit(base).scheme.lower() in {"http", "https"}
     found = []
+
+    def add(filename, url, sha, yanked) -> None:
+        if remote and urlsplit(url).scheme.lower() not in {"http", "https"}:
+            raise PiperackError(f"{shown}: the index page links to a local file ({strip_credentials(url)}); refused")
+        found.append(_Candidate(filename, url, sha, yanked))
+
     if "json" in ctype:
-        data = json.loads(content)
-        for item in data.get("files", []):
-            found.append(_Candidate(item["filename"], urljoin(base, item["url"]), (item.get("hashes") or {}).get("sha256"), bool(item.get("yanked"))))
+        try:
+            data = json.loads(content)
+        except ValueError as exc:
+            raise PiperackError(f"{shown}: the index's JSON page is not valid JSON ({first_line(exc)})") from None
+        files = data.get("files") if isinstance(data, dict) else None
+        if not isinstance(files, list):
+            raise PiperackError(f"{shown}: the index's JSON page has no list of files; refused")
+        for item in files:
+            if not isinstance(item, dict) or not isinstance(item.get("filename"), str) or not isinstance(item.get("url"), str):
+                raise PiperackError(f"{shown}: the index's JSON page lists a file without a filename and url; refused")
+            hashes = item.get("hashes") if isinstance(item.get("hashes"), dict) else {}
+            sha = hashes.get("sha256") if isinstance(hashes.get("sha256"), str) else None
+            add(item["filename"], urljoin(base, item["url"]), sha, bool(item.get("yanked")))
         return found
     for attrs in _Links().feed(content):
         href = attrs["href"]
@@ -414,7 +508,7 @@ def _parse_page(base: str, content: str, ctype: str) -> list[_Candidate]:
         fragment = urlsplit(url).fragment
         sha = fragment.split("=", 1)[1] if fragment.startswith("sha256=") else None
         filename = unquote(Path(urlsplit(url).path).name)
-        found.append(_Candidate(filename, url.split("#", 1)[0], sha, "data-yanked" in attrs))
+        add(filename, url.split("#", 1)[0], sha, "data-yanked" in attrs)
     return found
 
 
@@ -425,18 +519,22 @@ def _index_candidates(name: str, indexes: list[str], find_links: list[str], sess
         base = index.rstrip("/") + f"/{name}/"
         page = _read_location(base, session, secrets, accept)
         if page is not None:
-            found += _parse_page(base, *page)
+            for cand in _parse_page(base, *page):
+                cand.origin = index
+                found.append(cand)
     for location in find_links:
         page = _read_location(location, session, secrets)
         if page is not None:
             base = location if location.endswith("/") else location + "/"
             if not _URL_RE.match(base):
                 base = Path(base).resolve().as_uri() + "/"
-            found += _parse_page(base, *page)
+            for cand in _parse_page(base, *page):
+                cand.origin = location
+                found.append(cand)
     return found, indexes + find_links
 
 
-def _fetch_index(spec: str, workdir: Path, index_url: str | None, max_bytes: int) -> tuple[Path, str, str, str]:
+def _fetch_index(spec: str, workdir: Path, index_url: str | None, max_bytes: int) -> tuple[Path, str, str, str, str]:
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import (
         InvalidSdistFilename,
@@ -456,12 +554,13 @@ def _fetch_index(spec: str, workdir: Path, index_url: str | None, max_bytes: int
         raise PiperackError(f"{spec!r}: give a package name and an optional version specifier only")
     name = canonicalize_name(req.name)
     settings = pip_settings()
-    if settings.get("no-index", "").lower() in {"1", "true", "yes", "on"} and not index_url:
-        indexes = []
+    if index_url:  # the only index consulted: no extra index, no find-links (dependency confusion)
+        indexes, find_links = [index_url], []
+    elif settings.get("no-index", "").lower() in {"1", "true", "yes", "on"}:
+        indexes, find_links = [], settings.get("find-links", "").split()
     else:
-        indexes = [index_url or settings.get("index-url") or DEFAULT_INDEX]
-        indexes += settings.get("extra-index-url", "").split()
-    find_links = settings.get("find-links", "").split()
+        indexes = [settings.get("index-url") or DEFAULT_INDEX] + settings.get("extra-index-url", "").split()
+        find_links = settings.get("find-links", "").split()
     cert = settings.get("cert")
     session = http_session(verify=cert if cert and Path(cert).exists() else None)
     with session:
@@ -507,7 +606,7 @@ def _fetch_index(spec: str, workdir: Path, index_url: str | None, max_bytes: int
                 digest = _copy_stream(response.raw, dest, strip_credentials(cand.url), max_bytes, None)
         if cand.sha256 and cand.sha256.lower() != digest:
             raise PiperackError(f"{strip_credentials(cand.url)}: sha256 differs from the index's ({digest} != {cand.sha256})")
-    return dest, digest, spec, str(version)
+    return dest, digest, spec, str(version), strip_credentials(cand.origin)
 
 
 # -- entry point ------------------------------------------------------------------------------------
@@ -528,7 +627,7 @@ def fetch(
     fs_args = fs_args or {}
     if kind != "path":
         workdir.mkdir(parents=True, exist_ok=True)  # downloads land here; a local file is read in place
-    version = None
+    version = index = None
     if kind == "path":
         path = Path(source).expanduser()
         if not path.is_absolute():
@@ -546,11 +645,11 @@ def fetch(
             path, digest = _fetch_fsspec(source, workdir, fs_args, max_bytes)
         shown = strip_credentials(source)
     else:
-        path, digest, shown, version = _fetch_index(source, workdir, index_url, max_bytes)
+        path, digest, shown, version, index = _fetch_index(source, workdir, index_url, max_bytes)
     if expected_sha256:
         want = expected_sha256.strip().lower()
         if not re.fullmatch(r"[0-9a-f]{64}", want):
             raise PiperackError(f"--sha256 {expected_sha256!r}: expected 64 hexadecimal digits")
         if digest != want:
             raise PiperackError(f"{strip_credentials(source)}: sha256 is {digest}, expected {want}; refused")
-    return Fetched(path=path, source=shown, sha256=digest, kind=kind, version=version)
+    return Fetched(path=path, source=shown, sha256=digest, kind=kind, version=version, index=index)

@@ -1,9 +1,11 @@
 """Runs the project's pipelines with their configuration.
 
-Configuration lives in conf/<env>/: parameters/<pipeline>.yml and catalog/<pipeline>.yml (plus
-<pipeline>*.yml and a <pipeline>/ folder). conf/base/ is read first and conf/<env>/ is deep-merged
-over it. A pipeline is a package under pipelines/ whose pipeline.py defines
-``run(params: dict, catalog: dict) -> dict``.
+Configuration lives in conf/<env>/: parameters/<pipeline>.yml and catalog/<pipeline>.yml (or
+.yaml, plus a <pipeline>/ folder of more files), matched by exact name: ``retail`` never reads
+``retail_banking.yml``. conf/base/ is read first and conf/<env>/ is deep-merged over it. A pipeline
+is a package under pipelines/ whose pipeline.py defines ``run(params: dict, catalog: dict) -> dict``;
+packages may group pipelines (pipelines/shared/ingest_b/ is the pipeline ``shared.ingest_b``, whose
+configuration files are named by its last part, ``ingest_b``).
 """
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import argparse
 import importlib
 import logging
 import os
-import pkgutil
 import sys
 import time
 from pathlib import Path
@@ -60,8 +61,7 @@ def config_files(env_dir: Path, kind: str, name: str) -> list[Path]:
     folder = env_dir / kind
     if not folder.is_dir():
         return []
-    files = {p for p in folder.glob(f"{name}*.yml") if p.is_file()}
-    files.update(p for p in folder.glob(f"{name}*.yaml") if p.is_file())
+    files = {p for p in (folder / f"{name}.yml", folder / f"{name}.yaml") if p.is_file()}
     if (folder / name).is_dir():
         files.update(p for p in (folder / name).rglob("*.y*ml") if p.is_file())
     # <name>.yml first, then the rest by path, so the most specific files come last.
@@ -93,8 +93,25 @@ def pipelines_package() -> str:
 
 
 def available_pipelines() -> list[str]:
+    """Every package under pipelines/ holding a pipeline.py, by dotted name (``shared.ingest_b``).
+
+    Found on disk, without importing them; a folder that only groups pipelines is not one."""
     package = importlib.import_module(pipelines_package())
-    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if m.ispkg)
+    found = []
+
+    def walk(folder: Path, prefix: str) -> None:
+        for child in sorted(folder.iterdir()):
+            if not child.is_dir() or not child.name.isidentifier() or not (child / "__init__.py").is_file():
+                continue
+            name = f"{prefix}{child.name}"
+            if (child / "pipeline.py").is_file():
+                found.append(name)
+            else:
+                walk(child, f"{name}.")
+
+    for root in package.__path__:
+        walk(Path(root), "")
+    return sorted(set(found))
 
 
 def run_pipeline(name: str, conf: Path, env: str) -> dict:
@@ -104,8 +121,9 @@ def run_pipeline(name: str, conf: Path, env: str) -> dict:
         raise RunError(f"pipeline {name!r} has no pipeline.py ({exc})") from None
     if not hasattr(module, "run"):
         raise RunError(f"{module.__file__}: a pipeline module must define run(params, catalog)")
-    params = load_config(conf, env, "parameters", name)
-    catalog = load_config(conf, env, "catalog", name)
+    leaf = name.rpartition(".")[2]
+    params = load_config(conf, env, "parameters", leaf)
+    catalog = load_config(conf, env, "catalog", leaf)
     return module.run(params, catalog)
 
 
