@@ -1,0 +1,114 @@
+"""How `invoke pull` grows with the size of one module: 500 and 5,000 files, with an alias (every
+file's imports rewritten), against `tar xzf` of the same archive in the same run.
+
+Goal (issue 12, item 8): time linear in members — 5,000 files in at most 15x the time of 500, and
+under 30 s; the rewrite's memory bounded per MB of source (tracemalloc peak reported).
+
+Run: bash scripts/kit.sh bench --name pull_scale   (or: python -m benchmarks.bench_pull_scale [--runs 3])
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+from benchmarks.report import write_section
+from tests.pull_support import write_sdist
+
+COMMAND = "bash scripts/kit.sh bench --name pull_scale"
+PYPROJECT = '[project]\nname = "demo"\nversion = "0.1.0"\n\n[tool.piperack]\npython_package = "demo"\n'
+
+
+def project(root: Path) -> Path:
+    for rel, text in {"pyproject.toml": PYPROJECT, "requirements.in": "pandas>=2.1\n", "src/demo/__init__.py": "",
+                      "src/demo/pipelines/__init__.py": "", "src/tests/__init__.py": "",
+                      "src/tests/pipelines/__init__.py": ""}.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def module(n: int) -> dict:
+    """A module of n Python files in 50 subpackages, each importing the module absolutely."""
+    code = {"__init__.py": "", "pipeline.py": "from big.m0 import f\n\n\ndef run(params, catalog):\n    return f()\n"}
+    for i in range(50):
+        code[f"sub{i}/__init__.py"] = ""
+    for i in range(n):
+        path = f"sub{i % 50}/m{i}.py" if i else "m0.py"
+        code[path] = f'"""Module {i}."""\nimport big.m0\nfrom big.sub{i % 50} import m{i} as me\n\n\ndef f():\n    return {i}\n'
+    return code
+
+
+def one_run(n: int, work: Path, memory: bool = False) -> tuple[float, float, int, float]:
+    """(pull seconds, tar seconds, source bytes, peak MB); timed runs do not trace memory (tracemalloc
+    slows Python down several times), the memory run is not timed."""
+    from piperack import pull
+    from piperack.project import find_project
+
+    sdist = write_sdist(work / "dist", "big", code=module(n))
+    source_bytes = sum(len(v) for v in module(n).values())
+    root = project(work / "proj")
+    if memory:
+        tracemalloc.start()
+    started = time.perf_counter()
+    pull.pull(str(sdist), project=find_project(root), alias="huge")
+    seconds = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1] if memory else 0
+    tracemalloc.stop()
+    floor_dir = work / "tar"
+    floor_dir.mkdir()
+    started = time.perf_counter()
+    subprocess.run(["tar", "xzf", str(sdist), "-C", str(floor_dir)], check=True)
+    floor = time.perf_counter() - started
+    return seconds, floor, source_bytes, peak / 1024 / 1024
+
+
+def main() -> None:
+    import contextlib
+    import io
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    rows = {}
+    for n in (500, 5000):
+        results = []
+        for _ in range(args.runs):
+            with tempfile.TemporaryDirectory(prefix="bench-pull-scale-") as tmp, \
+                    contextlib.redirect_stdout(io.StringIO()):
+                results.append(one_run(n, Path(tmp)))
+        with tempfile.TemporaryDirectory(prefix="bench-pull-scale-") as tmp, \
+                contextlib.redirect_stdout(io.StringIO()):
+            peak = one_run(n, Path(tmp), memory=True)[3]
+        rows[n] = (statistics.median(r[0] for r in results), statistics.median(r[1] for r in results),
+                   results[0][2], peak)
+        print(f"{n} files: pull {rows[n][0]:.2f} s, tar xzf {rows[n][1]:.3f} s, peak {rows[n][3]:.0f} MB", flush=True)
+    ratio = rows[5000][0] / rows[500][0]
+    table = "\n".join(
+        f"| {n:,} | {pull_s:.2f} s | {tar_s:.3f} s | {source / 1024 / 1024:.1f} MB | {peak:.0f} MB "
+        f"| {peak / (source / 1024 / 1024):.0f} MB/MB |"
+        for n, (pull_s, tar_s, source, peak) in rows.items()
+    )
+    met = ratio <= 15 and rows[5000][0] < 30
+    body = f"""## Pull of one large module (linear in members)
+
+`python -m benchmarks.bench_pull_scale --runs {args.runs}` (`{COMMAND}`) — one module of N Python
+files in 50 subpackages, every file importing the module absolutely, pulled with `--alias` (so every
+file goes through the import rewrite), in-process; median of {args.runs} runs. The floor is `tar xzf`
+of the same archive. Peak memory is Python's (tracemalloc, in a separate untimed run), over the source size.
+
+| files | pull | tar xzf | source | peak memory | per MB of source |
+|---:|---:|---:|---:|---:|---:|
+{table}
+
+5,000 files take {ratio:.1f}x the time of 500 (goal: at most 15x, and under 30 s) — {'met' if met else 'NOT met'}.
+Before issue 12 the same shape took 5 s and 335 s (a pairwise file/folder check in the archive reader)."""
+    write_section("pull_scale", body)
+
+
+if __name__ == "__main__":
+    main()
