@@ -2,9 +2,9 @@
 import shutil
 from pathlib import Path
 
-PACKAGE = "{{ cookiecutter.python_package }}"
-PYTHON_VERSION = "{{ cookiecutter.python_version }}"
-INCLUDE_EXAMPLE = {{ cookiecutter.include_example }}
+PACKAGE = {{ cookiecutter.python_package | py_string }}
+PYTHON_VERSION = {{ cookiecutter.python_version | py_string }}
+INCLUDE_EXAMPLE = {{ "True" if cookiecutter.include_example else "False" }}
 
 EXAMPLE_PATHS = [
     f"src/{PACKAGE}/pipelines/ingest",

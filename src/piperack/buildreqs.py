@@ -261,7 +261,7 @@ def build_reqs(
 ) -> BuildResult:
     """Compile requirements.in into requirements.txt (see the module docstring)."""
     from . import ui
-    from .requirements import IN_FILE, TXT_FILE, plan_requirements_in
+    from .requirements import IN_FILE, TXT_FILE, plan_requirements_in, read_requirements_file
 
     if isinstance(extra_args, str):
         extra_args = shlex.split(extra_args)
@@ -283,7 +283,9 @@ def build_reqs(
     compile_kw = dict(upgrade=upgrade, upgrade_packages=upgrade_packages, generate_hashes=generate_hashes,
                       python_version=python_version, universal=universal, extra_args=extra_args)
     result = BuildResult(resolver=name)
-    old_text = txt_path.read_text(encoding="utf-8") if txt_path.is_file() else None
+    if in_path.is_file():
+        read_requirements_file(in_path)
+    old_text = read_requirements_file(txt_path) if txt_path.is_file() else None
 
     if check:
         if not in_path.is_file():

@@ -104,6 +104,36 @@ def parse_requirements(text: str, source: str) -> list:
     return reqs
 
 
+def read_requirements_file(path: Path, options_allowed: bool = True) -> str:
+    """The text of a requirements file, checked so a resolver never meets what it would choke on:
+    one line naming the file (and line) for bytes that are not UTF-8 text, a continuation at the
+    end, and a requirement that does not parse (option lines such as -r / -c pass when allowed)."""
+    source = path.name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PiperackError(f"{source}: cannot read it ({exc.strerror or exc})") from None
+    if b"\x00" in data:
+        raise PiperackError(f"{source}: binary data (a NUL byte), not a requirements file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PiperackError(f"{source}: not UTF-8 text (byte {exc.start}), not a requirements file") from None
+    lines = text.splitlines()
+    if lines and lines[-1].rstrip().endswith("\\"):
+        raise PiperackError(f"{source}:{len(lines)}: the last line ends with a '\\' continuation and nothing follows")
+    for lineno, raw in _physical_to_logical(text):
+        line = _strip_comment(raw)
+        if not line:
+            continue
+        if _OPTION.search(line):
+            if not options_allowed:
+                _refuse_option(source, lineno, raw)
+            continue
+        _to_requirement(source, lineno, line)
+    return text
+
+
 @dataclass
 class _Entry:
     lineno: int

@@ -1,3 +1,3 @@
-"""{{ cookiecutter.project_name }}: {{ cookiecutter.description }}"""
+{{ (cookiecutter.project_name ~ ": " ~ cookiecutter.description) | py_docstring }}
 
 __version__ = "0.1.0"

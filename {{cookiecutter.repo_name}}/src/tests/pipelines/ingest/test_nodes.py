@@ -42,6 +42,44 @@ def test_transform_cleans_types_and_counts(raw_csv):
     assert str(frame["population"].dtype) == "Int64"
 
 
+def test_dates_of_any_year_are_kept(tmp_path):
+    """Dates before 1677 and after 2262 (outside pandas' nanoseconds) parse like any other, on every pandas."""
+    path = tmp_path / "raw.csv"
+    path.write_text(
+        "name,founded\n"
+        "Hastings,1066-10-14\n"
+        "Aachen,0800-12-25\n"
+        "Rome,0753-04-21 12:30\n"
+        "Colony,2300-01-01T08:00:00.5\n"
+        "Leap,2024-02-29\n"
+        "Impossible,1066-02-30\n"
+        "Garbled,not a date\n"
+        "Unknown,\n"
+    )
+    frame, stats = nodes.transform(path, {"name": "string", "founded": "date"}, ["name"])
+    assert str(frame["founded"].dtype) == "datetime64[us]"
+    assert stats["invalid"] == 2  # Impossible and Garbled; Unknown has no date, which is allowed
+    founded = dict(zip(frame["name"], frame["founded"].to_numpy().astype(str)))
+    assert founded == {
+        "Hastings": "1066-10-14T00:00:00.000000", "Aachen": "0800-12-25T00:00:00.000000",
+        "Rome": "0753-04-21T12:30:00.000000", "Colony": "2300-01-01T08:00:00.500000",
+        "Leap": "2024-02-29T00:00:00.000000", "Unknown": "NaT",
+    }
+
+
+def test_old_dates_load_as_timestamps(tmp_path):
+    path = tmp_path / "raw.csv"
+    path.write_text("name,founded\nAachen,0800-12-25\nBerlin,1237-01-01\n")
+    frame, _ = nodes.transform(path, {"name": "string", "founded": "date"}, ["name"])
+    db = tmp_path / "out.duckdb"
+    assert nodes.load(frame, db, "cities")["rows"] == 2
+    with duckdb.connect(str(db)) as con:
+        kind = con.execute("SELECT data_type FROM information_schema.columns WHERE column_name = 'founded'").fetchall()
+        assert kind == [("TIMESTAMP",)]
+        assert [str(r[0]) for r in con.execute("SELECT founded FROM cities ORDER BY name").fetchall()] == [
+            "0800-12-25 00:00:00", "1237-01-01 00:00:00"]
+
+
 def test_load_replaces_the_table(tmp_path):
     db = tmp_path / "out.duckdb"
     nodes.load(pd.DataFrame({"a": [1, 2]}), db, "t")

@@ -12,6 +12,10 @@ from urllib.parse import unquote, urlparse
 CHUNK = 1024 * 1024
 RETRY_STATUSES = (500, 502, 503, 504)
 TYPES = {"string", "int", "float", "date", "bool"}
+# An ISO 8601 date, optionally with a time (no UTC offset): the shape _dates() parses itself.
+ISO_DATE = r"-?[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2}(?:[T ][0-9]{2}(?::[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)?)?)?)?"
+# The first and last microsecond a nanosecond datetime can hold (pandas < 3 parses strings to those).
+NS_RANGE = ("1677-09-21T00:12:43.145225", "2262-04-11T23:47:16.854775")
 
 
 class ExtractError(Exception):
@@ -113,7 +117,7 @@ def _coerce(series, kind: str):
     if kind == "float":
         return pd.to_numeric(series, errors="coerce").astype("Float64")
     if kind == "date":
-        return pd.to_datetime(series, errors="coerce", format="ISO8601")
+        return _dates(series)
     if kind == "bool":
         mapped = series.astype("string").str.lower().map(
             dict(true=True, yes=True, false=False, no=False)
@@ -121,6 +125,54 @@ def _coerce(series, kind: str):
         )
         return mapped.astype("boolean")
     return series.astype("string")
+
+
+def _dates(series):
+    """ISO 8601 dates and date-times of any year, as microsecond datetimes (DuckDB TIMESTAMP);
+    values that do not parse become NaT.
+
+    pandas parses strings to nanoseconds before 3.0, and nanoseconds end before 1677-09-21 and
+    after 2262-04-11: there, older and later dates (founded 0753-04-21) come back as NaT. Those
+    values alone are parsed again by numpy, whose microseconds reach any year, so every pandas
+    from 2.1 on gives the same column.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if pd.api.types.is_integer_dtype(series):  # a column of years: parse "1066", not 1066 ns after 1970
+        series = series.astype("string")
+    parsed = pd.to_datetime(series, errors="coerce", format="ISO8601")
+    if parsed.dtype.kind != "M":
+        return parsed  # mixed UTC offsets: left as pandas gives them
+    parsed = parsed.dt.as_unit("us")
+    lost = (parsed.isna() & series.notna()).to_numpy(dtype=bool)
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype) or not lost.any():
+        return parsed
+    positions = np.flatnonzero(lost)
+    text = series.iloc[positions].astype("string").str.strip()
+    text = text.str.replace(r"^(-?[0-9]{4})([0-9]{2})([0-9]{2})$", r"\1-\2-\3", regex=True)  # 10661014
+    shaped = text.str.fullmatch(ISO_DATE).fillna(False).to_numpy(dtype=bool)
+    positions, strings = positions[shaped], text.to_numpy(dtype=object)[shaped]
+    if not len(strings):
+        return parsed
+    try:
+        found = strings.astype("datetime64[us]")
+    except ValueError:  # an impossible date (1066-02-30) among them: one by one
+        found = np.array([_date_or_nat(value) for value in strings], dtype="datetime64[us]")
+    low, high = (np.datetime64(bound, "us") for bound in NS_RANGE)
+    outside = (found < low) | (found > high)  # inside the range, pandas' own answer stands
+    values = parsed.to_numpy(dtype="datetime64[us]", copy=True)
+    values[positions[outside]] = found[outside]
+    return pd.Series(values, index=series.index, name=series.name)
+
+
+def _date_or_nat(text: str):
+    import numpy as np
+
+    try:
+        return np.datetime64(text, "us")
+    except ValueError:
+        return np.datetime64("NaT", "us")
 
 
 def transform(raw_path: str | Path, columns: dict, required: list) -> tuple:
