@@ -93,6 +93,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/broken.csv":
             self.send_error(500, "Internal Server Error")
             return
+        if self.path in ("/cut-no-length.csv", "/cut-with-length.csv"):
+            # The connection drops mid-row: without a Content-Length only the missing line break tells.
+            self.send_response(200)
+            if self.path == "/cut-with-length.csv":
+                self.send_header("Content-Length", str(len(cls.body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(cls.body[: len(cls.body) // 2 + 7])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        if self.path == "/whole-no-length.csv":
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(cls.body)
+            self.close_connection = True
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/csv")
         self.send_header("Content-Length", str(len(cls.body)))
@@ -138,6 +156,25 @@ def test_http_errors_name_the_url(project_copy, run_invoke, http_server, path, m
     result = run_invoke(project_copy, "run")
     assert_one_line_error(result, f"{http_server}{path}", message)
     assert not (project_copy / "data" / "ingest.duckdb").exists()
+
+
+@pytest.mark.parametrize("path", ["/cut-no-length.csv", "/cut-with-length.csv"])
+def test_a_download_cut_short_never_replaces_the_table(project_copy, run_invoke, http_server, path):
+    assert run_invoke(project_copy, "run").returncode == 0  # the table from the sample: 22 rows
+    database = project_copy / "data" / "ingest.duckdb"
+    before = rows(database, "cities")
+    set_params(project_copy, f"source: {http_server}{path}\nretries: 0\n")
+    result = run_invoke(project_copy, "run")
+    assert_one_line_error(result, f"{http_server}{path}")
+    assert "cut short" in result.stderr
+    assert rows(database, "cities") == before
+
+
+def test_a_whole_download_without_content_length_is_fine(project_copy, run_invoke, http_server):
+    set_params(project_copy, f"source: {http_server}/whole-no-length.csv\n")
+    result = run_invoke(project_copy, "run")
+    assert result.returncode == 0, result.stderr
+    assert len(rows(project_copy / "data" / "ingest.duckdb", "cities")) == 22
 
 
 def test_unreachable_source_is_one_line(project_copy, run_invoke):

@@ -11,6 +11,8 @@ from urllib.parse import unquote, urlparse
 
 CHUNK = 1024 * 1024
 RETRY_STATUSES = (500, 502, 503, 504)
+DEADLINE = 600.0  # seconds for a whole download, however slowly the bytes come
+MAX_BYTES = 2 * 1024**3
 TYPES = {"string", "int", "float", "date", "bool"}
 # An ISO 8601 date, optionally with a time (no UTC offset): the shape _dates() parses itself.
 ISO_DATE = r"-?[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2}(?:[T ][0-9]{2}(?::[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)?)?)?)?"
@@ -52,7 +54,11 @@ def _session(retries: int, backoff: float):
     return session
 
 
-def _download(url: str, out, timeout: float, retries: int, backoff: float) -> None:
+def _download(url: str, out, timeout: float, retries: int, backoff: float, deadline: float = DEADLINE,
+              max_bytes: int = MAX_BYTES) -> None:
+    """Stream ``url`` into ``out``. A download that is cut short never passes for a whole file: the
+    Content-Length is checked, and without one (nor chunked encoding, which marks its own end) the
+    body must end with a line break, as a whole CSV does."""
     import requests
 
     try:
@@ -63,8 +69,28 @@ def _download(url: str, out, timeout: float, retries: int, backoff: float) -> No
                     raise ExtractError(
                         f"cannot download {url}: HTTP {response.status_code} {response.reason}{retried}"
                     )
+                ends = time.monotonic() + deadline
+                size, last = 0, b""
                 for chunk in response.iter_content(CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ExtractError(f"cannot download {url}: larger than {max_bytes} bytes (max_bytes)")
+                    if time.monotonic() > ends:
+                        raise ExtractError(f"cannot download {url}: took longer than {deadline:g} s (deadline)")
                     out.write(chunk)
+                    last = chunk[-1:] or last
+                length = response.headers.get("Content-Length", "")
+                chunked = "chunked" in response.headers.get("Transfer-Encoding", "").lower()
+                encoded = response.headers.get("Content-Encoding", "identity").lower() not in {"", "identity"}
+                if length.isdigit() and not encoded and size != int(length):
+                    raise ExtractError(f"cannot download {url}: got {size} of {length} bytes (cut short)")
+                if not length and not chunked and size and last not in {b"\n", b"\r"}:
+                    raise ExtractError(
+                        f"cannot download {url}: it may be cut short (no Content-Length, and it does not end "
+                        "with a line break); the table is left as it was"
+                    )
+    except requests.exceptions.ChunkedEncodingError:  # urllib3 reads fewer bytes than announced
+        raise ExtractError(f"cannot download {url}: the connection closed early (cut short)") from None
     except requests.exceptions.RetryError:
         raise ExtractError(f"cannot download {url}: server errors persisted after {retries} retries") from None
     except requests.exceptions.Timeout:
@@ -75,7 +101,8 @@ def _download(url: str, out, timeout: float, retries: int, backoff: float) -> No
         raise ExtractError(f"cannot download {url}: {type(exc).__name__}") from None
 
 
-def extract(source: str, dest: str | Path, timeout: float = 30, retries: int = 3, backoff: float = 0.5) -> dict:
+def extract(source: str, dest: str | Path, timeout: float = 30, retries: int = 3, backoff: float = 0.5,
+            deadline: float = DEADLINE, max_bytes: int = MAX_BYTES) -> dict:
     """Fetch ``source`` (http(s) URL, file:// URL or path) to ``dest``, streamed, replacing it atomically."""
     started = time.perf_counter()
     dest = Path(dest)
@@ -84,7 +111,7 @@ def extract(source: str, dest: str | Path, timeout: float = 30, retries: int = 3
     try:
         with out:
             if scheme in {"http", "https"}:
-                _download(str(source), out, timeout, retries, backoff)
+                _download(str(source), out, timeout, retries, backoff, deadline, max_bytes)
             else:
                 path = Path(unquote(urlparse(source).path)) if scheme == "file" else Path(source)
                 if scheme not in {"", "file"} and not re.match(r"^[a-zA-Z]$", scheme):

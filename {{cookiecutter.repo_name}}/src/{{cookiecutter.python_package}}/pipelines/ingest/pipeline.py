@@ -30,6 +30,8 @@ def run(params: dict, catalog: dict) -> dict:
         timeout=float(params.get("timeout", 30)),
         retries=int(params.get("retries", 3)),
         backoff=float(params.get("backoff", 0.5)),
+        deadline=float(params.get("deadline", nodes.DEADLINE)),
+        max_bytes=int(params.get("max_bytes", nodes.MAX_BYTES)),
     )
     log.info("extract: %s bytes from %s to %s in %.2f s", fetched["bytes"], source, raw_path, fetched["seconds"])
 
