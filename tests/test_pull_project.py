@@ -163,3 +163,21 @@ def test_ctrl_c_during_a_pull_is_one_line(project_copy, venv, user_env, tmp_path
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("target", ["requirements.in", "pyproject.toml"])
+def test_an_immutable_file_makes_the_pull_roll_back(project_copy, run_invoke, tmp_path, tree_hash, target):
+    """The last writes of a pull fail (chattr +i: even root cannot replace the file): one line, and
+    everything written before is undone."""
+    import shutil
+
+    if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(project_copy / target)]).returncode:
+        pytest.skip("chattr +i is not available on this filesystem")
+    try:
+        before = tree_hash(project_copy)
+        sdist = write_sdist(tmp_path / "d", "cleaner", requires=["scipy>=1.10"])
+        result = run_invoke(project_copy, "pull", str(sdist))
+        one_line_error(result, "Operation not permitted", "nothing was changed")
+        assert tree_hash(project_copy) == before
+    finally:
+        subprocess.run(["chattr", "-i", str(project_copy / target)])
