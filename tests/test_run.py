@@ -83,6 +83,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         cls = type(self)
+        self.path = self.path.split("?")[0]  # query strings (tokens) do not change what is served
         if self.path == "/missing.csv":
             self.send_error(404, "Not Found")
             return
@@ -261,3 +262,60 @@ def test_project_installs_as_its_readme_says_with_piperack_from_a_package_folder
     ran = subprocess.run([py, "-m", "demo_project", "run"], cwd=project_copy, capture_output=True, text=True, env=env)
     assert ran.returncode == 0, ran.stderr
     assert len(rows(project_copy / "data" / "ingest.duckdb", "cities")) == 22
+
+
+# -- configuration conventions (issue 15): overrides, environment variables, credentials, logging --
+
+
+def test_params_override_parameters_for_one_run(project_copy, run_invoke):
+    result = run_invoke(project_copy, "run", "--pipeline", "ingest", "--params", "ingest.table=towns,ingest.retries=0")
+    assert result.returncode == 0, result.stderr
+    with duckdb.connect(str(project_copy / "data" / "ingest.duckdb"), read_only=True) as con:
+        tables = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
+    assert tables == {"towns"}
+    assert "table: cities" in (project_copy / "conf/base/parameters/ingest.yml").read_text()  # nothing written
+
+
+@pytest.mark.parametrize("params, message", [
+    ("ingest.table", "expected <pipeline>.<key>=<value>"),
+    ("table=towns", "expected <pipeline>.<key>=<value>"),
+    ("nope.table=towns", "no pipeline 'nope' (available: ingest)"),
+])
+def test_bad_params_are_one_line(project_copy, run_invoke, params, message):
+    assert_one_line_error(run_invoke(project_copy, "run", "--params", params), message)
+
+
+def test_environment_variables_in_conf(project_copy, run_invoke):
+    set_params(project_copy, "source: ${oc.env:CITIES_CSV}\ntable: ${oc.env:CITIES_TABLE,cities_env}\n")
+    missing = run_invoke(project_copy, "run")
+    assert_one_line_error(missing, "CITIES_CSV")
+    ok = run_invoke(project_copy, "run", env={"CITIES_CSV": "samples/cities.csv"})
+    assert ok.returncode == 0, ok.stderr
+    assert len(rows(project_copy / "data" / "ingest.duckdb", "cities_env")) == 22
+
+
+def test_credentials_are_referenced_and_never_printed(project_copy, run_invoke, http_server):
+    secret = "tok-9f8e7d6c5b4a"
+    (project_copy / "conf/local/credentials.yml").write_text(f"cities_api:\n  token: {secret}\n")
+    set_params(project_copy, f"source: {http_server}/missing.csv?token=${{credentials:cities_api.token}}\n"
+                             "retries: 0\n")
+    result = run_invoke(project_copy, "run", "--log-level", "DEBUG")
+    assert_one_line_error(result, "token=***", "HTTP 404")
+    logged = (project_copy / "logs" / "run.log").read_text()
+    assert secret not in result.stdout + result.stderr + logged
+    assert "token=***" in logged or "starting" in logged
+
+
+def test_logging_goes_to_the_console_and_a_rotating_file(project_copy, run_invoke):
+    quiet = run_invoke(project_copy, "run", "--log-level", "WARNING")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "INFO" not in quiet.stderr
+    loud = run_invoke(project_copy, "run")
+    assert "pipeline ingest: done" in loud.stderr
+    log_file = project_copy / "logs" / "run.log"
+    assert "pipeline ingest: done" in log_file.read_text()
+    assert "/logs/" in (project_copy / ".gitignore").read_text()
+    (project_copy / "conf/local/logging.yml").write_text("root:\n  level: WARNING\n")
+    assert "INFO" not in run_invoke(project_copy, "run").stderr  # per env, merged over base
+    (project_copy / "conf/local/logging.yml").write_text("handlers:\n  console:\n    class: no.such.Handler\n")
+    assert_one_line_error(run_invoke(project_copy, "run"), "logging.yml: not a valid logging configuration")

@@ -1,6 +1,15 @@
 import pytest
 
-from {{ cookiecutter.python_package }}.runner import RunError, deep_merge, load_config, read_yaml
+from {{ cookiecutter.python_package }}.runner import (
+    RunError,
+    deep_merge,
+    load_config,
+    load_credentials,
+    parse_params,
+    read_yaml,
+    redact,
+    register_credentials,
+)
 
 
 def test_deep_merge_overrides_nested_keys_only():
@@ -22,3 +31,44 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
     bad.write_text("a: 1\nb: [unclosed\n")
     with pytest.raises(RunError, match=r"bad.yml: malformed YAML at line \d+"):
         read_yaml(bad)
+
+
+def test_environment_variables_and_overrides(tmp_path, monkeypatch):
+    (tmp_path / "base/parameters").mkdir(parents=True)
+    (tmp_path / "base/parameters/p.yml").write_text("url: ${oc.env:P_URL}\nn: ${oc.env:P_N,7}\nkeep: 1\n")
+    monkeypatch.setenv("P_URL", "https://example.org/x.csv")
+    overrides = parse_params("p.keep=2,p.new.deep=true", ["p"])["p"]
+    loaded = load_config(tmp_path, "base", "parameters", "p", overrides)
+    assert loaded["new"] == dict(deep=True)
+    assert loaded == dict(url="https://example.org/x.csv", n="7", keep=2, new=loaded["new"])
+    monkeypatch.delenv("P_URL")
+    with pytest.raises(RunError, match="P_URL"):
+        load_config(tmp_path, "base", "parameters", "p")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("timeout=5", "expected <pipeline>.<key>=<value>"),
+    ("p.timeout", "expected <pipeline>.<key>=<value>"),
+    ("=5", "expected <pipeline>.<key>=<value>"),
+    ("p..x=1", "expected <pipeline>.<key>=<value>"),
+    ("nope.timeout=5", "no pipeline 'nope'"),
+])
+def test_bad_overrides_are_one_line(text, message):
+    with pytest.raises(RunError, match=message):
+        parse_params(text, ["p"])
+
+
+def test_override_values_keep_their_commas_and_types():
+    parsed = parse_params("p.url=https://x.org/a?b=1,2,p.rate=0.5,p.name='007'", ["p"])["p"]
+    assert parsed == dict(url="https://x.org/a?b=1,2", rate=0.5, name="007")
+
+
+def test_credentials_are_read_by_reference_and_never_shown(tmp_path):
+    (tmp_path / "base/catalog").mkdir(parents=True)
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local/credentials.yml").write_text("warehouse:\n  token: t0p-s3cret-value\n")
+    (tmp_path / "base/catalog/p.yml").write_text("url: https://db.example.org/?token=${credentials:warehouse.token}\n")
+    register_credentials(load_credentials(tmp_path, "local"))
+    catalog = load_config(tmp_path, "local", "catalog", "p")
+    assert catalog["url"].endswith("t0p-s3cret-value")
+    assert redact(f"failed to open {catalog['url']}") == "failed to open https://db.example.org/?token=***"

@@ -6,6 +6,13 @@ Configuration lives in conf/<env>/: parameters/<pipeline>.yml and catalog/<pipel
 is a package under pipelines/ whose pipeline.py defines ``run(params: dict, catalog: dict) -> dict``;
 packages may group pipelines (pipelines/shared/ingest_b/ is the pipeline ``shared.ingest_b``, whose
 configuration files are named by its last part, ``ingest_b``).
+
+Configuration is OmegaConf: ``${oc.env:VAR}`` / ``${oc.env:VAR,default}`` read environment
+variables, ``${credentials:name.key}`` reads conf/<env>/credentials.yml (git-ignored in conf/local;
+its values are never printed: logs and errors show ``***``), and ``--params "ingest.timeout=5"``
+overrides parameters for one run (dotted keys, YAML-typed values). Logging comes from
+conf/base/logging.yml (``logging.config.dictConfig``, overridable per env); ``--log-level`` sets
+the level.
 """
 from __future__ import annotations
 
@@ -26,15 +33,29 @@ class RunError(Exception):
     """A problem with what the user asked for or configured: printed as one line, no traceback."""
 
 
+SECRETS: list[str] = []  # credential values: replaced by *** in every log line and error
+
+
+def redact(text: str) -> str:
+    for secret in sorted(SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+class RedactSecrets(logging.Filter):
+    """Installed on every handler: a credential never reaches the console or a log file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if SECRETS:
+            record.msg, record.args = redact(record.getMessage()), None
+        return True
+
+
 def deep_merge(base: dict, override: dict) -> dict:
-    """A new dict: ``override`` over ``base``, merging nested mappings key by key."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+    """A new dict: ``override`` over ``base``, merging nested mappings key by key (OmegaConf's merge)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.merge(base, override))
 
 
 def read_yaml(path: Path) -> dict:
@@ -68,13 +89,146 @@ def config_files(env_dir: Path, kind: str, name: str) -> list[Path]:
     return sorted(files, key=lambda p: (p.stem != name or p.parent != folder, str(p)))
 
 
-def load_config(conf: Path, env: str, kind: str, name: str) -> dict:
-    merged: dict = {}
+def _resolved(parts: list[dict], where: str) -> dict:
+    """The OmegaConf merge of ``parts`` with every interpolation resolved; errors are one line."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        merged = OmegaConf.merge(*[OmegaConf.create(part) for part in parts]) if parts else OmegaConf.create({})
+        return OmegaConf.to_container(merged, resolve=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", "") or ""
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunError(redact(f"{where}{': ' + key if key else ''}: {message}")) from None
+
+
+def load_config(conf: Path, env: str, kind: str, name: str, overrides: dict | None = None) -> dict:
+    """conf/base then conf/<env> files of one pipeline, merged, then ``overrides``; resolved."""
     envs = ["base"] if env == "base" else ["base", env]
-    for env_name in envs:
-        for path in config_files(conf / env_name, kind, name):
-            merged = deep_merge(merged, read_yaml(path))
-    return merged
+    parts = [read_yaml(path) for env_name in envs for path in config_files(conf / env_name, kind, name)]
+    if overrides:
+        parts.append(overrides)
+    return _resolved(parts, f"{conf}/<{'|'.join(envs)}>/{kind}/{name}.yml")
+
+
+def load_credentials(conf: Path, env: str) -> dict:
+    """credentials.yml of conf/base and conf/<env>, merged; every value is remembered as a secret."""
+    envs = ["base"] if env == "base" else ["base", env]
+    parts = [read_yaml(conf / e / "credentials.yml") for e in envs if (conf / e / "credentials.yml").is_file()]
+    credentials = _resolved(parts, f"{conf}/<{'|'.join(envs)}>/credentials.yml")
+
+    def collect(value) -> None:
+        if isinstance(value, dict):
+            for inner in value.values():
+                collect(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                collect(inner)
+        elif value is not None and len(str(value)) >= 3:
+            SECRETS.append(str(value))
+
+    collect(credentials)
+    return credentials
+
+
+def register_credentials(credentials: dict) -> None:
+    """``${credentials:a.b}`` in any config reads ``a.b`` from the merged credentials."""
+    from omegaconf import OmegaConf
+
+    def lookup(path: str):
+        node = credentials
+        for part in str(path).split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise KeyError(f"no credential {path!r} in credentials.yml")
+            node = node[part]
+        return node
+
+    OmegaConf.register_new_resolver("credentials", lookup, replace=True)
+
+
+def parse_params(text: str, pipelines: list[str]) -> dict[str, dict]:
+    """Parameter overrides by pipeline: ``"ingest.timeout=5,ingest.source=data/x.csv"`` gives the
+    ``ingest`` pipeline ``timeout: 5`` and ``source: data/x.csv``.
+
+    Keys are ``<pipeline>.<parameter path>``; values are read as YAML scalars (``5`` is an int,
+    ``true`` a bool); a piece without ``=`` continues the previous value (a comma inside it)."""
+    import yaml
+
+    pieces: list[str] = []
+    for piece in text.split(","):
+        if "=" in piece or not pieces:
+            pieces.append(piece)
+        else:
+            pieces[-1] += "," + piece
+    result: dict[str, dict] = {}
+    for piece in pieces:
+        key, sep, raw = piece.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")) or "." not in key:
+            raise RunError(f"--params {piece.strip()!r}: expected <pipeline>.<key>=<value>, e.g. ingest.timeout=5")
+        owner = max((p for p in pipelines if key.startswith(p + ".")), key=len, default=None)
+        if owner is None:
+            raise RunError(f"--params {key!r}: no pipeline {key.split('.')[0]!r} "
+                           f"(available: {', '.join(pipelines) or 'none'})")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, (dict, list)) and raw.strip()[:1] not in "[{":
+            value = raw
+        node = result.setdefault(owner, {})
+        *parents, leaf = key[len(owner) + 1:].split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise RunError(f"--params {key!r}: {part!r} is given both as a value and as a group")
+        node[leaf] = value
+    return result
+
+
+def setup_logging(conf: Path, env: str, level: str | None) -> None:
+    """conf/base/logging.yml merged with conf/<env>/logging.yml (dictConfig), else plain console
+    logging; ``level`` (or $PIPERACK_LOG_LEVEL) overrides the root level. A log file that cannot be
+    opened (a read-only image) is dropped with a warning: logging never stops a run."""
+    import logging.config
+
+    envs = ["base"] if env == "base" else ["base", env]
+    files = [conf / e / "logging.yml" for e in envs if (conf / e / "logging.yml").is_file()]
+    level = (level or os.environ.get("PIPERACK_LOG_LEVEL") or "").upper() or None
+    if level and level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise RunError(f"--log-level {level!r}: expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    if files:
+        config = _resolved([read_yaml(path) for path in files], f"{conf}/<{'|'.join(envs)}>/logging.yml")
+        dropped = []
+        for name, handler in dict(config.get("handlers") or {}).items():
+            filename = handler.get("filename") if isinstance(handler, dict) else None
+            if filename:
+                try:
+                    Path(filename).parent.mkdir(parents=True, exist_ok=True)
+                    with open(filename, "a", encoding="utf-8"):
+                        pass
+                except OSError as exc:
+                    dropped.append(f"{filename} ({exc.strerror})")
+                    del config["handlers"][name]
+                    for logger in [config.get("root") or {}, *(config.get("loggers") or {}).values()]:
+                        if isinstance(logger, dict) and name in (logger.get("handlers") or []):
+                            logger["handlers"].remove(name)
+        try:
+            logging.config.dictConfig(config)
+        except (ValueError, TypeError, AttributeError, ImportError) as exc:
+            raise RunError(f"{files[-1]}: not a valid logging configuration ({str(exc).splitlines()[0]})") from None
+        for path in dropped:
+            log.warning("logging: cannot write %s; logging to the console only", path)
+    else:
+        logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                            datefmt="%H:%M:%S")
+    root = logging.getLogger()
+    if level:
+        root.setLevel(level)
+    loggers = [root, *(obj for obj in logging.Logger.manager.loggerDict.values() if isinstance(obj, logging.Logger))]
+    for handler in {handler for logger in loggers for handler in logger.handlers}:
+        handler.addFilter(RedactSecrets())
 
 
 def check_env(conf: Path, env: str) -> None:
@@ -114,7 +268,7 @@ def available_pipelines() -> list[str]:
     return sorted(set(found))
 
 
-def run_pipeline(name: str, conf: Path, env: str) -> dict:
+def run_pipeline(name: str, conf: Path, env: str, overrides: dict | None = None) -> dict:
     try:
         module = importlib.import_module(f"{pipelines_package()}.{name}.pipeline")
     except ModuleNotFoundError as exc:
@@ -122,14 +276,16 @@ def run_pipeline(name: str, conf: Path, env: str) -> dict:
     if not hasattr(module, "run"):
         raise RunError(f"{module.__file__}: a pipeline module must define run(params, catalog)")
     leaf = name.rpartition(".")[2]
-    params = load_config(conf, env, "parameters", leaf)
+    params = load_config(conf, env, "parameters", leaf, overrides)
     catalog = load_config(conf, env, "catalog", leaf)
     return module.run(params, catalog)
 
 
-def run(pipelines: list[str] | None, env: str, conf: Path) -> None:
+def run(pipelines: list[str] | None, env: str, conf: Path, params: str | None = None) -> None:
     check_env(conf, env)
+    register_credentials(load_credentials(conf, env))
     available = available_pipelines()
+    overrides = parse_params(params, available) if params else {}
     chosen = pipelines or available
     if not chosen:
         raise RunError("this project has no pipelines yet: create one with `invoke new-pipeline NAME`")
@@ -142,7 +298,7 @@ def run(pipelines: list[str] | None, env: str, conf: Path) -> None:
         started = time.perf_counter()
         log.info("pipeline %s: starting (env %s)", name, env)
         try:
-            run_pipeline(name, conf, env)
+            run_pipeline(name, conf, env, overrides.get(name))
         except RunError:
             raise
         except Exception as exc:  # a failing pipeline: say which, and why, in one line
@@ -150,7 +306,7 @@ def run(pipelines: list[str] | None, env: str, conf: Path) -> None:
                 raise
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RunError(
-                f"pipeline {name!r} failed: {message} (set PIPERACK_DEBUG=1 for the traceback)"
+                redact(f"pipeline {name!r} failed: {message} (set PIPERACK_DEBUG=1 for the traceback)")
             ) from None
         log.info("pipeline %s: done in %.2f s", name, time.perf_counter() - started)
 
@@ -162,19 +318,18 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--pipeline", action="append", help="pipeline to run (repeatable; default: all)")
     run_parser.add_argument("--env", default=DEFAULT_ENV, help="config env merged over conf/base (default: local)")
     run_parser.add_argument("--conf", default="conf", help="configuration folder (default: ./conf)")
+    run_parser.add_argument("--params", help='parameter overrides for this run: "ingest.timeout=5,ingest.source=x.csv"')
+    run_parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: logging.yml's)")
     sub.add_parser("list", help="list the pipelines")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("PIPERACK_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
     try:
         if args.command == "list":
             print("\n".join(available_pipelines()))
             return 0
-        run(args.pipeline, args.env, Path(args.conf))
+        check_env(Path(args.conf), args.env)
+        setup_logging(Path(args.conf), args.env, args.log_level)
+        run(args.pipeline, args.env, Path(args.conf), args.params)
     except RunError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 1
     return 0
