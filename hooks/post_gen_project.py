@@ -11,6 +11,7 @@ EXAMPLE_PATHS = [
     "src/tests/pipelines/ingest",
     "conf/base/parameters/ingest.yml",
     "conf/base/catalog/ingest.yml",
+    "conf/prod/parameters",
     "samples",
 ]
 

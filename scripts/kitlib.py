@@ -133,3 +133,11 @@ def invoke_env(venv: Path, wheelhouse: Path | None = None) -> dict:
     env["PIP_FIND_LINKS"] = " ".join(filter(None, [str(wheelhouse), os.environ.get("PIP_FIND_LINKS")]))
     env["UV_FIND_LINKS"] = str(wheelhouse)
     return env
+
+
+def airflow_venv() -> Path:
+    """The Airflow virtualenv of the airflow tests: $PIPERACK_TEST_AIRFLOW_VENV (.ci/airflow.sh sets it),
+    else the one piperack makes once under ~/.cache/piperack-airflow/ (``piperack.airflow.ensure_venv``)."""
+    from piperack.airflow import ensure_venv
+
+    return ensure_venv(os.environ.get("PIPERACK_TEST_AIRFLOW_VENV") or None, python=sys.executable)

@@ -15,13 +15,15 @@ DOCKER = sorted(p.name for p in (TEMPLATE / "docker").iterdir() if p.is_file())
 COMMON = {
     ".dockerignore", ".gitignore", ".github/workflows/ci.yml", ".piperack.json", "README.md", "pyproject.toml",
     "requirements.in", "requirements.txt", "requirements-dev.txt", "tasks.py",
-    "conf/README.md", "conf/local/.gitkeep", "data/.gitkeep",
+    "conf/README.md", "conf/base/airflow.yml", "conf/base/logging.yml", "conf/local/.gitkeep", "conf/prod/README.md",
+    "data/.gitkeep",
     "src/{pkg}/__init__.py", "src/{pkg}/__main__.py", "src/{pkg}/runner.py", "src/{pkg}/pipelines/__init__.py",
     "src/tests/__init__.py", "src/tests/pipelines/__init__.py", "src/tests/test_runner.py",
     *(f"docker/{name}" for name in DOCKER),
 }
 EXAMPLE = {
-    "conf/base/parameters/ingest.yml", "conf/base/catalog/ingest.yml", "samples/cities.csv",
+    "conf/base/parameters/ingest.yml", "conf/base/catalog/ingest.yml", "conf/prod/parameters/ingest.yml",
+    "samples/cities.csv",
     "src/{pkg}/pipelines/ingest/__init__.py", "src/{pkg}/pipelines/ingest/pipeline.py",
     "src/{pkg}/pipelines/ingest/nodes.py", "src/{pkg}/pipelines/ingest/requirements.txt",
     "src/tests/pipelines/ingest/__init__.py", "src/tests/pipelines/ingest/test_nodes.py",

@@ -62,15 +62,22 @@ def _python_env(root: Path) -> dict:
     help={
         "pipeline": "Pipeline to run (repeat for several, run in the order given). Default: all, by name.",
         "env": "Config environment: conf/<env>/ is deep-merged over conf/base/. Default: local.",
+        "params": 'Parameter overrides for this run, e.g. --params "ingest.timeout=5,ingest.source=data/x.csv" '
+        "(<pipeline>.<key>=<value>, values typed as YAML).",
+        "log-level": "DEBUG, INFO, WARNING, ERROR or CRITICAL. Default: conf/base/logging.yml's (INFO).",
     },
 )
-def run(c, pipeline=None, env="local"):
+def run(c, pipeline=None, env="local", params=None, log_level=None):
     """Run the project's pipelines (same as `python -m <package> run`)."""
     proj = project(c)
     pkg = proj.package
     cmd = [sys.executable, "-m", pkg, "run", "--env", env]
     for name in pipeline or []:
         cmd += ["--pipeline", name]
+    if params is not None:
+        cmd += ["--params", params]
+    if log_level:
+        cmd += ["--log-level", log_level]
     code = _run_forwarding_signals(cmd, cwd=proj.root, env=_python_env(proj.root))
     if code:
         raise Exit(code=code)
@@ -346,5 +353,62 @@ def update_project(c, check=False, dry_run=False, diff=False, from_=None, from_v
                       from_version=from_version, allow_dirty=allow_dirty, ask=ask)
 
 
+# --- airflow ---
+
+AIRFLOW_HELP = {
+    "target": "docker (default: DockerOperator on a Docker engine, docker-run's mounts and user) or kubernetes "
+    "(KubernetesPodOperator; namespace, service account, resources, secret, volume from conf airflow.yml).",
+    "pipeline": "Pipeline to include (repeat for several). Default: all; depends_on on a left-out one is dropped.",
+    "env": "Config environment: conf/<env>/airflow.yml is deep-merged over conf/base/airflow.yml and the tasks "
+    "run with --env <env>. Default: local.",
+    "image": "Image the tasks run, e.g. registry.example.com/team/demo:1.0 for kubernetes. Default: airflow.yml "
+    "image, else <project name>:latest (docker-build's tag).",
+    "network": "docker target: the containers' network, e.g. none or host (as docker-run --network). "
+    "Default: airflow.yml docker.network, else Docker's default.",
+    "output": "Folder of the DAG file <package>.py (relative paths: to the project root). Default: airflow/dags.",
+}
+
+
+@task(name="airflow-dag", iterable=["pipeline"], auto_shortflags=False, help=AIRFLOW_HELP | {
+    "check": "Write nothing; exit 1 naming what differs when the file on disk is stale against the config "
+    "and pipelines (for CI).",
+})
+def airflow_dag(c, target="docker", pipeline=None, env="local", image=None, network=None, output=None, check=False):
+    """Write the Airflow DAG running each pipeline as one task in the project's image.
+
+    One file, airflow/dags/<package>.py, for Airflow 3 (airflow.sdk), settings from conf/base/airflow.yml
+    (schedule, retries, order via depends_on, ...). It imports only Airflow, its providers and the
+    standard library, and the same inputs give the same bytes. See docs/airflow.md.
+    """
+    from . import airflow as engine
+
+    with user_errors():
+        engine.airflow_dag(project(c), target=target, env=env, pipelines=pipeline, image=image, network=network,
+                           output=output, check=check)
+
+
+@task(name="airflow-test", iterable=["pipeline"], auto_shortflags=False, help=AIRFLOW_HELP | {
+    "date": "Logical date of the test run (YYYY-MM-DD or an ISO date-time). Default: now.",
+    "venv": "Airflow virtualenv to use (apache-airflow 3.3 + the docker and cncf-kubernetes providers). Default: "
+    "$PIPERACK_AIRFLOW_VENV, else one made once under ~/.cache/piperack-airflow/.",
+})
+def airflow_test(c, target="docker", pipeline=None, env="local", image=None, network=None, output=None, date=None,
+                 venv=None):
+    """Run the DAG file once with a real Airflow: import check, then `airflow dags test`.
+
+    Takes airflow-dag's options and refuses a missing or stale file. Airflow lives in its own cached
+    virtualenv with SQLite metadata in a temporary AIRFLOW_HOME; docker tasks run on the local Docker
+    engine (build the image first). For --target kubernetes, each task's pod is validated against the
+    Kubernetes API schema instead (no cluster). Exits non-zero unless every task succeeded.
+    """
+    from . import airflow as engine
+
+    with user_errors():
+        code = engine.airflow_test(project(c), target=target, env=env, pipelines=pipeline, image=image,
+                                   network=network, output=output, date=date, venv=venv)
+    if code:
+        raise Exit(code=code)
+
+
 namespace = Collection(run, test, new_pipeline, package, pull, build_reqs, docker_build, docker_run, docker_cmd,
-                       update_project)
+                       update_project, airflow_dag, airflow_test)

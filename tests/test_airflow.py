@@ -1,0 +1,374 @@
+"""invoke airflow-dag / airflow-test with a real Airflow 3.3 and the real local Docker engine.
+
+One project with two pipelines (ingest, and report, which reads what ingest loaded) is built once
+as a unique image tag; its DAG runs with `airflow dags test` through `invoke airflow-test`, in the
+Airflow virtualenv of .ci/airflow.sh (PIPERACK_TEST_AIRFLOW_VENV) or the cached one piperack makes.
+The Kubernetes target's pods are built by the operator itself in that virtualenv and validated
+against the Kubernetes API schema (kubernetes-validate, strict). Without Airflow or an engine the
+tests skip with the reason, except under CI=true, where they fail.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from piperack import airflow as airflow_engine
+from tests.test_docker import BUILD_TIMEOUT, _docker, _output, base_image, engine  # noqa: F401
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+KUBERNETES_IMAGE = "registry.example.com/team/demo-project:1.2.3"
+
+AIRFLOW_YML = """\
+schedule: "0 3 * * *"
+start_date: 2026-01-01
+catchup: false
+max_active_runs: 1
+owner: data-team
+tags: [piperack, nightly]
+retries: 2
+retry_delay_minutes: 5
+pipelines:
+  report:
+    depends_on: [ingest]
+    retries: 3
+"""
+
+REPORT_PIPELINE = '''"""The report pipeline: counts the rows ingest loaded, so it can only run after ingest."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def run(params: dict, catalog: dict) -> dict:
+    import duckdb
+
+    with duckdb.connect(catalog["database"], read_only=True) as con:
+        rows = con.execute(f'SELECT count(*) FROM "{params["table"]}"').fetchone()[0]
+    summary = Path(catalog["summary"])
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    summary.write_text(json.dumps({"rows": rows}))
+    return {"rows": rows}
+'''
+
+
+def _unavailable(reason: str):
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: the airflow tests must run, not skip)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def airflow_venv() -> Path:
+    from scripts import kitlib
+
+    try:
+        venv = kitlib.airflow_venv()
+    except Exception as exc:  # no network for the first build, no uv, ...
+        _unavailable(f"no Airflow virtualenv ({exc}); .ci/airflow.sh start makes one")
+    proc = subprocess.run([str(venv / "bin" / "airflow"), "version"], capture_output=True, text=True)
+    if proc.returncode != 0 or not proc.stdout.strip().startswith("3.3."):
+        pytest.fail(f"{venv} has no Airflow 3.3: {_output(proc)}")
+    return venv
+
+
+def _package(root: Path) -> str:
+    import tomllib
+
+    return tomllib.loads((root / "pyproject.toml").read_text())["tool"]["piperack"]["python_package"]
+
+
+def add_report_pipeline(root: Path, run_invoke) -> None:
+    proc = run_invoke(root, "new-pipeline", "report")
+    assert proc.returncode == 0, _output(proc)
+    package = _package(root)
+    (root / "src" / package / "pipelines" / "report" / "pipeline.py").write_text(REPORT_PIPELINE)
+    (root / "conf" / "base" / "parameters" / "report.yml").write_text("table: cities\n")
+    (root / "conf" / "base" / "catalog" / "report.yml").write_text(
+        "database: data/ingest.duckdb\nsummary: data/report/summary.json\n")
+    shutil.rmtree(root / "src" / "tests" / "pipelines" / "report")  # its scaffolded test expects the greeting
+    (root / "conf" / "base" / "airflow.yml").write_text(AIRFLOW_YML)
+
+
+@pytest.fixture(scope="module")
+def two_pipelines(project, run_invoke, tmp_path_factory) -> Path:
+    """A private copy of the session project with a second pipeline, report, after ingest."""
+    root = tmp_path_factory.mktemp("airflow") / project.name
+    shutil.copytree(project, root, symlinks=True)
+    add_report_pipeline(root, run_invoke)
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(engine, base_image, two_pipelines, run_invoke, airflow_venv):  # noqa: F811
+    """That project's image, built once as a unique tag (removed afterwards), and its DAG written."""
+    root = two_pipelines
+    tag = f"piperack-test-airflow-{uuid.uuid4().hex[:10]}:latest"
+    proc = run_invoke(root, "docker-build", "--tag", tag, "--base-image", base_image, timeout=BUILD_TIMEOUT)
+    assert proc.returncode == 0, _output(proc)
+    try:
+        yield {"root": root, "tag": tag, "options": ("--image", tag, "--network", "none")}
+    finally:
+        _docker("rmi", "--force", tag, check=False)
+
+
+def _airflow_invoke(run_invoke, venv: Path, root: Path, *args: str):
+    return run_invoke(root, *args, env={"PIPERACK_AIRFLOW_VENV": str(venv)}, timeout=900)
+
+
+def _one_error_line(proc) -> str:
+    assert proc.returncode == 1, _output(proc)
+    assert "Traceback" not in proc.stderr, _output(proc)
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: "), _output(proc)
+    return errors[0]
+
+
+def _airflow_env(venv: Path, home: Path, dags: Path) -> dict:
+    home.mkdir(parents=True, exist_ok=True)
+    return airflow_engine.airflow_env(venv, home, dags)
+
+
+# --- the docker target, run by Airflow on the local engine ------------------------------------
+
+
+def test_dag_file_is_plain_airflow_python_that_matches_the_config(built, run_invoke, airflow_venv, tmp_path):
+    root, options = built["root"], built["options"]
+    proc = run_invoke(root, "airflow-dag", *options)
+    assert proc.returncode == 0, _output(proc)
+    path = root / "airflow" / "dags" / f"{_package(root)}.py"
+    first = path.read_bytes()
+    assert f"wrote airflow/dags/{path.name}" in proc.stdout
+
+    # Regenerating with nothing changed: identical bytes; --check agrees.
+    proc = run_invoke(root, "airflow-dag", *options)
+    assert proc.returncode == 0 and "is unchanged" in proc.stdout, _output(proc)
+    assert path.read_bytes() == first
+    proc = run_invoke(root, "airflow-dag", "--check", *options)
+    assert proc.returncode == 0 and "is up to date" in proc.stdout, _output(proc)
+
+    text = first.decode()
+    assert text.startswith("# Generated by piperack (invoke airflow-dag) from conf/base/airflow.yml\n")
+    assert f"#     invoke airflow-dag --image {built['tag']} --network none\n" in text
+    tree = ast.parse(text)
+    modules = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    modules |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert modules == {"__future__", "airflow", "datetime", "os"}, modules
+
+    # What Airflow itself reads from the file (imported in the Airflow virtualenv, where neither
+    # piperack nor the project is installed).
+    env = _airflow_env(airflow_venv, tmp_path / "home", path.parent)
+    [dag] = airflow_engine.inspect_dag(airflow_venv, path, env)
+    package = _package(root)
+    assert dag["dag_id"] == package
+    assert dag["schedule"] == "0 3 * * *"
+    assert dag["start_date"] == "2026-01-01T00:00:00+00:00"
+    assert dag["catchup"] is False and dag["max_active_runs"] == 1
+    assert dag["tags"] == ["nightly", "piperack"]
+    tasks = dag["tasks"]
+    assert sorted(tasks) == ["ingest", "report"]
+    assert tasks["ingest"]["upstream"] == [] and tasks["report"]["upstream"] == ["ingest"]
+    assert (tasks["ingest"]["retries"], tasks["report"]["retries"]) == (2, 3)
+    assert tasks["ingest"]["retry_delay"] == tasks["report"]["retry_delay"] == 300
+    assert {t["owner"] for t in tasks.values()} == {"data-team"}
+    for name, task in tasks.items():
+        assert task["operator"] == "DockerOperator"
+        assert task["image"] == built["tag"]
+        assert task["command"] == ["python", "-m", package, "run", "--pipeline", name, "--env", "local"]
+        assert task["user"] == f"{os.getuid()}:{os.getgid()}"
+        assert task["network_mode"] == "none"
+        mounts = {m["target"]: (m["source"], m["read_only"], m["type"]) for m in task["mounts"]}
+        assert mounts == {"/app/data": (str(root / "data"), False, "bind"),
+                          "/app/conf/local": (str(root / "conf" / "local"), True, "bind")}
+
+
+def test_airflow_runs_the_dag_and_the_rows_land_in_duckdb_on_the_host(built, run_invoke, airflow_venv):
+    import duckdb
+
+    root, options = built["root"], built["options"]
+    assert run_invoke(root, "airflow-dag", *options).returncode == 0
+    shutil.rmtree(root / "data")  # airflow-test makes the mount folders first, as docker-run does
+    proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options)
+    assert proc.returncode == 0, _output(proc)
+    assert f"DAG {_package(root)}: success (ingest success, report success)" in proc.stdout, _output(proc)
+    assert "imports cleanly" in proc.stdout
+
+    database = root / "data" / "ingest.duckdb"
+    for path in (database, root / "data" / "01_raw" / "cities.csv", root / "data" / "report" / "summary.json"):
+        stat = path.stat()
+        assert (stat.st_uid, stat.st_gid) == (os.getuid(), os.getgid()), path
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows = con.execute("SELECT count(*) FROM cities").fetchone()[0]
+    assert rows > 0
+    # report ran after ingest: it counted what ingest had loaded.
+    assert json.loads((root / "data" / "report" / "summary.json").read_text()) == {"rows": rows}
+
+
+def test_changing_the_config_makes_check_fail_naming_it(built, run_invoke, airflow_venv, tree_hash):
+    root, options = built["root"], built["options"]
+    assert run_invoke(root, "airflow-dag", *options).returncode == 0
+    config = root / "conf" / "base" / "airflow.yml"
+    original = config.read_text()
+    try:
+        config.write_text(original.replace('"0 3 * * *"', '"30 4 * * 1-5"').replace("retries: 3", "retries: 4"))
+        before = tree_hash(root)
+        error = _one_error_line(run_invoke(root, "airflow-dag", "--check", *options))
+        assert error.startswith(f"error: airflow/dags/{_package(root)}.py is stale against the config and pipelines "
+                                "(schedule, task report differ); regenerate it with: invoke airflow-dag --image "), error
+        # airflow-test refuses to run a stale file, with the same line.
+        assert _one_error_line(_airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options)) == error
+        assert tree_hash(root) == before
+    finally:
+        config.write_text(original)
+    assert run_invoke(root, "airflow-dag", "--check", *options).returncode == 0
+
+
+def test_a_failing_pipeline_fails_the_run_after_its_retries(built, run_invoke, airflow_venv):
+    root, options = built["root"], built["options"]
+    local = root / "conf" / "local"
+    overrides = [local / "parameters" / "ingest.yml", local / "airflow.yml"]
+    overrides[0].parent.mkdir(parents=True, exist_ok=True)
+    overrides[0].write_text("source: samples/no-such-file.csv\n")
+    overrides[1].write_text("retries: 1\nretry_delay_minutes: 0.02\n")  # one retry, 1.2 s later
+    try:
+        proc = run_invoke(root, "airflow-dag", *options)
+        assert proc.returncode == 0, _output(proc)
+        text = (root / "airflow" / "dags" / f"{_package(root)}.py").read_text()
+        assert '"retries": 1,' in text and '"retry_delay": datetime.timedelta(seconds=1.2),' in text
+        proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options)
+        assert proc.returncode != 0, _output(proc)
+        out = proc.stdout + proc.stderr
+        assert f"DAG {_package(root)}: failed (ingest failed after 2 tries, report upstream_failed)" in proc.stdout, out
+        assert out.count("[DAG TEST] starting task_id=ingest") == 2, out  # the first try and its retry
+        assert "no-such-file.csv" in out
+        assert "[DAG TEST] starting task_id=report" not in out
+    finally:
+        for path in overrides:
+            path.unlink()
+    assert run_invoke(root, "airflow-dag", *options).returncode == 0
+
+
+# --- the kubernetes target: the operator's own pods, validated against the API schema ------------
+
+VALIDATE_PODS = r"""
+import importlib.util, json, sys
+import kubernetes_validate
+from kubernetes.client import ApiClient
+spec = importlib.util.spec_from_file_location("dag_under_test", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+pods = {}
+for task in module.dag.tasks:
+    pod = ApiClient().sanitize_for_serialization(task.build_pod_request_obj(context=None, dry_run=True))
+    kubernetes_validate.validate(pod, sys.argv[2], strict=True)  # raises ValidationError
+    pods[task.task_id] = pod
+# Strict validation is real: an unknown field in a pod is refused.
+broken = json.loads(json.dumps(pods[sorted(pods)[0]]))
+broken["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+try:
+    kubernetes_validate.validate(broken, sys.argv[2], strict=True)
+    pods["strict"] = "accepted an unknown field"
+except kubernetes_validate.ValidationError:
+    pods["strict"] = "refused an unknown field"
+print("PODS " + json.dumps(pods))
+"""
+
+KUBERNETES_YML = """\
+pipelines:
+  ingest:
+    resources: {requests: {cpu: "1"}, limits: {memory: 2Gi}}
+kubernetes:
+  namespace: data-jobs
+  service_account: pipeline-runner
+  image_pull_policy: Always
+  image_pull_secrets: [registry-credentials]
+  env_from_secret: demo-project-env
+  data_volume_claim: demo-project-data
+  fs_group: 1000
+  resources: {requests: {cpu: 250m, memory: 512Mi}, limits: {memory: 1Gi}}
+"""
+
+
+def test_kubernetes_pods_validate_strictly_and_use_the_given_image(two_pipelines, run_invoke, airflow_venv, tmp_path):
+    root = tmp_path / two_pipelines.name
+    shutil.copytree(two_pipelines, root, symlinks=True, ignore=shutil.ignore_patterns("airflow", "data", ".docker"))
+    (root / "conf" / "prod").mkdir(exist_ok=True)
+    (root / "conf" / "prod" / "airflow.yml").write_text(KUBERNETES_YML)
+    options = ("--target", "kubernetes", "--env", "prod", "--image", KUBERNETES_IMAGE, "--output", "airflow/k8s")
+    proc = run_invoke(root, "airflow-dag", *options)
+    assert proc.returncode == 0, _output(proc)
+    path = root / "airflow" / "k8s" / f"{_package(root)}.py"
+    assert run_invoke(root, "airflow-dag", "--check", *options).returncode == 0
+
+    env = _airflow_env(airflow_venv, tmp_path / "home", path.parent)
+    proc = subprocess.run([str(airflow_venv / "bin" / "python"), "-c", VALIDATE_PODS, str(path),
+                           airflow_engine.KUBERNETES_VERSION], capture_output=True, text=True, env=env, cwd=env["AIRFLOW_HOME"])
+    assert proc.returncode == 0, _output(proc)
+    pods = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("PODS "))[5:])
+    assert pods.pop("strict") == "refused an unknown field"
+    assert sorted(pods) == ["ingest", "report"]
+    package = _package(root)
+    for name, pod in pods.items():
+        spec = pod["spec"]
+        [container] = spec["containers"]
+        assert container["image"] == KUBERNETES_IMAGE
+        assert container["imagePullPolicy"] == "Always"
+        assert container["command"] + container["args"] == ["python", "-m", package, "run", "--pipeline", name,
+                                                            "--env", "prod"]
+        assert pod["metadata"]["namespace"] == "data-jobs"
+        assert pod["metadata"]["name"].startswith(f"{package.replace('_', '-')}-{name}-")
+        assert spec["serviceAccountName"] == "pipeline-runner"
+        assert spec["imagePullSecrets"] == [{"name": "registry-credentials"}]
+        assert spec["restartPolicy"] == "Never"
+        assert spec["securityContext"] == {"fsGroup": 1000}
+        assert container["envFrom"] == [{"secretRef": {"name": "demo-project-env"}}]
+        assert spec["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "demo-project-data"}}]
+        assert container["volumeMounts"] == [{"mountPath": "/app/data", "name": "data"}]
+    assert pods["ingest"]["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "1", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
+    assert pods["report"]["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
+
+    # The user's way to the same check: no cluster, nothing runs.
+    proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options)
+    assert proc.returncode == 0, _output(proc)
+    assert f"every task's pod is valid for the Kubernetes {airflow_engine.KUBERNETES_VERSION} API (strict)" in proc.stdout
+
+
+# --- refusals through invoke, as a user sees them (no Airflow needed) -----------------------------
+
+
+@pytest.mark.parametrize("config, message", [
+    ("retries: 2\nretry: 3\n", "error: conf/base/airflow.yml: retry: unknown key; did you mean 'retries'?"),
+    ("pipelines:\n  ingest: {depends_on: [nope]}\n",
+     "error: conf/base/airflow.yml: pipelines.ingest.depends_on: unknown pipeline 'nope' (available: ingest)"),
+    ("pipelines:\n  ingest: {depends_on: [ingest]}\n",
+     "error: conf/base/airflow.yml: pipelines.ingest.depends_on: cycle ingest -> ingest"),
+    ("just a string\n", "error: conf/base/airflow.yml: expected a mapping of settings, got str"),
+])
+def test_bad_config_is_one_line_and_leaves_the_dag_file_byte_for_byte(project_copy, run_invoke, tree_hash, config,
+                                                                       message):
+    assert run_invoke(project_copy, "airflow-dag").returncode == 0
+    (project_copy / "conf" / "base" / "airflow.yml").write_text(config)
+    before = tree_hash(project_copy)
+    assert _one_error_line(run_invoke(project_copy, "airflow-dag")) == message
+    assert _one_error_line(run_invoke(project_copy, "airflow-dag", "--check")) == message
+    assert tree_hash(project_copy) == before
+
+
+def test_airflow_test_without_the_dag_file_says_how_to_write_it(project_copy, run_invoke, tree_hash):
+    before = tree_hash(project_copy)
+    error = _one_error_line(run_invoke(project_copy, "airflow-test", "--target", "kubernetes",
+                                       env={"PIPERACK_AIRFLOW_VENV": "/nonexistent"}))
+    assert error == ("error: airflow/dags/demo_project.py does not exist; write it first with: "
+                     "invoke airflow-dag --target kubernetes")
+    assert _one_error_line(run_invoke(project_copy, "airflow-dag", "--target", "swarm")) == (
+        "error: unknown --target 'swarm': use docker or kubernetes")
+    assert tree_hash(project_copy) == before
