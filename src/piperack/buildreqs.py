@@ -22,7 +22,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -239,11 +238,34 @@ def _label(name: str) -> str:
     return "uv" if name == "uv" else "pip-compile"
 
 
+_DEBUG_LINE = re.compile(r"^\s*(DEBUG|TRACE|INFO)\b")
+
+
+def _progress_line(line: str) -> str | None:
+    """What a verbose resolver line tells a person waiting: a package picked, a round, the total."""
+    match = re.match(r"^DEBUG Selecting: (\S+)", line)
+    if match:
+        return f"selecting {match.group(1)}"
+    if line.startswith(("Resolved ", "ROUND ")) or line.strip().startswith("found candidate "):
+        return line.strip()
+    return None
+
+
 def _run(cmd, cwd, env=None):
+    """The resolver. On a terminal (and without --quiet) it runs verbose and its progress streams
+    (each package it selects); its output is captured either way for the error explanation."""
+    from . import ui
+
+    live = ui.progress_enabled()
+    if live:
+        cmd = ["--verbose" if arg == "--quiet" else arg for arg in cmd]
     try:
-        return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+        proc = ui.run_streaming(cmd, "resolve", cwd=cwd, env=env, show=_progress_line if live else None)
     except OSError as exc:
         raise PiperackError(f"could not run {cmd[0]}: {exc}") from None
+    if live:  # keep what explains a failure, not the debug log
+        proc.stdout = "".join(line for line in proc.stdout.splitlines(keepends=True) if not _DEBUG_LINE.match(line))
+    return proc
 
 
 def build_reqs(

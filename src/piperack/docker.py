@@ -322,10 +322,8 @@ def ensure_wheelhouse(project, target: Target, refresh: bool = False) -> tuple[P
     tmp = Path(tempfile.mkdtemp(prefix="wheelhouse.", dir=house.parent))
     try:
         ui.info(f"filling {WHEELHOUSE.as_posix()}/ for Python {target.python} on {target.platforms()[0]} (pip download)")
-        proc = subprocess.run(
-            pip_download_command(requirements, build_reqs, target, tmp),
-            cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
+        proc = ui.run_streaming(pip_download_command(requirements, build_reqs, target, tmp), "pip download",
+                                cwd=project.root)
         if proc.returncode != 0:
             tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
             sys.stderr.write(tail + "\n")

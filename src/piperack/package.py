@@ -121,6 +121,8 @@ def _rewrite(data: bytes, where: str, old: str, new: str, targets: frozenset[str
     text = _decode(data, where)
     try:
         out = rewrite_references(text, old, new, targets)
+    except ModuleNotFoundError:
+        raise  # libcst missing: the task says how to install it
     except Exception as exc:  # noqa: BLE001 - libcst.ParserSyntaxError and friends
         raise PiperackError(f"{where}: not valid Python, cannot rewrite its imports ({first_line(exc)})") from None
     return data if out is text else out.encode("utf-8")

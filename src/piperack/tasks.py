@@ -30,6 +30,9 @@ def user_errors():
         raise Exit(f"error: {exc}", code=1) from None
     except KeyboardInterrupt:
         raise Exit("interrupted: nothing was left half-done", code=130) from None
+    except ModuleNotFoundError as exc:  # a development dependency piperack needs is not installed
+        raise Exit(f"error: the Python package {exc.name!r} is not installed in this environment: "
+                   "run `pip install -r requirements-dev.txt`", code=1) from None
     except BrokenPipeError:  # `invoke pull --dry-run … | head`: the reader left; say nothing more
         try:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush is quiet
@@ -48,6 +51,15 @@ def project(c):
     start = getattr(c.config, "_project_prefix", None) or Path.cwd()
     with user_errors():
         return find_project(start)
+
+
+def _require_tool(module: str) -> None:
+    """One line naming the install command when a development tool the task runs is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise Exit(f"error: {module} is not installed in this environment: run `pip install -r requirements-dev.txt`",
+                   code=1)
 
 
 def _python_env(root: Path) -> dict:
@@ -113,6 +125,7 @@ def test(c, args=""):
     import shlex
 
     root = project(c).root
+    _require_tool("pytest")
     code = subprocess.run([sys.executable, "-m", "pytest", *shlex.split(args)], cwd=root, env=_python_env(root)).returncode
     if code:
         raise Exit(code=code)
@@ -170,9 +183,10 @@ def _optional_with_all(positional: str):
         "alias": "Package it under this name (its absolute imports in code and tests are rewritten to it).",
         "destination": "Folder for the .tar.gz (relative paths: to the project root). Default: dist.",
         "env": "Config environment whose parameters go in: conf/<env>/parameters/. Default: base.",
+        "quiet": "No progress output (results and errors still print); progress shows only on a terminal anyway.",
     },
 )
-def package(c, module=None, all=False, alias=None, destination=None, env=None):
+def package(c, module=None, all=False, alias=None, destination=None, env=None, quiet=False):
     """Package a module as a micro-package sdist: code, parameters, tests and requirements.
 
     Writes <destination>/<name>-<version>.tar.gz (byte-identical for the same inputs), prints its
@@ -180,7 +194,9 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None):
     into another project (`invoke pull`, `kedro micropkg pull`). Nothing is written on an error.
     """
     from . import package as engine
+    from . import ui
 
+    ui.QUIET = quiet
     with user_errors():
         engine.package(project(c), module=module, alias=alias, destination=destination, env=env, all_=all)
 
@@ -207,10 +223,11 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None):
         "index, no find-links). Default: pip's configuration.",
         "allow-conflicts": "Add a requirement even when no version satisfies both it and requirements.in.",
         "allow-direct-references": "Accept requirements that are direct references (name @ URL, git+…).",
+        "quiet": "No progress output (results and errors still print); progress shows only on a terminal anyway.",
     },
 )
 def pull(c, source=None, all=False, alias=None, destination=None, env=None, fs_args=None, force=False,
-         dry_run=False, sha256=None, index_url=None, allow_conflicts=False, allow_direct_references=False):
+         dry_run=False, sha256=None, index_url=None, allow_conflicts=False, allow_direct_references=False, quiet=False):
     """Pull a micro-package into this project: code, parameters and tests in their places.
 
     Checks everything first and writes nothing unless the whole pull can complete; requirements
@@ -219,7 +236,9 @@ def pull(c, source=None, all=False, alias=None, destination=None, env=None, fs_a
     changes the limit). Each pull is recorded in pyproject.toml [tool.piperack.pulled].
     """
     from . import pull as engine
+    from . import ui
 
+    ui.QUIET = quiet
     with user_errors():
         engine.pull(source, all_=all, alias=alias, destination=destination, env=env, fs_args=fs_args,
                     force=force, dry_run=dry_run, sha256=sha256, index_url=index_url, allow_conflicts=allow_conflicts,
@@ -239,10 +258,11 @@ def pull(c, source=None, all=False, alias=None, destination=None, env=None, fs_a
         "universal": "One file with markers for every platform and Python version (uv only).",
         "resolver": "uv or pip-tools. Default: uv if installed, else pip-tools' pip-compile.",
         "args": "Extra resolver arguments, e.g. --args='--index-url https://my.index/simple'.",
+        "quiet": "No progress output (results and errors still print); progress shows only on a terminal anyway.",
     },
 )
 def build_reqs(c, check=False, upgrade=False, upgrade_package=None, generate_hashes=False, python_version=None,
-               universal=False, resolver=None, args=""):
+               universal=False, resolver=None, args="", quiet=False):
     """Pin requirements.txt from requirements.in (uv, or pip-tools' pip-compile).
 
     requirements.txt is replaced only after a successful compile; an unresolvable set leaves
@@ -251,8 +271,9 @@ def build_reqs(c, check=False, upgrade=False, upgrade_package=None, generate_has
     """
     import shlex
 
-    from . import buildreqs
+    from . import buildreqs, ui
 
+    ui.QUIET = quiet
     with user_errors():
         buildreqs.build_reqs(project(c), resolver=resolver, upgrade=upgrade, upgrade_packages=upgrade_package or [],
                         generate_hashes=generate_hashes, python_version=python_version, universal=universal,
@@ -271,16 +292,19 @@ def build_reqs(c, check=False, upgrade=False, upgrade_package=None, generate_has
         "build-arg": "Extra build argument KEY=VALUE (repeat for several).",
         "no-cache": "Build every layer afresh and re-download the wheelhouse.",
         "docker-args": "Extra `docker build` arguments, e.g. --docker-args='--pull --progress plain'.",
+        "quiet": "No wheelhouse download progress (docker's own build output still streams).",
     },
 )
-def docker_build(c, tag=None, base_image=None, uid=None, gid=None, build_arg=None, no_cache=False, docker_args=""):
+def docker_build(c, tag=None, base_image=None, uid=None, gid=None, build_arg=None, no_cache=False, docker_args="",
+                 quiet=False):
     """Build the project's image from docker/Dockerfile, dependencies from a local wheelhouse.
 
     First fills .docker/wheelhouse/ with wheels for the base image's Python and platform (reused
     until requirements.txt changes), so `docker build` itself needs no network; its output streams.
     """
-    from . import docker
+    from . import docker, ui
 
+    ui.QUIET = quiet
     with user_errors():
         code = docker.build(project(c), tag=tag, base_image=base_image, uid=uid, gid=gid, build_args=build_arg,
                             no_cache=no_cache, docker_args=docker_args)

@@ -34,22 +34,45 @@ def human_size(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
-    """Yield items, showing ``label [i/total]`` as a redrawn line on a TTY (nothing otherwise).
+QUIET = False  # set by the tasks' --quiet: no progress output (results and errors still print)
 
-    Callers still print their own line per item; this only adds a live counter for long work.
-    """
-    stream = sys.stderr
-    live = stream.isatty()
+
+def progress_enabled() -> bool:
+    """Progress is for a person watching: only on a terminal, and never with --quiet."""
+    return not QUIET and sys.stderr.isatty()
+
+
+def progress(items: Iterable[T], total: int, label: str, name=str) -> Iterator[T]:
+    """Yield items; on a terminal, first print ``label [i/total] <name(item)>`` for each, and the time
+    taken at the end. Quiet when output is not a terminal or with --quiet."""
+    live = progress_enabled()
     start = time.monotonic()
     for index, item in enumerate(items, 1):
         if live:
-            stream.write(f"\r{label} [{index}/{total}] {time.monotonic() - start:.1f}s ")
-            stream.flush()
+            print(f"{label} [{index}/{total}] {shown(name(item))}", file=sys.stderr, flush=True)
         yield item
-    if live:
-        stream.write("\r" + " " * (len(label) + 30) + "\r")
-        stream.flush()
+    if live and total:
+        print(f"{label}: {total} done in {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
+
+
+def run_streaming(cmd: list[str], label: str, show=None, **kwargs):
+    """Run ``cmd`` with its output captured (for error messages) and, on a terminal, shown line by
+    line as it comes (``  label | …``; ``show(line)`` may rewrite a line or return None to hide it),
+    so long work shows its progress. Returns a CompletedProcess whose ``stdout`` holds stdout and
+    stderr together."""
+    import subprocess
+
+    live = progress_enabled()
+    lines: list[str] = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                          **kwargs) as proc:
+        for line in proc.stdout:
+            lines.append(line)
+            text = line.rstrip() if show is None else show(line)
+            if live and text:
+                sys.stderr.write(f"  {label} | {text}\n")
+                sys.stderr.flush()
+    return subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines), "")
 
 
 class ByteProgress:
@@ -57,7 +80,7 @@ class ByteProgress:
 
     def __init__(self, label: str, total: int | None, threshold: int = 4 * 1024 * 1024):
         self.label, self.total, self.done = label, total, 0
-        self.live = sys.stderr.isatty() and (total is None or total >= threshold)
+        self.live = progress_enabled() and (total is None or total >= threshold)
 
     def update(self, n: int) -> None:
         self.done += n

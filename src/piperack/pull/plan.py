@@ -59,6 +59,8 @@ def _rewrite(data: bytes, rel: str, old: str, new: str, warnings: list, targets=
         return data
     try:
         out = rewrite_references(text, old, new, targets)
+    except ModuleNotFoundError:
+        raise  # libcst missing: the task says how to install it
     except Exception as exc:  # noqa: BLE001 - NotPython, libcst errors: the file is copied as it is
         from ..errors import first_line
 

@@ -332,4 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 1
+    except ModuleNotFoundError as exc:  # the project's requirements are not installed here
+        print(f"error: the Python package {exc.name!r} is not installed in this environment: "
+              "run `pip install -r requirements.txt`", file=sys.stderr)
+        return 1
     return 0
