@@ -26,6 +26,7 @@
 Nothing here depends on cookiecutter's private context (``_repo_dir`` and friends), so
 ``cruft create`` and other cookiecutter front ends bake the same project.
 """
+
 import json
 import keyword
 import re
@@ -40,10 +41,41 @@ HERE = Path(__file__).resolve().parent
 
 # Names the generated project imports or installs: a package called like one of them would shadow it.
 DEPENDENCIES = {
-    "pandas", "numpy", "duckdb", "requests", "urllib3", "yaml", "invoke", "tasks", "pytest",
-    "tomlkit", "libcst", "fsspec", "packaging", "uv", "piptools", "hatchling", "setuptools",
-    "pip", "wheel", "build", "twine", "s3fs", "piperack", "scripts", "tests", "src", "conf",
-    "data", "docker", "dateutil", "pytz", "six", "certifi", "idna", "charset_normalizer",
+    "pandas",
+    "numpy",
+    "duckdb",
+    "requests",
+    "urllib3",
+    "yaml",
+    "invoke",
+    "tasks",
+    "pytest",
+    "tomlkit",
+    "libcst",
+    "fsspec",
+    "packaging",
+    "uv",
+    "piptools",
+    "hatchling",
+    "setuptools",
+    "pip",
+    "wheel",
+    "build",
+    "twine",
+    "s3fs",
+    "piperack",
+    "scripts",
+    "tests",
+    "src",
+    "conf",
+    "data",
+    "docker",
+    "dateutil",
+    "pytz",
+    "six",
+    "certifi",
+    "idna",
+    "charset_normalizer",
     "pyarrow",
 }
 # A distribution name (PEP 508) is also a safe folder name on every platform.
@@ -85,7 +117,9 @@ def text_problem(key: str, value, limit: int):
             return f"{key} must be one line: {shown(value)} holds a line break (U+{ord(char):04X})"
         category = unicodedata.category(char)
         if category in {"Cc", "Cs"} or char in BIDI_CONTROLS:
-            kind = {"Cc": "a control character", "Cs": "a lone surrogate (not text)"}.get(category, "a direction override")
+            kind = {"Cc": "a control character", "Cs": "a lone surrogate (not text)"}.get(
+                category, "a direction override"
+            )
             return f"{key} must be printable text: {shown(value)} holds U+{ord(char):04X}, {kind}"
     if len(value) > limit:
         return f"{key} is {len(value)} characters long: at most {limit}"
@@ -275,7 +309,9 @@ def prompted_question():
     """The question cookiecutter's prompt_for_config is rendering (its loop variable), or None."""
     frame = sys._getframe(1)
     while frame is not None:
-        if frame.f_code.co_name == "prompt_for_config" and frame.f_globals.get("__name__", "").startswith("cookiecutter"):
+        if frame.f_code.co_name == "prompt_for_config" and frame.f_globals.get("__name__", "").startswith(
+            "cookiecutter"
+        ):
             key = frame.f_locals.get("key")
             return key if isinstance(key, str) else None
         frame = frame.f_back

@@ -1,4 +1,5 @@
 """The kit's own tasks. Run them through `bash scripts/kit.sh TASK`, which sets up .venv first."""
+
 from __future__ import annotations
 
 import os
@@ -12,10 +13,12 @@ from invoke.exceptions import Exit
 KIT = Path(__file__).resolve().parent
 
 
-@task(help={
-    "output": "Folder to bake the demo project into (default: build/demo).",
-    "project_name": "project_name answer for the demo project.",
-})
+@task(
+    help={
+        "output": "Folder to bake the demo project into (default: build/demo).",
+        "project_name": "project_name answer for the demo project.",
+    }
+)
 def demo(c, output="build/demo", project_name="Demo Project"):
     """Bake a demo project, install it as its README says, run its ingest pipeline, show the table.
 
@@ -30,8 +33,11 @@ def demo(c, output="build/demo", project_name="Demo Project"):
     print(f"Baked {project}")
     venv = kitlib.project_venv(project, wheelhouse)
     print(f"Project virtualenv: {venv}")
-    code = subprocess.run([str(venv / "bin" / "invoke"), "run", "--pipeline", "ingest"], cwd=project,
-                          env=kitlib.invoke_env(venv, wheelhouse)).returncode
+    code = subprocess.run(
+        [str(venv / "bin" / "invoke"), "run", "--pipeline", "ingest"],
+        cwd=project,
+        env=kitlib.invoke_env(venv, wheelhouse),
+    ).returncode
     if code:
         raise Exit(f"error: the demo pipeline failed (exit {code})", code=code)
     import duckdb
@@ -39,16 +45,20 @@ def demo(c, output="build/demo", project_name="Demo Project"):
     database = project / "data" / "ingest.duckdb"
     with duckdb.connect(str(database), read_only=True) as con:
         rows = con.execute("SELECT count(*) FROM cities").fetchall()[0][0]
-        sample = con.execute("SELECT city_name, country, population FROM cities ORDER BY population DESC LIMIT 3").fetchall()
+        sample = con.execute(
+            "SELECT city_name, country, population FROM cities ORDER BY population DESC LIMIT 3"
+        ).fetchall()
     print(f"\nDuckDB file: {database}")
     print(f"Rows loaded into table 'cities': {rows}")
     for city, country, population in sample:
         print(f"  {city:<12} {country:<10} {population:>10,}")
 
 
-@task(help={
-    "args": "Extra pytest arguments, e.g. --args='-k pull -x'.",
-})
+@task(
+    help={
+        "args": "Extra pytest arguments, e.g. --args='-k pull -x'.",
+    }
+)
 def test(c, args=""):
     """Run the whole test suite: library unit tests and template tests (bake → install → invoke → files)."""
     import shlex
@@ -57,6 +67,26 @@ def test(c, args=""):
     code = subprocess.run(cmd, cwd=KIT).returncode
     if code:
         raise Exit(code=code)
+
+
+@task(help={"fix": "Apply ruff's fixes and its formatter instead of only reporting."})
+def lint(c, fix=False):
+    """Lint and check the formatting of the kit's Python with ruff (the test suite runs this too)."""
+    ruff = [sys.executable, "-m", "ruff"]
+    config = ["--config", "pyproject.toml", "."]  # --config: the template's own pyproject.toml is Jinja
+    steps = (
+        [[*ruff, "check", "--fix", *config], [*ruff, "format", *config]]
+        if fix
+        else [
+            [*ruff, "check", *config],
+            [*ruff, "format", "--check", *config],
+        ]
+    )
+    failed = 0
+    for step in steps:
+        failed |= subprocess.run(step, cwd=KIT).returncode
+    if failed:
+        raise Exit("error: ruff found problems (see above); `bash scripts/kit.sh lint --fix` fixes what it can", code=1)
 
 
 @task(help={"name": "Benchmark to run: ingest, package, pull, reqs, docker, startup (default: all of them)."})
@@ -68,16 +98,19 @@ def bench(c, name=""):
         if not script.exists():
             raise Exit(f"error: no benchmark {bench_name!r} ({script} not found)", code=1)
         print(f"== {bench_name}", flush=True)
-        code = subprocess.run([sys.executable, "-m", f"benchmarks.bench_{bench_name}"], cwd=KIT,
-                              env=dict(os.environ)).returncode
+        code = subprocess.run(
+            [sys.executable, "-m", f"benchmarks.bench_{bench_name}"], cwd=KIT, env=dict(os.environ)
+        ).returncode
         if code:
             raise Exit(code=code)
 
 
-@task(help={
-    "dist": "Folder for the sdist and wheel (default: dist).",
-    "allow-dirty": "Build even with uncommitted changes (the files are then not what the tag names).",
-})
+@task(
+    help={
+        "dist": "Folder for the sdist and wheel (default: dist).",
+        "allow-dirty": "Build even with uncommitted changes (the files are then not what the tag names).",
+    }
+)
 def release(c, dist="dist", allow_dirty=False):
     """Build piperack's sdist and wheel into dist/ and check them with `twine check --strict`.
 

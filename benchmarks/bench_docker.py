@@ -13,6 +13,7 @@ Needs a Docker engine (scripts/docker-engine.sh start) and the offline base imag
 (PIPERACK_TEST_BASE_IMAGE, else scripts/build-base-image.sh builds or reuses it).
 Usage: python -m benchmarks.bench_docker [--runs 3] [--no-write]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-KIT = Path(__file__).resolve().parents[1]
 from benchmarks.report import write_section
 from scripts import kitlib
+
+KIT = Path(__file__).resolve().parents[1]
 
 SEED_DOCKERFILE = """\
 ARG BASE_IMAGE
@@ -79,7 +81,9 @@ def human_bytes(text: str) -> float:
 def touch_code(root: Path, package: str, n: int) -> None:
     nodes = root / "src" / package / "pipelines" / "ingest" / "nodes.py"
     lines = nodes.read_text().splitlines(keepends=True)
-    lines[-1] = lines[-1].rstrip("\n") + f"  # bench {n}\n" if not lines[-1].lstrip().startswith("#") else f"# bench {n}\n"
+    lines[-1] = (
+        lines[-1].rstrip("\n") + f"  # bench {n}\n" if not lines[-1].lstrip().startswith("#") else f"# bench {n}\n"
+    )
     nodes.write_text("".join(lines))
 
 
@@ -87,8 +91,13 @@ def base_image() -> str:
     tag = os.environ.get("PIPERACK_TEST_BASE_IMAGE")
     if tag:
         return tag
-    return subprocess.run(["bash", str(KIT / "scripts" / "build-base-image.sh")], capture_output=True, text=True,
-                          check=True).stdout.strip().splitlines()[-1]
+    return (
+        subprocess.run(
+            ["bash", str(KIT / "scripts" / "build-base-image.sh")], capture_output=True, text=True, check=True
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
 
 
 def buildkit_path(work: Path) -> str | None:
@@ -96,8 +105,11 @@ def buildkit_path(work: Path) -> str | None:
     for client in filter(None, [shutil.which("docker"), "/usr/bin/docker"]):
         if subprocess.run([client, "buildx", "version"], capture_output=True).returncode == 0:
             return str(Path(client).parent)
-        major = subprocess.run([client, "version", "--format", "{{.Client.Version}}"], capture_output=True,
-                               text=True).stdout.strip().split(".")[0]
+        major = (
+            subprocess.run([client, "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True)
+            .stdout.strip()
+            .split(".")[0]
+        )
         if major in {"19", "20", "21", "22"}:
             folder = work / "buildkit-bin"
             folder.mkdir(exist_ok=True)
@@ -116,8 +128,25 @@ def measure(root: Path, env: dict, invoke: list[str], base: str, tag: str, packa
     out["cold"], out["wheel_phase"], _ = timed([*build, "--no-cache"], root, env, marker="building ")
     wheels = list((root / ".docker" / "wheelhouse").glob("*.whl"))
     out["wheels"], out["wheel_bytes"] = len(wheels), sum(p.stat().st_size for p in wheels)
-    out["cold_docker"], _, _ = timed(["docker", "build", "--no-cache", "--network", "none", "-q", "-f", "docker/Dockerfile",
-                                      "-t", tag, "--build-arg", f"BASE_IMAGE={base}", "."], root, env)
+    out["cold_docker"], _, _ = timed(
+        [
+            "docker",
+            "build",
+            "--no-cache",
+            "--network",
+            "none",
+            "-q",
+            "-f",
+            "docker/Dockerfile",
+            "-t",
+            tag,
+            "--build-arg",
+            f"BASE_IMAGE={base}",
+            ".",
+        ],
+        root,
+        env,
+    )
     out["rebuilds"] = []
     for n in range(runs):
         touch_code(root, package, n)
@@ -186,21 +215,40 @@ def main() -> None:
     server = docker("version", "--format", "{{.Server.Version}}")
     names = list(results)
     rows = [
-        ("cold build: `invoke docker-build --no-cache`, empty wheelhouse and pip cache (s)",
-         [f"{r['cold']:.1f}" for r in results.values()], f"{seed['cold']:.1f} (wheelhouse given)"),
-        ("… of which filling the wheelhouse from PyPI (s)",
-         [f"{r['wheel_phase']:.1f} ({r['wheels']} wheels, {mb(r['wheel_bytes'])})" for r in results.values()], "–"),
-        ("`docker build --no-cache` alone, wheelhouse filled (s)",
-         [f"{r['cold_docker']:.1f}" for r in results.values()], f"{seed['cold']:.1f}"),
-        (f"code-only rebuild, one line of `nodes.py` changed (s, median of {args.runs})",
-         [f"**{r['rebuild']:.1f}** ({', '.join(f'{x:.1f}' for x in r['rebuilds'])})" for r in results.values()],
-         f"{seed['rebuild']:.1f} ({', '.join(f'{x:.1f}' for x in seed['rebuilds'])})"),
+        (
+            "cold build: `invoke docker-build --no-cache`, empty wheelhouse and pip cache (s)",
+            [f"{r['cold']:.1f}" for r in results.values()],
+            f"{seed['cold']:.1f} (wheelhouse given)",
+        ),
+        (
+            "… of which filling the wheelhouse from PyPI (s)",
+            [f"{r['wheel_phase']:.1f} ({r['wheels']} wheels, {mb(r['wheel_bytes'])})" for r in results.values()],
+            "–",
+        ),
+        (
+            "`docker build --no-cache` alone, wheelhouse filled (s)",
+            [f"{r['cold_docker']:.1f}" for r in results.values()],
+            f"{seed['cold']:.1f}",
+        ),
+        (
+            f"code-only rebuild, one line of `nodes.py` changed (s, median of {args.runs})",
+            [f"**{r['rebuild']:.1f}** ({', '.join(f'{x:.1f}' for x in r['rebuilds'])})" for r in results.values()],
+            f"{seed['rebuild']:.1f} ({', '.join(f'{x:.1f}' for x in seed['rebuilds'])})",
+        ),
         ("rebuild with nothing changed (s)", [f"{r['nochange']:.1f}" for r in results.values()], "–"),
-        ("**code-only rebuild / cold build**",
-         [f"**{100 * r['rebuild'] / r['cold']:.1f} %** (vs docker build alone: {100 * r['rebuild'] / r['cold_docker']:.1f} %)"
-          for r in results.values()], f"{100 * seed['rebuild'] / seed['cold']:.1f} %"),
-        ("final image size", [f"{mb(r['size'])} (dependency layer {r['venv_layer']})" for r in results.values()],
-         mb(seed["size"])),
+        (
+            "**code-only rebuild / cold build**",
+            [
+                f"**{100 * r['rebuild'] / r['cold']:.1f} %** (vs docker build alone: {100 * r['rebuild'] / r['cold_docker']:.1f} %)"
+                for r in results.values()
+            ],
+            f"{100 * seed['rebuild'] / seed['cold']:.1f} %",
+        ),
+        (
+            "final image size",
+            [f"{mb(r['size'])} (dependency layer {r['venv_layer']})" for r in results.values()],
+            mb(seed["size"]),
+        ),
         ("runs as", [f"`{r['user']}`, `docker-run`: your uid:gid" for r in results.values()], f"`{seed['user']}`"),
     ]
     table = "| | " + " | ".join(f"piperack, {n}" for n in names) + " | seed tutorial's Dockerfile |\n"

@@ -6,6 +6,7 @@ Both run in the same generated project's virtualenv, in the same run, three time
 - floor: `CREATE TABLE … AS SELECT * FROM read_csv(…)` in DuckDB, in a process of its own.
 Usage: python -m benchmarks.bench_ingest [--rows N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,13 +38,15 @@ def make_csv(path: Path, rows: int) -> None:
 
     rng = np.random.default_rng(42)
     countries = np.array(["Portugal", "Spain", "France", "Germany", "Italy", "Poland", "Norway", "Greece"])
-    frame = pd.DataFrame({
-        "City Name": np.char.add("City ", rng.integers(0, rows, rows).astype(str)),
-        "Country": countries[rng.integers(0, len(countries), rows)],
-        "Population": rng.integers(1_000, 5_000_000, rows).astype(str),
-        "Area (km2)": np.round(rng.uniform(5, 2000, rows), 2),
-        "Founded": pd.to_datetime(rng.integers(-20_000, 18_000, rows), unit="D").strftime("%Y-%m-%d"),
-    })
+    frame = pd.DataFrame(
+        {
+            "City Name": np.char.add("City ", rng.integers(0, rows, rows).astype(str)),
+            "Country": countries[rng.integers(0, len(countries), rows)],
+            "Population": rng.integers(1_000, 5_000_000, rows).astype(str),
+            "Area (km2)": np.round(rng.uniform(5, 2000, rows), 2),
+            "Founded": pd.to_datetime(rng.integers(-20_000, 18_000, rows), unit="D").strftime("%Y-%m-%d"),
+        }
+    )
     bad = rng.choice(rows, rows // 200, replace=False)  # 0.5% unparseable populations
     frame.loc[bad, "Population"] = "unknown"
     dupes = rng.choice(rows, rows // 100, replace=False)  # 1% exact duplicates
@@ -81,12 +84,24 @@ def main() -> None:
     (bench_conf / "catalog" / "ingest.yml").write_text("raw: data/01_raw/big.csv\ndatabase: data/bench.duckdb\n")
 
     pipeline_wall, outs = median_run(
-        [str(venv / "bin" / "python"), "-m", project.name.replace("-", "_"), "run", "--pipeline", "ingest", "--env", "bench"],
-        project, env,
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            project.name.replace("-", "_"),
+            "run",
+            "--pipeline",
+            "ingest",
+            "--env",
+            "bench",
+        ],
+        project,
+        env,
     )
     steps = []
     for out in outs:
-        found = {name: float(sec) for name, sec in re.findall(r"(extract|transform|load): .* in ([0-9.]+) s", out.stderr)}
+        found = {
+            name: float(sec) for name, sec in re.findall(r"(extract|transform|load): .* in ([0-9.]+) s", out.stderr)
+        }
         steps.append(found)
     step = {k: statistics.median(s[k] for s in steps) for k in ("extract", "transform", "load")}
     kept = re.search(r"(\d+) kept", outs[-1].stderr).group(1)
@@ -105,15 +120,15 @@ def main() -> None:
 
 | | seconds (process) | seconds (work only) | rows in table |
 |---|---:|---:|---:|
-| `python -m <pkg> run --pipeline ingest` | {pipeline_wall:.2f} | {steps_total:.2f} (extract {step['extract']:.2f}, transform {step['transform']:.2f}, load {step['load']:.2f}) | {int(kept):,} |
+| `python -m <pkg> run --pipeline ingest` | {pipeline_wall:.2f} | {steps_total:.2f} (extract {step["extract"]:.2f}, transform {step["transform"]:.2f}, load {step["load"]:.2f}) | {int(kept):,} |
 | DuckDB `CREATE TABLE … AS SELECT * FROM read_csv(…)` (the floor) | {floor_wall:.2f} | {floor_inproc:.2f} | {floor_rows:,} |
 | **ratio pipeline / floor** | **{pipeline_wall / floor_wall:.1f}x** | **{steps_total / floor_inproc:.1f}x** | |
 | for scale: `python -c "import pandas"` / `python -c "pass"` | {pandas_import:.2f} / {bare_python:.2f} | | |
 
 The pipeline does more than the floor (types every column, drops invalid rows and duplicates, keeps
 the previous table on failure); the process column includes interpreter start and imports
-(pandas, DuckDB): importing pandas alone costs about {pandas_import - bare_python:.1f} s, more than DuckDB's whole job. Goal: within 3x of DuckDB alone — {'met' if pipeline_wall / floor_wall <= 3 else 'not met'} for whole processes,
-{'met' if steps_total / floor_inproc <= 3 else 'not met'} for the work alone.
+(pandas, DuckDB): importing pandas alone costs about {pandas_import - bare_python:.1f} s, more than DuckDB's whole job. Goal: within 3x of DuckDB alone — {"met" if pipeline_wall / floor_wall <= 3 else "not met"} for whole processes,
+{"met" if steps_total / floor_inproc <= 3 else "not met"} for the work alone.
 """
     print(body)
     write_section("ingest", body)

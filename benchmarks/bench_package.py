@@ -13,6 +13,7 @@ into the kit. Results: the "## invoke package" section of docs/benchmarks.md.
 Run: bash scripts/kit.sh bench --name package
      (or: .venv/bin/python -m benchmarks.bench_package [--sizes 1,10,50,200] [--kedro-max 50] [--runs 3])
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-KIT = Path(__file__).resolve().parents[1]
-HERE = Path(__file__).resolve().parent
 from benchmarks import report
 from benchmarks.package import kedro_env, projects
 from scripts import kitlib
+
+KIT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
 
 COMMAND = "bash scripts/kit.sh bench --name package"
 PKG = "bench_project"

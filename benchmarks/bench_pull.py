@@ -16,6 +16,7 @@ Results: the "## invoke pull" section of docs/benchmarks.md.
 
 Run: bash scripts/kit.sh bench --name pull   (or: python -m benchmarks.bench_pull [--sizes 1,10] [--kedro-max 50])
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,26 +28,35 @@ import statistics
 import subprocess
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-KIT = Path(__file__).resolve().parents[1]
 from benchmarks.package.kedro_env import KEDRO_VERSION, kedro_project, kedro_venv, run_kedro
 from benchmarks.report import write_section
 from scripts import kitlib
+
+KIT = Path(__file__).resolve().parents[1]
 
 SECTION = "## invoke pull"
 COMMAND = "bash scripts/kit.sh bench --name pull"
 
 
 def invoke(venv: Path, root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(venv / "bin" / "invoke"), *args], cwd=root, env=kitlib.invoke_env(venv),
-                          capture_output=True, text=True, timeout=7200)
+    return subprocess.run(
+        [str(venv / "bin" / "invoke"), *args],
+        cwd=root,
+        env=kitlib.invoke_env(venv),
+        capture_output=True,
+        text=True,
+        timeout=7200,
+    )
 
 
 def check(result: subprocess.CompletedProcess, what: str) -> None:
     if result.returncode:
-        raise SystemExit(f"error: {what} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise SystemExit(
+            f"error: {what} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
 
 
 def make_packages(work: Path, count: int) -> tuple[list[Path], Path]:
@@ -67,7 +77,12 @@ def make_packages(work: Path, count: int) -> tuple[list[Path], Path]:
     pyproject = source / "pyproject.toml"
     text = pyproject.read_text()
     entries = "".join(f'"pipelines.{name}" = {{}}\n' for name in names)
-    text = re.sub(r"(\[tool\.piperack\.package\]\n)(?:\"pipelines\.ingest\" = \{\}\n)?", lambda m: m.group(1) + entries, text, count=1)
+    text = re.sub(
+        r"(\[tool\.piperack\.package\]\n)(?:\"pipelines\.ingest\" = \{\}\n)?",
+        lambda m: m.group(1) + entries,
+        text,
+        count=1,
+    )
     pyproject.write_text(text)
     check(invoke(venv, source, "package", "--all"), "invoke package --all")
     sdists = [source / "dist" / f"{name}-0.1.0.tar.gz" for name in names]
@@ -89,7 +104,9 @@ def run_piperack(work: Path, sdists: list[Path], venv: Path) -> float:
     seconds = time.perf_counter() - start
     check(result, f"invoke pull --all (N={len(sdists)})")
     pkg = "bench_pull"
-    missing = [s.name for s in sdists if not (project / "src" / pkg / "pipelines" / s.name.split("-")[0] / "nodes.py").exists()]
+    missing = [
+        s.name for s in sdists if not (project / "src" / pkg / "pipelines" / s.name.split("-")[0] / "nodes.py").exists()
+    ]
     if missing:
         raise SystemExit(f"error: invoke pull --all did not place {missing[:5]}")
     return seconds
@@ -137,12 +154,17 @@ def main() -> None:
                 measured = True
             else:
                 if per_package is None:
-                    raise SystemExit("error: no Kedro measurement to extrapolate from (lower --kedro-max or add a smaller N)")
+                    raise SystemExit(
+                        "error: no Kedro measurement to extrapolate from (lower --kedro-max or add a smaller N)"
+                    )
                 theirs = per_package * n
                 measured = False
             rows.append((n, ours, theirs, measured))
-            print(f"N={n:4d}  piperack {ours:7.2f} s   kedro {theirs:8.1f} s{'' if measured else ' (extrapolated)'}"
-                  f"   {theirs / ours:6.0f}x", flush=True)
+            print(
+                f"N={n:4d}  piperack {ours:7.2f} s   kedro {theirs:8.1f} s{'' if measured else ' (extrapolated)'}"
+                f"   {theirs / ours:6.0f}x",
+                flush=True,
+            )
     table = [
         SECTION,
         "",
@@ -160,7 +182,7 @@ def main() -> None:
         table.append(f"| {n} | {ours:.2f} s | {theirs:.1f} s{note} | {theirs / ours:.0f}x |")
     table += [
         "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.system()} {platform.machine()}, "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.system()} {platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}. Command: `{COMMAND}` "
         f"(`python -m benchmarks.bench_pull --sizes {','.join(map(str, sizes))} --kedro-max {args.kedro_max} "
         f"--runs {args.runs}`); 1-minute load average at the end: {os.getloadavg()[0]:.1f}.",

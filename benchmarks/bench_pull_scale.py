@@ -6,6 +6,7 @@ under 30 s; the rewrite's memory bounded per MB of source (tracemalloc peak repo
 
 Run: bash scripts/kit.sh bench --name pull_scale   (or: python -m benchmarks.bench_pull_scale [--runs 3])
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +25,14 @@ PYPROJECT = '[project]\nname = "demo"\nversion = "0.1.0"\n\n[tool.piperack]\npyt
 
 
 def project(root: Path) -> Path:
-    for rel, text in {"pyproject.toml": PYPROJECT, "requirements.in": "pandas>=2.1\n", "src/demo/__init__.py": "",
-                      "src/demo/pipelines/__init__.py": "", "src/tests/__init__.py": "",
-                      "src/tests/pipelines/__init__.py": ""}.items():
+    for rel, text in {
+        "pyproject.toml": PYPROJECT,
+        "requirements.in": "pandas>=2.1\n",
+        "src/demo/__init__.py": "",
+        "src/demo/pipelines/__init__.py": "",
+        "src/tests/__init__.py": "",
+        "src/tests/pipelines/__init__.py": "",
+    }.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
     return root
@@ -39,7 +45,9 @@ def module(n: int) -> dict:
         code[f"sub{i}/__init__.py"] = ""
     for i in range(n):
         path = f"sub{i % 50}/m{i}.py" if i else "m0.py"
-        code[path] = f'"""Module {i}."""\nimport big.m0\nfrom big.sub{i % 50} import m{i} as me\n\n\ndef f():\n    return {i}\n'
+        code[path] = (
+            f'"""Module {i}."""\nimport big.m0\nfrom big.sub{i % 50} import m{i} as me\n\n\ndef f():\n    return {i}\n'
+        )
     return code
 
 
@@ -78,14 +86,19 @@ def main() -> None:
     for n in (500, 5000):
         results = []
         for _ in range(args.runs):
-            with tempfile.TemporaryDirectory(prefix="bench-pull-scale-") as tmp, \
-                    contextlib.redirect_stdout(io.StringIO()):
+            with (
+                tempfile.TemporaryDirectory(prefix="bench-pull-scale-") as tmp,
+                contextlib.redirect_stdout(io.StringIO()),
+            ):
                 results.append(one_run(n, Path(tmp)))
-        with tempfile.TemporaryDirectory(prefix="bench-pull-scale-") as tmp, \
-                contextlib.redirect_stdout(io.StringIO()):
+        with tempfile.TemporaryDirectory(prefix="bench-pull-scale-") as tmp, contextlib.redirect_stdout(io.StringIO()):
             peak = one_run(n, Path(tmp), memory=True)[3]
-        rows[n] = (statistics.median(r[0] for r in results), statistics.median(r[1] for r in results),
-                   results[0][2], peak)
+        rows[n] = (
+            statistics.median(r[0] for r in results),
+            statistics.median(r[1] for r in results),
+            results[0][2],
+            peak,
+        )
         print(f"{n} files: pull {rows[n][0]:.2f} s, tar xzf {rows[n][1]:.3f} s, peak {rows[n][3]:.0f} MB", flush=True)
     ratio = rows[5000][0] / rows[500][0]
     table = "\n".join(
@@ -105,7 +118,7 @@ of the same archive. Peak memory is Python's (tracemalloc, in a separate untimed
 |---:|---:|---:|---:|---:|---:|
 {table}
 
-5,000 files take {ratio:.1f}x the time of 500 (goal: at most 15x, and under 30 s) — {'met' if met else 'NOT met'}.
+5,000 files take {ratio:.1f}x the time of 500 (goal: at most 15x, and under 30 s) — {"met" if met else "NOT met"}.
 Before issue 12 the same shape took 5 s and 335 s (a pairwise file/folder check in the archive reader)."""
     write_section("pull_scale", body)
 

@@ -10,6 +10,7 @@ same versions. Results: the "## invoke build-reqs" section of docs/benchmarks.md
 
 Run: bash scripts/kit.sh bench --name reqs   (or: python -m benchmarks.bench_reqs [--warm-runs N])
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,12 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-KIT = Path(__file__).resolve().parents[1]
 from benchmarks.report import write_section
 from piperack import buildreqs as reqs
+
+KIT = Path(__file__).resolve().parents[1]
 
 SECTION = "## invoke build-reqs"
 PYPI = "https://pypi.org/simple"
@@ -34,14 +36,16 @@ COMMAND = "bash scripts/kit.sh bench --name reqs"
 
 def base_env() -> dict:
     env = dict(os.environ)
-    env.update({
-        "PIP_CONFIG_FILE": os.devnull,  # pip-compile sees PyPI only, like uv
-        "PIP_INDEX_URL": PYPI,
-        "PIP_EXTRA_INDEX_URL": "",
-        "PIP_FIND_LINKS": "",
-        "UV_DEFAULT_INDEX": PYPI,
-        "UV_NO_CONFIG": "1",
-    })
+    env.update(
+        {
+            "PIP_CONFIG_FILE": os.devnull,  # pip-compile sees PyPI only, like uv
+            "PIP_INDEX_URL": PYPI,
+            "PIP_EXTRA_INDEX_URL": "",
+            "PIP_FIND_LINKS": "",
+            "UV_DEFAULT_INDEX": PYPI,
+            "UV_NO_CONFIG": "1",
+        }
+    )
     for key in ("UV_CACHE_DIR", "PIP_CACHE_DIR", "PIP_TOOLS_CACHE_DIR", "XDG_CACHE_HOME"):
         env.pop(key, None)
     return env
@@ -83,13 +87,27 @@ def bench_input(label: str, in_text: str, warm_runs: int, tmp: Path) -> list[dic
         offline = None
         if resolver == "uv":  # index pages from the cache, without revalidation
             offline = statistics.median(
-                compile_once(resolver, in_file, cache, work, ["--offline"])[0] for _ in range(warm_runs))
+                compile_once(resolver, in_file, cache, work, ["--offline"])[0] for _ in range(warm_runs)
+            )
         outputs[resolver] = reqs.pins(text)
-        rows.append({"input": label, "top": top, "pinned": len(outputs[resolver]), "resolver": resolver,
-                     "cold": cold, "warm": statistics.median(warm), "warm_all": warm, "offline": offline})
-        print(f"{label:<22} {resolver:<9} cold {cold:7.2f}s  warm {statistics.median(warm):6.2f}s "
-              f"(runs: {', '.join(f'{w:.2f}' for w in warm)})"
-              + (f"  warm --offline {offline:.2f}s" if offline is not None else ""), flush=True)
+        rows.append(
+            {
+                "input": label,
+                "top": top,
+                "pinned": len(outputs[resolver]),
+                "resolver": resolver,
+                "cold": cold,
+                "warm": statistics.median(warm),
+                "warm_all": warm,
+                "offline": offline,
+            }
+        )
+        print(
+            f"{label:<22} {resolver:<9} cold {cold:7.2f}s  warm {statistics.median(warm):6.2f}s "
+            f"(runs: {', '.join(f'{w:.2f}' for w in warm)})"
+            + (f"  warm --offline {offline:.2f}s" if offline is not None else ""),
+            flush=True,
+        )
     same = outputs["uv"] == outputs["pip-tools"]
     for row in rows:
         row["same_pins"] = same
@@ -115,15 +133,17 @@ def index_caching() -> str:
     found = [f"{k}: {headers[k]}" for k in ("cache-control", "etag", "last-modified") if k in headers]
     if found:
         return f"The index answers with {'; '.join(found)}."
-    return ("This machine's index endpoint answers without Cache-Control, ETag or Last-Modified headers "
-            f"(`curl -sI {PYPI}/pandas/`), so every warm run of either tool downloads every index page "
-            "again: warm times here are mostly network. *Warm, index from cache* is uv with `--offline` on "
-            "the warm cache, i.e. the resolver's own time when index pages are fresh in the cache "
-            "(pip-compile has no equivalent offline mode).")
+    return (
+        "This machine's index endpoint answers without Cache-Control, ETag or Last-Modified headers "
+        f"(`curl -sI {PYPI}/pandas/`), so every warm run of either tool downloads every index page "
+        "again: warm times here are mostly network. *Warm, index from cache* is uv with `--offline` on "
+        "the warm cache, i.e. the resolver's own time when index pages are fresh in the cache "
+        "(pip-compile has no equivalent offline mode)."
+    )
 
 
 def render(rows: list[dict], warm_runs: int, load: tuple) -> str:
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         SECTION,
         "",
@@ -141,11 +161,16 @@ def render(rows: list[dict], warm_runs: int, load: tuple) -> str:
         "|---|---:|---:|---|---:|---:|---:|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['input']} | {r['top']} | {r['pinned']} | {r['resolver']} | {r['cold']:.2f} | "
-                     f"{r['warm']:.2f} | {'n/a' if r['offline'] is None else format(r['offline'], '.2f')} | "
-                     f"{'yes' if r['same_pins'] else 'NO'} |")
-    lines += ["", "| input | uv speed-up, cold | uv speed-up, warm (goal ≥ 10x) | uv index from cache vs pip-compile warm |",
-              "|---|---:|---:|---:|"]
+        lines.append(
+            f"| {r['input']} | {r['top']} | {r['pinned']} | {r['resolver']} | {r['cold']:.2f} | "
+            f"{r['warm']:.2f} | {'n/a' if r['offline'] is None else format(r['offline'], '.2f')} | "
+            f"{'yes' if r['same_pins'] else 'NO'} |"
+        )
+    lines += [
+        "",
+        "| input | uv speed-up, cold | uv speed-up, warm (goal ≥ 10x) | uv index from cache vs pip-compile warm |",
+        "|---|---:|---:|---:|",
+    ]
     verdicts = []
     for label in dict.fromkeys(r["input"] for r in rows):
         uv = next(r for r in rows if r["input"] == label and r["resolver"] == "uv")
@@ -153,11 +178,18 @@ def render(rows: list[dict], warm_runs: int, load: tuple) -> str:
         cold, warm = pc["cold"] / uv["cold"], pc["warm"] / uv["warm"]
         verdicts.append(warm >= 10)
         lines.append(f"| {label} | {cold:.1f}x | {warm:.1f}x | {pc['warm'] / uv['offline']:.0f}x |")
-    lines += ["", "Goal (uv at least 10x faster than pip-compile, warm): "
-              + ("met on every input." if all(verdicts) else
-                 "NOT met on every input (see the table). The last column is not like for like: uv skips the "
-                 "network there while pip-compile does not (it has no offline mode, and with an index that "
-                 "allowed caching it would skip some network too); it bounds uv's own resolution time."), ""]
+    lines += [
+        "",
+        "Goal (uv at least 10x faster than pip-compile, warm): "
+        + (
+            "met on every input."
+            if all(verdicts)
+            else "NOT met on every input (see the table). The last column is not like for like: uv skips the "
+            "network there while pip-compile does not (it has no offline mode, and with an index that "
+            "allowed caching it would skip some network too); it bounds uv's own resolution time."
+        ),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -173,8 +205,9 @@ def main() -> None:
         tmp = Path(tmp_name)
         project = kitlib.bake(tmp / "bake")
         rows = bench_input("generated project", (project / "requirements.in").read_text(), args.warm_runs, tmp)
-        rows += bench_input("large.in (~40 packages)", (KIT / "benchmarks" / "reqs" / "large.in").read_text(),
-                            args.warm_runs, tmp)
+        rows += bench_input(
+            "large.in (~40 packages)", (KIT / "benchmarks" / "reqs" / "large.in").read_text(), args.warm_runs, tmp
+        )
     text = render(rows, args.warm_runs, (load_before, os.getloadavg()[0]))
     print()
     print(text)

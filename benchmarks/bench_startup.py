@@ -4,6 +4,7 @@ Runs `invoke --list` 10 times in a freshly baked project with its virtualenv, af
 run, and reports the median and the slowest; also the time to import tasks.py plus every engine
 module. Usage: python -m benchmarks.bench_startup
 """
+
 from __future__ import annotations
 
 import statistics
@@ -36,8 +37,16 @@ def main() -> None:
         subprocess.run(invoke, cwd=project, env=env, capture_output=True, check=True)
         times.append(time.perf_counter() - started)
     imports = [
-        float(subprocess.run([str(venv / "bin" / "python"), "-c", IMPORT_ALL], cwd=project, env=env,
-                             capture_output=True, text=True, check=True).stdout)
+        float(
+            subprocess.run(
+                [str(venv / "bin" / "python"), "-c", IMPORT_ALL],
+                cwd=project,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         for _ in range(5)
     ]
     median = statistics.median(times)
@@ -50,7 +59,7 @@ def main() -> None:
 | `invoke --list` (whole process) | {median:.3f} s | {max(times):.3f} s |
 | importing tasks.py and every engine module | {statistics.median(imports):.3f} s | {max(imports):.3f} s |
 
-Goal: under 0.5 s — {'met' if median < 0.5 else 'not met'}. tests/test_template.py checks that no heavy
+Goal: under 0.5 s — {"met" if median < 0.5 else "not met"}. tests/test_template.py checks that no heavy
 module (pandas, DuckDB, libcst, fsspec, requests, tomlkit, …) is imported on this path.
 """
     print(body)

@@ -4,6 +4,7 @@ piperack wheel, give a project a virtualenv with that wheel installed.
 Imported as ``scripts.kitlib`` from the kit root (the kit's tasks.py, `python -m pytest`, and
 `python -m benchmarks.bench_NAME` all run there), never through sys.path edits.
 """
+
 from __future__ import annotations
 
 import functools
@@ -54,8 +55,9 @@ def default_wheelhouse() -> Path:
     return folder
 
 
-def install_piperack(venv: Path, wheelhouse: Path, version: str | None = None, with_deps: bool = False,
-                     kit: Path = KIT) -> None:
+def install_piperack(
+    venv: Path, wheelhouse: Path, version: str | None = None, with_deps: bool = False, kit: Path = KIT
+) -> None:
     """(Re)install piperack into ``venv`` from ``wheelhouse`` only: never from a public index.
 
     ``with_deps`` first installs the dependencies listed in ``kit``'s pyproject.toml (from the index).
@@ -65,8 +67,21 @@ def install_piperack(venv: Path, wheelhouse: Path, version: str | None = None, w
         deps = tomllib.loads((kit / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
         subprocess.run([*uv(), "pip", "install", "--quiet", "--python", python, *deps], check=True)
     subprocess.run(
-        [*uv(), "pip", "install", "--quiet", "--python", python, "--no-index", "--find-links", str(wheelhouse),
-         "--no-deps", "--reinstall-package", "piperack", f"piperack=={version or kit_version()}"],
+        [
+            *uv(),
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            python,
+            "--no-index",
+            "--find-links",
+            str(wheelhouse),
+            "--no-deps",
+            "--reinstall-package",
+            "piperack",
+            f"piperack=={version or kit_version()}",
+        ],
         check=True,
     )
 
@@ -85,15 +100,28 @@ def project_venv(project: Path, wheelhouse: Path | None = None, python: str | No
     digest = hashlib.sha256()
     for path in (project / "requirements-dev.txt", project / "requirements.txt", KIT / "pyproject.toml"):
         digest.update(path.read_bytes())
-    version = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True,
-                             check=True).stdout
+    version = subprocess.run(
+        [python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True, check=True
+    ).stdout
     digest.update(version.encode())
     venv = CACHE / "venvs" / digest.hexdigest()[:16]
 
     def install(target: Path) -> None:
         install_piperack(target, wheelhouse)  # first, so the index is never asked for piperack
-        subprocess.run([*uv(), "pip", "install", "--quiet", "--python", str(target / "bin" / "python"),
-                        "-r", "requirements-dev.txt"], cwd=project, check=True)
+        subprocess.run(
+            [
+                *uv(),
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                str(target / "bin" / "python"),
+                "-r",
+                "requirements-dev.txt",
+            ],
+            cwd=project,
+            check=True,
+        )
 
     cached_venv(venv, python, install)
     install_piperack(venv, wheelhouse)
@@ -116,8 +144,9 @@ def cached_venv(venv: Path, python: str, install) -> Path:
             if callable(install):
                 install(venv)
             else:
-                subprocess.run([*uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                                *install], check=True)
+                subprocess.run(
+                    [*uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *install], check=True
+                )
             (venv / ".complete").write_text("")
     return venv
 

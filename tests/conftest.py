@@ -1,5 +1,6 @@
 """Fixtures shared by the template tests: the piperack wheel, baked projects, their virtualenv,
 running their tasks."""
+
 from __future__ import annotations
 
 import hashlib
@@ -65,13 +66,25 @@ def user_env(venv, wheelhouse):
     return _env
 
 
-def _run_invoke(venv: Path, wheelhouse: Path, root: Path, *args: str, env: dict | None = None, timeout: float = 600,
-                input: str | None = None) -> subprocess.CompletedProcess:
+def _run_invoke(
+    venv: Path,
+    wheelhouse: Path,
+    root: Path,
+    *args: str,
+    env: dict | None = None,
+    timeout: float = 600,
+    input: str | None = None,
+) -> subprocess.CompletedProcess:
     full_env = kitlib.invoke_env(venv, wheelhouse)
     full_env.update(env or {})
     return subprocess.run(
-        [str(venv / "bin" / "invoke"), *args], cwd=root, env=full_env, capture_output=True, text=True,
-        timeout=timeout, input=input,
+        [str(venv / "bin" / "invoke"), *args],
+        cwd=root,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
     )
 
 
@@ -113,8 +126,24 @@ def index(tmp_path_factory):
         return
     folder = tmp_path_factory.mktemp("index")
     port = free_port()
-    proc = start([tool("pypi-server"), "run", "-i", "127.0.0.1", "-p", str(port), "--disable-fallback",
-                  "-a", ".", "-P", ".", str(folder)], port, tmp_path_factory.mktemp("pypiserver") / "log")
+    proc = start(
+        [
+            tool("pypi-server"),
+            "run",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--disable-fallback",
+            "-a",
+            ".",
+            "-P",
+            ".",
+            str(folder),
+        ],
+        port,
+        tmp_path_factory.mktemp("pypiserver") / "log",
+    )
     try:
         yield f"http://127.0.0.1:{port}/simple/", folder
     finally:
@@ -125,8 +154,9 @@ def index(tmp_path_factory):
 def kit_repo(tmp_path_factory) -> Path:
     """A git repository holding this checkout's files as one commit (what a kit clone or URL gives)."""
     repo = tmp_path_factory.mktemp("kit") / "piperack"
-    ignore = shutil.ignore_patterns(".git", ".venv", ".cache", "build", "dist", "__pycache__", ".pytest_cache",
-                                    "*.egg-info")
+    ignore = shutil.ignore_patterns(
+        ".git", ".venv", ".cache", "build", "dist", "__pycache__", ".pytest_cache", "*.egg-info"
+    )
     shutil.copytree(KIT, repo, ignore=ignore)
     git = ["git", "-c", "user.name=Kit", "-c", "user.email=kit@example.invalid", "-c", "init.defaultBranch=main"]
     subprocess.run([*git, "init", "-q"], cwd=repo, check=True)

@@ -3,6 +3,7 @@
 Test sdists are written with tarfile in the layout DESIGN.md documents (``<name>-<version>/``
 with PKG-INFO, pyproject.toml, ``<name>/`` code, ``<name>/config/`` parameters, ``tests/``).
 """
+
 from __future__ import annotations
 
 import io
@@ -21,17 +22,17 @@ from {name}.helpers import double  # absolute import of its own module
 def run_nodes(params):
     return double(params["factor"])
 '''
-HELPERS = '''def double(x):
+HELPERS = """def double(x):
     # a comment that must survive
     return 2 * x
-'''
-PIPELINE = '''from .nodes import run_nodes  # relative: stays as it is
+"""
+PIPELINE = """from .nodes import run_nodes  # relative: stays as it is
 
 
 def run(params, catalog):
     return {{"value": run_nodes(params)}}
-'''
-TEST = '''from unittest import mock
+"""
+TEST = """from unittest import mock
 
 import {name}.nodes
 from {name}.nodes import run_nodes
@@ -41,7 +42,7 @@ def test_run_nodes():
     with mock.patch("{name}.nodes.double", return_value=7):
         assert run_nodes({{"factor": 2}}) == 7
     assert {name}.nodes.run_nodes({{"factor": 2}}) == 4
-'''
+"""
 
 
 def sdist_bytes(

@@ -7,6 +7,7 @@ The Kubernetes target's pods are built by the operator itself in that virtualenv
 against the Kubernetes API schema (kubernetes-validate, strict). Without Airflow or an engine the
 tests skip with the reason, except under CI=true, where they fail.
 """
+
 from __future__ import annotations
 
 import ast
@@ -92,7 +93,8 @@ def add_report_pipeline(root: Path, run_invoke) -> None:
     (root / "src" / package / "pipelines" / "report" / "pipeline.py").write_text(REPORT_PIPELINE)
     (root / "conf" / "base" / "parameters" / "report.yml").write_text("table: cities\n")
     (root / "conf" / "base" / "catalog" / "report.yml").write_text(
-        "database: data/ingest.duckdb\nsummary: data/report/summary.json\n")
+        "database: data/ingest.duckdb\nsummary: data/report/summary.json\n"
+    )
     shutil.rmtree(root / "src" / "tests" / "pipelines" / "report")  # its scaffolded test expects the greeting
     (root / "conf" / "base" / "airflow.yml").write_text(AIRFLOW_YML)
 
@@ -185,8 +187,10 @@ def test_dag_file_is_plain_airflow_python_that_matches_the_config(built, run_inv
         assert task["user"] == f"{os.getuid()}:{os.getgid()}"
         assert task["network_mode"] == "none"
         mounts = {m["target"]: (m["source"], m["read_only"], m["type"]) for m in task["mounts"]}
-        assert mounts == {"/app/data": (str(root / "data"), False, "bind"),
-                          "/app/conf/local": (str(root / "conf" / "local"), True, "bind")}
+        assert mounts == {
+            "/app/data": (str(root / "data"), False, "bind"),
+            "/app/conf/local": (str(root / "conf" / "local"), True, "bind"),
+        }
 
 
 def test_airflow_runs_the_dag_and_the_rows_land_in_duckdb_on_the_host(built, run_invoke, airflow_venv):
@@ -220,8 +224,10 @@ def test_changing_the_config_makes_check_fail_naming_it(built, run_invoke, airfl
         config.write_text(original.replace('"0 3 * * *"', '"30 4 * * 1-5"').replace("retries: 3", "retries: 4"))
         before = tree_hash(root)
         error = _one_error_line(run_invoke(root, "airflow-dag", "--check", *options))
-        assert error.startswith(f"error: airflow/dags/{_package(root)}.py is stale against the config and pipelines "
-                                "(schedule, task report differ); regenerate it with: invoke airflow-dag --image "), error
+        assert error.startswith(
+            f"error: airflow/dags/{_package(root)}.py is stale against the config and pipelines "
+            "(schedule, task report differ); regenerate it with: invoke airflow-dag --image "
+        ), error
         # airflow-test refuses to run a stale file, with the same line.
         assert _one_error_line(_airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options)) == error
         assert tree_hash(root) == before
@@ -308,8 +314,13 @@ def test_kubernetes_pods_validate_strictly_and_use_the_given_image(two_pipelines
     assert run_invoke(root, "airflow-dag", "--check", *options).returncode == 0
 
     env = _airflow_env(airflow_venv, tmp_path / "home", path.parent)
-    proc = subprocess.run([str(airflow_venv / "bin" / "python"), "-c", VALIDATE_PODS, str(path),
-                           airflow_engine.KUBERNETES_VERSION], capture_output=True, text=True, env=env, cwd=env["AIRFLOW_HOME"])
+    proc = subprocess.run(
+        [str(airflow_venv / "bin" / "python"), "-c", VALIDATE_PODS, str(path), airflow_engine.KUBERNETES_VERSION],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=env["AIRFLOW_HOME"],
+    )
     assert proc.returncode == 0, _output(proc)
     pods = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("PODS "))[5:])
     assert pods.pop("strict") == "refused an unknown field"
@@ -320,8 +331,16 @@ def test_kubernetes_pods_validate_strictly_and_use_the_given_image(two_pipelines
         [container] = spec["containers"]
         assert container["image"] == KUBERNETES_IMAGE
         assert container["imagePullPolicy"] == "Always"
-        assert container["command"] + container["args"] == ["python", "-m", package, "run", "--pipeline", name,
-                                                            "--env", "prod"]
+        assert container["command"] + container["args"] == [
+            "python",
+            "-m",
+            package,
+            "run",
+            "--pipeline",
+            name,
+            "--env",
+            "prod",
+        ]
         assert pod["metadata"]["namespace"] == "data-jobs"
         assert pod["metadata"]["name"].startswith(f"{package.replace('_', '-')}-{name}-")
         assert spec["serviceAccountName"] == "pipeline-runner"
@@ -332,29 +351,43 @@ def test_kubernetes_pods_validate_strictly_and_use_the_given_image(two_pipelines
         assert spec["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "demo-project-data"}}]
         assert container["volumeMounts"] == [{"mountPath": "/app/data", "name": "data"}]
     assert pods["ingest"]["spec"]["containers"][0]["resources"] == {
-        "requests": {"cpu": "1", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
+        "requests": {"cpu": "1", "memory": "512Mi"},
+        "limits": {"memory": "2Gi"},
+    }
     assert pods["report"]["spec"]["containers"][0]["resources"] == {
-        "requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
+        "requests": {"cpu": "250m", "memory": "512Mi"},
+        "limits": {"memory": "1Gi"},
+    }
 
     # The user's way to the same check: no cluster, nothing runs.
     proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options)
     assert proc.returncode == 0, _output(proc)
-    assert f"every task's pod is valid for the Kubernetes {airflow_engine.KUBERNETES_VERSION} API (strict)" in proc.stdout
+    assert (
+        f"every task's pod is valid for the Kubernetes {airflow_engine.KUBERNETES_VERSION} API (strict)" in proc.stdout
+    )
 
 
 # --- refusals through invoke, as a user sees them (no Airflow needed) -----------------------------
 
 
-@pytest.mark.parametrize("config, message", [
-    ("retries: 2\nretry: 3\n", "error: conf/base/airflow.yml: retry: unknown key; did you mean 'retries'?"),
-    ("pipelines:\n  ingest: {depends_on: [nope]}\n",
-     "error: conf/base/airflow.yml: pipelines.ingest.depends_on: unknown pipeline 'nope' (available: ingest)"),
-    ("pipelines:\n  ingest: {depends_on: [ingest]}\n",
-     "error: conf/base/airflow.yml: pipelines.ingest.depends_on: cycle ingest -> ingest"),
-    ("just a string\n", "error: conf/base/airflow.yml: expected a mapping of settings, got str"),
-])
-def test_bad_config_is_one_line_and_leaves_the_dag_file_byte_for_byte(project_copy, run_invoke, tree_hash, config,
-                                                                       message):
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ("retries: 2\nretry: 3\n", "error: conf/base/airflow.yml: retry: unknown key; did you mean 'retries'?"),
+        (
+            "pipelines:\n  ingest: {depends_on: [nope]}\n",
+            "error: conf/base/airflow.yml: pipelines.ingest.depends_on: unknown pipeline 'nope' (available: ingest)",
+        ),
+        (
+            "pipelines:\n  ingest: {depends_on: [ingest]}\n",
+            "error: conf/base/airflow.yml: pipelines.ingest.depends_on: cycle ingest -> ingest",
+        ),
+        ("just a string\n", "error: conf/base/airflow.yml: expected a mapping of settings, got str"),
+    ],
+)
+def test_bad_config_is_one_line_and_leaves_the_dag_file_byte_for_byte(
+    project_copy, run_invoke, tree_hash, config, message
+):
     assert run_invoke(project_copy, "airflow-dag").returncode == 0
     (project_copy / "conf" / "base" / "airflow.yml").write_text(config)
     before = tree_hash(project_copy)
@@ -365,10 +398,16 @@ def test_bad_config_is_one_line_and_leaves_the_dag_file_byte_for_byte(project_co
 
 def test_airflow_test_without_the_dag_file_says_how_to_write_it(project_copy, run_invoke, tree_hash):
     before = tree_hash(project_copy)
-    error = _one_error_line(run_invoke(project_copy, "airflow-test", "--target", "kubernetes",
-                                       env={"PIPERACK_AIRFLOW_VENV": "/nonexistent"}))
-    assert error == ("error: airflow/dags/demo_project.py does not exist; write it first with: "
-                     "invoke airflow-dag --target kubernetes")
+    error = _one_error_line(
+        run_invoke(
+            project_copy, "airflow-test", "--target", "kubernetes", env={"PIPERACK_AIRFLOW_VENV": "/nonexistent"}
+        )
+    )
+    assert error == (
+        "error: airflow/dags/demo_project.py does not exist; write it first with: "
+        "invoke airflow-dag --target kubernetes"
+    )
     assert _one_error_line(run_invoke(project_copy, "airflow-dag", "--target", "swarm")) == (
-        "error: unknown --target 'swarm': use docker or kubernetes")
+        "error: unknown --target 'swarm': use docker or kubernetes"
+    )
     assert tree_hash(project_copy) == before

@@ -6,6 +6,7 @@ Where free text lands: pyproject.toml (description, author), src/<pkg>/__init__.
 project_name and description), docker/Dockerfile (a comment naming the project), README.md (the
 heading and the description), .piperack.json (every answer).
 """
+
 from __future__ import annotations
 
 import ast
@@ -64,7 +65,10 @@ REFUSED = [
     ({"description": "one\x85two"}, "description must be one line:"),
     ({"description": "one\x0btwo"}, "description must be one line:"),
     ({"description": "one\x0ctwo"}, "description must be one line:"),
-    ({"description": "tab\there"}, "description must be printable text: 'tab\\there' holds U+0009, a control character"),
+    (
+        {"description": "tab\there"},
+        "description must be printable text: 'tab\\there' holds U+0009, a control character",
+    ),
     ({"description": "bell\x07"}, "description must be printable text:"),
     ({"description": "escape \x1b[31mred"}, "description must be printable text:"),
     ({"description": "delete\x7f"}, "description must be printable text:"),
@@ -90,7 +94,7 @@ REFUSED = [
     ({"description": "{{ cookiecutter | piperack_validate }}"}, "description '{{ cookiecutter | piperack_valid"),
     ({"repo_name": "{{ cookiecutter.project_name | slugify }}x"}, "repo_name '{{ cookiecutter.project_name"),
     ({"python_package": "{{ 'os' }}"}, "python_package \"{{ 'os' }}\" contains '{{'"),
-    ({"description": "{{ cycler.__init__.__globals__.os.system('touch PWNED') }}"}, "description \"{{ cycler.__init"),
+    ({"description": "{{ cycler.__init__.__globals__.os.system('touch PWNED') }}"}, 'description "{{ cycler.__init'),
     ({"project_name": '"""', "repo_name": ""}, "repo_name is empty"),
     ({"project_name": '"""'}, "repo_name is empty (project_name has no letter or digit to make it from)"),
     ({"python_package": "__init__"}, "python_package '__init__' is a dunder name"),
@@ -109,7 +113,11 @@ def run_cookiecutter(out: Path, answers: dict, cwd: Path, **kwargs) -> subproces
     args = [f"{key}={value}" for key, value in answers.items()]
     return subprocess.run(
         [sys.executable, "-m", "cookiecutter", "--no-input", "--output-dir", str(out), str(KIT), *args],
-        capture_output=True, text=True, timeout=120, cwd=cwd, **kwargs,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        **kwargs,
     )
 
 
@@ -151,8 +159,10 @@ def check_lands(root: Path, default: Path, name: str, author: str, description: 
     assert readme[0] == f"# {name}" and description in readme
     assert len(readme) == len(readme_default)  # only the heading and the description line differ
     defaults = json.loads((default / ".piperack.json").read_text())["answers"]
-    assert {old for old, new in zip(readme_default, readme) if old != new} <= {
-        f"# {defaults['project_name']}", defaults["description"]}
+    assert {old for old, new in zip(readme_default, readme, strict=True) if old != new} <= {
+        f"# {defaults['project_name']}",
+        defaults["description"],
+    }
 
     record = json.loads((root / ".piperack.json").read_text(encoding="utf-8"))
     assert record["answers"]["project_name"] == name
@@ -199,8 +209,9 @@ def test_answers_reach_the_files_through_the_cookiecutter_command_line(tmp_path,
     value = '"""\\ {x} $(touch PWNED) \'\'\' "; #\\'
     out = tmp_path / "out"
     out.mkdir()
-    result = run_cookiecutter(out, {"project_name": value, "author_name": value, "description": value, **FIXED},
-                              cwd=tmp_path)
+    result = run_cookiecutter(
+        out, {"project_name": value, "author_name": value, "description": value, **FIXED}, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     check_lands(out / "demo-project", project, value, value, value)
     assert not (tmp_path / "PWNED").exists()
@@ -210,7 +221,7 @@ def test_recorded_hostile_answers_render_again_for_update_project(bake, tmp_path
     """`invoke update-project` re-renders the template with the answers in .piperack.json."""
     from piperack.update import render
 
-    value = '"""\\ \'\'\' $(x) }} %}'
+    value = "\"\"\"\\ ''' $(x) }} %}"
     root = bake(project_name=value, author_name=value, description=value, **FIXED)
     recorded = json.loads((root / ".piperack.json").read_text())["answers"]
     rendered = render(KIT, recorded, tmp_path / "again", "current")
@@ -235,7 +246,7 @@ def test_an_answer_is_never_evaluated_as_a_template(tmp_path):
     payload = "{{ 7*7 }}{{ cycler.__init__.__globals__.os.system('touch ' ~ 'PWNED') }}"
     for key in ("project_name", "repo_name", "python_package", "author_name", "description"):
         result = run_cookiecutter(out, {key: payload}, cwd=tmp_path)
-        assert_refused(result, f"{key} \"{{{{ 7*7 }}}}{{{{ cycler.", out, tmp_path)
+        assert_refused(result, f'{key} "{{{{ 7*7 }}}}{{{{ cycler.', out, tmp_path)
         assert "contains '{{': an answer is text, not a template" in result.stderr
         assert "49" not in result.stderr
 
@@ -245,8 +256,14 @@ def test_typed_answers_meet_the_same_rules(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     typed = "{{ 7*7 }}\nweb\nweb\n\n\n\n\n"
-    result = subprocess.run([sys.executable, "-m", "cookiecutter", "--output-dir", str(out), str(KIT)],
-                            input=typed, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--output-dir", str(out), str(KIT)],
+        input=typed,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -254,13 +271,21 @@ def test_typed_answers_meet_the_same_rules(tmp_path):
     assert list(out.iterdir()) == []
 
     typed = 'Quote """ and \\\nquotes\nquotes\nO\'Brien "\\"\nA "b" \\\n\n\n'
-    result = subprocess.run([sys.executable, "-m", "cookiecutter", "--output-dir", str(out), str(KIT)],
-                            input=typed, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--output-dir", str(out), str(KIT)],
+        input=typed,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     pyproject = tomllib.loads((out / "quotes" / "pyproject.toml").read_text())
     assert pyproject["project"]["authors"] == [{"name": 'O\'Brien "\\"'}]
     assert pyproject["project"]["description"] == 'A "b" \\'
-    docstring = ast.get_docstring(ast.parse((out / "quotes" / "src" / "quotes" / "__init__.py").read_text()), clean=False)
+    docstring = ast.get_docstring(
+        ast.parse((out / "quotes" / "src" / "quotes" / "__init__.py").read_text()), clean=False
+    )
     assert docstring == 'Quote """ and \\: A "b" \\'
 
 
@@ -279,8 +304,9 @@ def test_hooks_refuse_hostile_answers_for_api_callers(tmp_path):
     )
     out = tmp_path / "out"
     out.mkdir()
-    result = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, cwd=KIT,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(out)], capture_output=True, text=True, cwd=KIT, timeout=120
+    )
     assert result.returncode != 0
     assert "error: description must be one line: 'one\\nRUN touch PWNED'" in result.stderr
     assert list(out.iterdir()) == []
@@ -319,10 +345,14 @@ def test_post_gen_hook_holds_its_answers_as_literals():
     source = (KIT / "hooks" / "post_gen_project.py").read_text()
     env = Environment(extensions=[PiperackValidation])
     rendered = env.from_string(source).render(
-        cookiecutter={"python_package": 'x"; import os #', "python_version": "3.12\\", "include_example": False})
+        cookiecutter={"python_package": 'x"; import os #', "python_version": "3.12\\", "include_example": False}
+    )
     module = ast.parse(rendered)
-    values = {node.targets[0].id: ast.literal_eval(node.value) for node in module.body
-              if isinstance(node, ast.Assign) and node.targets[0].id in {"PACKAGE", "PYTHON_VERSION", "INCLUDE_EXAMPLE"}}
+    values = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in module.body
+        if isinstance(node, ast.Assign) and node.targets[0].id in {"PACKAGE", "PYTHON_VERSION", "INCLUDE_EXAMPLE"}
+    }
     assert values == {"PACKAGE": 'x"; import os #', "PYTHON_VERSION": "3.12\\", "INCLUDE_EXAMPLE": False}
 
 
@@ -340,15 +370,26 @@ def test_escaping_filters_round_trip():
 # -- piperack new: the same template, the same checks ---------------------------------------------
 
 
-@pytest.mark.parametrize("answer, message", [
-    ("description=first line\nRUN touch PWNED", "error: description must be one line: 'first line\\nRUN touch PWNED'"),
-    ("project_name={{ 7*7 }}", "error: project_name '{{ 7*7 }}' contains '{{': an answer is text, not a template"),
-    ("python_package=__init__", "error: python_package '__init__' is a dunder name"),
-])
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (
+            "description=first line\nRUN touch PWNED",
+            "error: description must be one line: 'first line\\nRUN touch PWNED'",
+        ),
+        ("project_name={{ 7*7 }}", "error: project_name '{{ 7*7 }}' contains '{{': an answer is text, not a template"),
+        ("python_package=__init__", "error: python_package '__init__' is a dunder name"),
+    ],
+)
 def test_piperack_new_refuses_hostile_answers(venv, user_env, tmp_path, answer, message):
     out = tmp_path / "out"
-    result = subprocess.run([str(venv / "bin" / "piperack"), "new", "--no-input", "-o", str(out), answer],
-                            env=user_env(), capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [str(venv / "bin" / "piperack"), "new", "--no-input", "-o", str(out), answer],
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
     assert result.stderr.startswith(message), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr + result.stdout
@@ -358,9 +399,23 @@ def test_piperack_new_refuses_hostile_answers(venv, user_env, tmp_path, answer, 
 def test_piperack_new_lands_quotes_and_backslashes(venv, user_env, tmp_path, project):
     value = 'Say """hi""" \\ it\'s $(touch PWNED)\\'
     out = tmp_path / "out"
-    result = subprocess.run([str(venv / "bin" / "piperack"), "new", "--no-input", "-o", str(out),
-                             f"project_name={value}", f"author_name={value}", f"description={value}",
-                             "repo_name=demo-project"], env=user_env(), capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            str(venv / "bin" / "piperack"),
+            "new",
+            "--no-input",
+            "-o",
+            str(out),
+            f"project_name={value}",
+            f"author_name={value}",
+            f"description={value}",
+            "repo_name=demo-project",
+        ],
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     check_lands(out / "demo-project", project, value, value, value)
 
@@ -368,15 +423,18 @@ def test_piperack_new_lands_quotes_and_backslashes(venv, user_env, tmp_path, pro
 # -- dunder and keyword names for pipelines and aliases -------------------------------------------
 
 
-@pytest.mark.parametrize("name, message", [
-    ("__init__", "dunder names (__x__) are reserved by Python"),
-    ("__main__", "dunder names (__x__) are reserved by Python"),
-    ("__pipeline__", "dunder names (__x__) are reserved by Python"),
-    ("class", "it is a Python keyword"),
-    ("None", "it is a Python keyword"),
-    ("_private", "it must not start with '_'"),
-    ("1st", "it must be a Python identifier"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("__init__", "dunder names (__x__) are reserved by Python"),
+        ("__main__", "dunder names (__x__) are reserved by Python"),
+        ("__pipeline__", "dunder names (__x__) are reserved by Python"),
+        ("class", "it is a Python keyword"),
+        ("None", "it is a Python keyword"),
+        ("_private", "it must not start with '_'"),
+        ("1st", "it must be a Python identifier"),
+    ],
+)
 def test_new_pipeline_refuses_dunder_and_keyword_names(project_copy, name, message):
     from piperack.errors import PiperackError
     from piperack.project import find_project
@@ -402,7 +460,9 @@ def test_invoke_new_pipeline_dunder_is_one_line(project_copy, run_invoke):
     result = run_invoke(project_copy, "new-pipeline", "__init__")
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
-    assert result.stderr.strip() == ("error: invalid pipeline name '__init__': dunder names (__x__) are reserved by "
-                                     "Python; it must be a Python identifier such as 'my_pipeline'")
+    assert result.stderr.strip() == (
+        "error: invalid pipeline name '__init__': dunder names (__x__) are reserved by "
+        "Python; it must be a Python identifier such as 'my_pipeline'"
+    )
     assert not (project_copy / "src" / "demo_project" / "pipelines" / "__init__").exists()
     assert not (project_copy / "conf" / "base" / "parameters" / "__init__.yml").exists()

@@ -5,6 +5,7 @@ with scripts/build-base-image.sh), run, changed by one line and rebuilt; that is
 the module does. Without an engine the tests skip with the reason, except under CI=true, where they
 fail: CI must run them (.ci/docker.sh starts an engine).
 """
+
 from __future__ import annotations
 
 import json
@@ -114,11 +115,22 @@ def test_build_fills_the_wheelhouse_for_the_image_python_and_leaves_no_build_too
 
     from packaging.requirements import Requirement
 
-    backend = {Requirement(r).name.lower().replace("-", "_")
-               for r in tomllib.loads((root / "pyproject.toml").read_text())["build-system"]["requires"]}
+    backend = {
+        Requirement(r).name.lower().replace("-", "_")
+        for r in tomllib.loads((root / "pyproject.toml").read_text())["build-system"]["requires"]
+    }
     assert {"pandas", "duckdb", "requests", "pyyaml"} | backend <= names, wheels
-    python = _docker("run", "--rm", "--network", "none", "--entrypoint", "python3", built["base"], "-c",
-                     "import sys; print('cp%d%d' % sys.version_info[:2])").stdout.strip()
+    python = _docker(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "python3",
+        built["base"],
+        "-c",
+        "import sys; print('cp%d%d' % sys.version_info[:2])",
+    ).stdout.strip()
     from packaging.utils import parse_wheel_filename
 
     def fits(tag) -> bool:  # built for the image's CPython (its own ABI, or the stable ABI of an older one)
@@ -127,7 +139,9 @@ def test_build_fills_the_wheelhouse_for_the_image_python_and_leaves_no_build_too
     compiled = [w for w in wheels if "-cp3" in w]
     assert compiled and all(any(fits(t) for t in parse_wheel_filename(w)[3]) for w in compiled), (python, wheels)
     # The build streamed docker's own output.
-    assert "Successfully tagged" in built["build"].stdout or "naming to" in built["build"].stdout + built["build"].stderr
+    assert (
+        "Successfully tagged" in built["build"].stdout or "naming to" in built["build"].stdout + built["build"].stderr
+    )
 
     config = json.loads(_docker("image", "inspect", "--format", "{{json .Config}}", tag).stdout)
     assert config["User"] and not config["User"].startswith("0"), config["User"]
@@ -203,9 +217,24 @@ def test_run_by_another_host_user_writes_files_that_user_owns(wheelhouse, built)
         env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
         env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", HOME=str(root), PYTHONDONTWRITEBYTECODE="1")
         proc = subprocess.run(
-            [str(venv / "bin" / "invoke"), "docker-run", "--tag", built["tag"], "--network", "none", "--pipeline", "ingest"],
-            cwd=root, env=env, capture_output=True, text=True, timeout=600,
-            user=uid, group=gid, extra_groups=[_docker_socket_gid()],
+            [
+                str(venv / "bin" / "invoke"),
+                "docker-run",
+                "--tag",
+                built["tag"],
+                "--network",
+                "none",
+                "--pipeline",
+                "ingest",
+            ],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            user=uid,
+            group=gid,
+            extra_groups=[_docker_socket_gid()],
         )
         assert proc.returncode == 0, _output(proc)
         for path in (root / "data" / "ingest.duckdb", root / "data" / "01_raw"):
@@ -225,12 +254,32 @@ def test_conf_local_is_mounted_read_only_and_a_failing_pipeline_fails_the_task(b
         assert "no-such-file.csv" in proc.stdout + proc.stderr
     finally:
         override.unlink()
-    proc = run_invoke(root, "docker-cmd", "--tag", tag, "--network", "none", "--", "sh", "-c",
-                      "touch conf/local/x 2>/dev/null && echo writable || echo read-only")
+    proc = run_invoke(
+        root,
+        "docker-cmd",
+        "--tag",
+        tag,
+        "--network",
+        "none",
+        "--",
+        "sh",
+        "-c",
+        "touch conf/local/x 2>/dev/null && echo writable || echo read-only",
+    )
     assert proc.returncode == 0 and "read-only" in proc.stdout, _output(proc)
     # The container's exit code is the task's.
-    proc = run_invoke(root, "docker-cmd", "--tag", tag, "--network", "none", "--", "python", "-c",
-                      "import sys; print('a b'); sys.exit(7)")
+    proc = run_invoke(
+        root,
+        "docker-cmd",
+        "--tag",
+        tag,
+        "--network",
+        "none",
+        "--",
+        "python",
+        "-c",
+        "import sys; print('a b'); sys.exit(7)",
+    )
     assert proc.returncode == 7 and "a b" in proc.stdout, _output(proc)
 
 
@@ -278,7 +327,10 @@ def test_missing_base_image_is_one_clear_line_and_changes_nothing(engine, projec
     proc = run_invoke(project_copy, "docker-build", "--base-image", "piperack-test/no-such-image:0")
     assert proc.returncode == 1, _output(proc)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "'piperack-test/no-such-image:0' is not in the local engine and could not be pulled" in errors[0]
+    assert (
+        len(errors) == 1
+        and "'piperack-test/no-such-image:0' is not in the local engine and could not be pulled" in errors[0]
+    )
     assert "Traceback" not in proc.stderr
     assert tree_hash(project_copy) == before
 
@@ -323,8 +375,9 @@ def _buildkit_client(tmp_path: Path) -> Path:
     candidates = [shutil.which("docker"), "/usr/bin/docker"]
     for client in filter(None, candidates):
         has_buildx = subprocess.run([client, "buildx", "version"], capture_output=True).returncode == 0
-        legacy_only = subprocess.run([client, "version", "--format", "{{.Client.Version}}"], capture_output=True,
-                                     text=True).stdout.strip().split(".")[0] not in {"19", "20", "21", "22"}
+        legacy_only = subprocess.run(
+            [client, "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True
+        ).stdout.strip().split(".")[0] not in {"19", "20", "21", "22"}
         if has_buildx or not legacy_only:
             (folder / "docker").symlink_to(client)
             return folder
@@ -339,14 +392,18 @@ def test_buildkit_builds_offline_and_reuses_the_dependency_layer(engine, base_im
     tag = f"piperack-test-bk-{uuid.uuid4().hex[:10]}:latest"
     images = set()
     try:
-        proc = run_invoke(root, "docker-build", "--tag", tag, "--base-image", base_image, env=env, timeout=BUILD_TIMEOUT)
+        proc = run_invoke(
+            root, "docker-build", "--tag", tag, "--base-image", base_image, env=env, timeout=BUILD_TIMEOUT
+        )
         assert proc.returncode == 0, _output(proc)
         assert re.search(r"^#\d+ \[deps", proc.stdout + proc.stderr, re.M), "not a BuildKit build:\n" + _output(proc)
         images.add(_docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip())
         before = _layers(tag)
         nodes = root / "src" / _package(root) / "pipelines" / "ingest" / "nodes.py"
         nodes.write_text(nodes.read_text() + "# changed by the BuildKit test\n")
-        proc = run_invoke(root, "docker-build", "--tag", tag, "--base-image", base_image, env=env, timeout=BUILD_TIMEOUT)
+        proc = run_invoke(
+            root, "docker-build", "--tag", tag, "--base-image", base_image, env=env, timeout=BUILD_TIMEOUT
+        )
         images.add(_docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip())
         assert proc.returncode == 0, _output(proc)
         assert _dependency_step_cached(proc.stdout + proc.stderr), _output(proc)
@@ -360,10 +417,20 @@ def test_buildkit_builds_offline_and_reuses_the_dependency_layer(engine, base_im
             _docker("rmi", "--force", image, check=False)
 
 
-def test_dockerignore_keeps_data_secrets_git_venvs_and_dist_out_of_the_context(engine, base_image, project_copy, tmp_path):
+def test_dockerignore_keeps_data_secrets_git_venvs_and_dist_out_of_the_context(
+    engine, base_image, project_copy, tmp_path
+):
     root = project_copy
-    planted = ["data/big.csv", "conf/local/credentials.yml", ".git/config", ".venv/bin/python", "venv/x",
-               "dist/pkg-0.1.0.tar.gz", "src/pkg.egg-info/PKG-INFO", "src/__pycache__/x.pyc"]
+    planted = [
+        "data/big.csv",
+        "conf/local/credentials.yml",
+        ".git/config",
+        ".venv/bin/python",
+        "venv/x",
+        "dist/pkg-0.1.0.tar.gz",
+        "src/pkg.egg-info/PKG-INFO",
+        "src/__pycache__/x.pyc",
+    ]
     for rel in planted + [".docker/wheelhouse/kept.whl"]:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text("x")

@@ -15,6 +15,7 @@ resolver picks, so a new release gets a new one:
 In each: the project's own tests, then `python -m <pkg> run --pipeline ingest` on the sample and on
 a file of date variants; the DuckDB tables (rows and column types) must be the same on every side.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,14 +34,27 @@ PACKAGE = "demo_project"
 NUMPY_2_SINCE = "2.2.2"  # the first pandas built against numpy 2
 
 DATE_VARIANTS = {  # city -> founded, as a CSV may spell it
-    "Hastings": "1066-10-14", "Aachen": "0800-12-25", "Rome": "0753-04-21 12:30", "Zero": "0000-01-01",
-    "Caesar": "-0044-03-15", "Compact": "10661014", "Year": "1066", "Month": "1066-10",
-    "Fraction": "1066-10-14T12:30:15.123456", "Nanos": "1066-10-14T12:30:15.123456789",
-    "Edge before": "1677-09-21", "Edge after": "2262-04-12", "Far": "9999-12-31T23:59:59",
-    "Modern": "2024-02-29T08:00:00.5", "Impossible": "1066-02-30", "Garbled": "not a date", "Empty": "",
+    "Hastings": "1066-10-14",
+    "Aachen": "0800-12-25",
+    "Rome": "0753-04-21 12:30",
+    "Zero": "0000-01-01",
+    "Caesar": "-0044-03-15",
+    "Compact": "10661014",
+    "Year": "1066",
+    "Month": "1066-10",
+    "Fraction": "1066-10-14T12:30:15.123456",
+    "Nanos": "1066-10-14T12:30:15.123456789",
+    "Edge before": "1677-09-21",
+    "Edge after": "2262-04-12",
+    "Far": "9999-12-31T23:59:59",
+    "Modern": "2024-02-29T08:00:00.5",
+    "Impossible": "1066-02-30",
+    "Garbled": "not a date",
+    "Empty": "",
 }
 DATES = "City Name,Country,Population,Area (km2),Founded\n" + "".join(
-    f"{city},Somewhere,1000,1.5,{founded}\n" for city, founded in DATE_VARIANTS.items())
+    f"{city},Somewhere,1000,1.5,{founded}\n" for city, founded in DATE_VARIANTS.items()
+)
 DATES_PARAMS = "source: samples/dates.csv\ntable: dates\n"
 DUMP = """
 import json, sys
@@ -97,9 +111,23 @@ def side_pins(project: Path, side: str) -> list[str]:
 def resolve(pins: list[str]) -> list[str]:
     """The exact versions (``name==x.y.z``) the resolver picks today for ``pins`` and pytest, wheels only."""
     compiled = subprocess.run(
-        [*kitlib.uv(), "pip", "compile", "-", "--quiet", "--no-header", "--no-annotate", "--only-binary", ":all:",
-         "--python", sys.executable],
-        input="\n".join([*pins, "pytest>=8"]) + "\n", capture_output=True, text=True, timeout=300,
+        [
+            *kitlib.uv(),
+            "pip",
+            "compile",
+            "-",
+            "--quiet",
+            "--no-header",
+            "--no-annotate",
+            "--only-binary",
+            ":all:",
+            "--python",
+            sys.executable,
+        ],
+        input="\n".join([*pins, "pytest>=8"]) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert compiled.returncode == 0, f"cannot resolve {pins}: {compiled.stderr[-2000:]}"
     return [line.strip() for line in compiled.stdout.splitlines() if "==" in line]
@@ -111,8 +139,11 @@ def example_venv(pins: list[str]) -> Path:
     resolved = resolve(pins)
     pandas = next(line for line in resolved if line.lower().startswith("pandas==")).partition("==")[2]
     digest = hashlib.sha256(json.dumps([resolved, sys.version]).encode()).hexdigest()[:12]
-    return kitlib.cached_venv(kitlib.CACHE / "venvs" / f"example-pandas-{pandas}-{digest}", sys.executable,
-                              ["--only-binary", ":all:", "--no-deps", *resolved])
+    return kitlib.cached_venv(
+        kitlib.CACHE / "venvs" / f"example-pandas-{pandas}-{digest}",
+        sys.executable,
+        ["--only-binary", ":all:", "--no-deps", *resolved],
+    )
 
 
 def run(python: Path, root: Path, *args: str) -> subprocess.CompletedProcess:
@@ -140,7 +171,9 @@ def outcome(example, tmp_path_factory):
         (root / "samples" / "dates.csv").write_text(DATES)
 
         tests = run(python, root, "-m", "pytest", "-q", "-p", "no:cacheprovider", "src/tests")
-        assert tests.returncode == 0, f"{label}: the project's tests failed\n{tests.stdout[-3000:]}{tests.stderr[-2000:]}"
+        assert tests.returncode == 0, (
+            f"{label}: the project's tests failed\n{tests.stdout[-3000:]}{tests.stderr[-2000:]}"
+        )
         ran = run(python, root, "-m", PACKAGE, "run", "--pipeline", "ingest")
         assert ran.returncode == 0, f"{label}: {ran.stderr[-3000:]}"
         (root / "conf" / "local" / "parameters").mkdir(parents=True, exist_ok=True)

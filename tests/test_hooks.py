@@ -1,4 +1,5 @@
 """The pre-generation hook: every bad answer stops with one line naming it, and nothing is written."""
+
 import re
 import subprocess
 import sys
@@ -33,7 +34,9 @@ def run_cookiecutter(out, **answers):
     args = [f"{k}={v}" for k, v in answers.items()]
     return subprocess.run(
         [sys.executable, "-m", "cookiecutter", "--no-input", "--output-dir", str(out), str(KIT), *args],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -1,5 +1,6 @@
 """piperack as a versioned library: the wheel, `piperack new`, `invoke release`, `cruft create`, and a
 generated project that pins piperack instead of carrying a copy of it."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,11 @@ def test_version_is_written_once(kit_repo):
     """[project] version in pyproject.toml is the only place: no other file of the kit spells it."""
     needle = f'"{VERSION}"'
     holders = [
-        p.relative_to(kit_repo).as_posix() for p in kit_repo.rglob("*")
-        if p.is_file() and p.suffix in {".py", ".toml", ".json", ".cfg", ".txt"} and needle in p.read_text(errors="ignore")
+        p.relative_to(kit_repo).as_posix()
+        for p in kit_repo.rglob("*")
+        if p.is_file()
+        and p.suffix in {".py", ".toml", ".json", ".cfg", ".txt"}
+        and needle in p.read_text(errors="ignore")
         and not {"tests", "benchmarks"} & set(p.relative_to(kit_repo).parts)
     ]
     assert holders == ["pyproject.toml"]
@@ -45,22 +49,35 @@ def test_wheel_carries_the_engine_the_template_and_metadata(wheelhouse):
     for module in ("tasks.py", "cli.py", "bake.py", "fsutil.py", "options.py", "pull/plan.py", "pull/apply.py"):
         assert f"piperack/{module}" in names
     template = {name.removeprefix("piperack/template/") for name in names if name.startswith("piperack/template/")}
-    expected = {p.relative_to(TEMPLATE.parent).as_posix() for p in TEMPLATE.rglob("*")
-                if p.is_file() and "__pycache__" not in p.parts}
+    expected = {
+        p.relative_to(TEMPLATE.parent).as_posix()
+        for p in TEMPLATE.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
     expected |= {"cookiecutter.json", "local_extensions.py", "hooks/pre_gen_project.py", "hooks/post_gen_project.py"}
     assert template == expected
     assert "{{cookiecutter.repo_name}}/.github/workflows/ci.yml" in template
     assert not any(".pyc" in name or "__pycache__" in name for name in names)
-    for field in ("Name: piperack", f"Version: {VERSION}", "Requires-Python: >=3.11", "License-Expression: MIT",
-                  "Classifier: Programming Language :: Python :: 3.11", "Summary: "):
+    for field in (
+        "Name: piperack",
+        f"Version: {VERSION}",
+        "Requires-Python: >=3.11",
+        "License-Expression: MIT",
+        "Classifier: Programming Language :: Python :: 3.11",
+        "Summary: ",
+    ):
         assert field in metadata
     assert "piperack = piperack.cli:main" in entry_points
 
 
 def test_pip_wheel_at_the_kit_root_builds_the_wheel(kit_repo, tmp_path):
     out = tmp_path / "out"
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), "."],
-                           cwd=kit_repo, capture_output=True, text=True)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), "."],
+        cwd=kit_repo,
+        capture_output=True,
+        text=True,
+    )
     assert built.returncode == 0, built.stderr
     assert [p.name for p in out.iterdir()] == [f"piperack-{VERSION}-py3-none-any.whl"]
 
@@ -72,7 +89,9 @@ def test_release_builds_checks_and_refuses_dirty_or_tagged(kit_repo, tmp_path):
     released = subprocess.run([*invoke, "release"], cwd=repo, capture_output=True, text=True)
     assert released.returncode == 0, released.stdout + released.stderr
     assert sorted(p.name for p in (repo / "dist").iterdir()) == [
-        f"piperack-{VERSION}-py3-none-any.whl", f"piperack-{VERSION}.tar.gz"]
+        f"piperack-{VERSION}-py3-none-any.whl",
+        f"piperack-{VERSION}.tar.gz",
+    ]
     assert "PASSED" in released.stdout  # twine check --strict on both
     with zipfile.ZipFile(repo / "dist" / f"piperack-{VERSION}-py3-none-any.whl") as archive:
         assert "piperack/template/cookiecutter.json" in archive.namelist()
@@ -96,9 +115,20 @@ def test_release_builds_checks_and_refuses_dirty_or_tagged(kit_repo, tmp_path):
 def test_piperack_new_from_the_installed_wheel_bakes_what_cookiecutter_bakes(venv, user_env, bake, tmp_path):
     """The wheel's template gives byte-for-byte the project `cookiecutter <kit>` gives."""
     answers = {"project_name": "Sales Data", "python_version": "3.12", "description": "Daily sales"}
-    made = subprocess.run([str(venv / "bin" / "piperack"), "new", "--no-input", "--output-dir", str(tmp_path / "new"),
-                           *(f"{k}={v}" for k, v in answers.items())], cwd=tmp_path, env=user_env(),
-                          capture_output=True, text=True)
+    made = subprocess.run(
+        [
+            str(venv / "bin" / "piperack"),
+            "new",
+            "--no-input",
+            "--output-dir",
+            str(tmp_path / "new"),
+            *(f"{k}={v}" for k, v in answers.items()),
+        ],
+        cwd=tmp_path,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+    )
     assert made.returncode == 0, made.stderr
     assert "Next steps" in made.stdout
     from_wheel = tree(tmp_path / "new" / "sales-data")
@@ -107,31 +137,45 @@ def test_piperack_new_from_the_installed_wheel_bakes_what_cookiecutter_bakes(ven
     record = json.loads(from_wheel[".piperack.json"])
     assert record["piperack_version"] == VERSION
     assert record["answers"] == {
-        "project_name": "Sales Data", "repo_name": "sales-data", "python_package": "sales_data",
-        "author_name": "Your Name", "description": "Daily sales", "python_version": "3.12", "include_example": True,
+        "project_name": "Sales Data",
+        "repo_name": "sales-data",
+        "python_package": "sales_data",
+        "author_name": "Your Name",
+        "description": "Daily sales",
+        "python_version": "3.12",
+        "include_example": True,
     }
 
 
 def test_piperack_version_and_help(venv, user_env):
-    version = subprocess.run([str(venv / "bin" / "piperack"), "--version"], env=user_env(), capture_output=True,
-                             text=True)
+    version = subprocess.run(
+        [str(venv / "bin" / "piperack"), "--version"], env=user_env(), capture_output=True, text=True
+    )
     assert (version.returncode, version.stdout) == (0, f"piperack {VERSION}\n")
-    helped = subprocess.run([str(venv / "bin" / "piperack"), "new", "--help"], env=user_env(), capture_output=True,
-                            text=True)
+    helped = subprocess.run(
+        [str(venv / "bin" / "piperack"), "new", "--help"], env=user_env(), capture_output=True, text=True
+    )
     assert helped.returncode == 0 and "--no-input" in helped.stdout and "--output-dir" in helped.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["python_package=json"], "error: python_package 'json' shadows the standard library module of that name"),
-    (["colour=red"], "error: unknown answer 'colour': the template asks for project_name, repo_name, "),
-    (["project_name"], "error: expected key=value, got 'project_name'"),
-    (["python_version=2.7"], "error: 2.7 provided for choice variable python_version"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["python_package=json"], "error: python_package 'json' shadows the standard library module of that name"),
+        (["colour=red"], "error: unknown answer 'colour': the template asks for project_name, repo_name, "),
+        (["project_name"], "error: expected key=value, got 'project_name'"),
+        (["python_version=2.7"], "error: 2.7 provided for choice variable python_version"),
+    ],
+)
 def test_piperack_new_refuses_bad_answers_in_one_line_and_writes_nothing(venv, user_env, tmp_path, args, message):
     out = tmp_path / "out"
     out.mkdir()
-    result = subprocess.run([str(venv / "bin" / "piperack"), "new", "--no-input", "-o", str(out), *args],
-                            env=user_env(), capture_output=True, text=True)
+    result = subprocess.run(
+        [str(venv / "bin" / "piperack"), "new", "--no-input", "-o", str(out), *args],
+        env=user_env(),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().startswith(message), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr + result.stdout
@@ -140,8 +184,14 @@ def test_piperack_new_refuses_bad_answers_in_one_line_and_writes_nothing(venv, u
 
 def test_piperack_new_asks_the_template_questions(venv, user_env, tmp_path):
     answers = "Weather Feed\n\n\nAnn Author\nHourly weather\n2\nn\n"
-    result = subprocess.run([str(venv / "bin" / "piperack"), "new", "-o", str(tmp_path)], input=answers,
-                            env=user_env(), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(venv / "bin" / "piperack"), "new", "-o", str(tmp_path)],
+        input=answers,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "weather-feed" / ".piperack.json").read_text())
     assert record["answers"]["python_version"] == "3.12" and record["answers"]["include_example"] is False
@@ -150,8 +200,12 @@ def test_piperack_new_asks_the_template_questions(venv, user_env, tmp_path):
 def test_piperack_new_refuses_an_existing_project_folder(venv, user_env, tmp_path):
     (tmp_path / "demo-project").mkdir()
     (tmp_path / "demo-project" / "mine.txt").write_text("keep\n")
-    result = subprocess.run([str(venv / "bin" / "piperack"), "new", "--no-input", "-o", str(tmp_path)],
-                            env=user_env(), capture_output=True, text=True)
+    result = subprocess.run(
+        [str(venv / "bin" / "piperack"), "new", "--no-input", "-o", str(tmp_path)],
+        env=user_env(),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and "already exists" in result.stderr
     assert sorted(p.name for p in (tmp_path / "demo-project").iterdir()) == ["mine.txt"]
@@ -159,17 +213,41 @@ def test_piperack_new_refuses_an_existing_project_folder(venv, user_env, tmp_pat
 
 def test_cruft_create_bakes_from_the_kit_repository(kit_repo, tmp_path):
     cruft = Path(sys.executable).parent / "cruft"
-    made = subprocess.run([str(cruft), "create", "--no-input", "--output-dir", str(tmp_path), str(kit_repo),
-                           "--extra-context", json.dumps({"project_name": "Cruft Made"})],
-                          capture_output=True, text=True, timeout=300)
+    made = subprocess.run(
+        [
+            str(cruft),
+            "create",
+            "--no-input",
+            "--output-dir",
+            str(tmp_path),
+            str(kit_repo),
+            "--extra-context",
+            json.dumps({"project_name": "Cruft Made"}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert made.returncode == 0, made.stdout + made.stderr
     root = tmp_path / "cruft-made"
     assert (root / "src" / "cruft_made" / "pipelines" / "ingest" / "nodes.py").is_file()
     assert json.loads((root / ".piperack.json").read_text())["piperack_version"] == VERSION
     assert f"piperack=={VERSION}" in (root / "requirements-dev.txt").read_text()
-    refused = subprocess.run([str(cruft), "create", "--no-input", "--output-dir", str(tmp_path / "bad"), str(kit_repo),
-                              "--extra-context", json.dumps({"python_package": "json"})],
-                             capture_output=True, text=True, timeout=300)
+    refused = subprocess.run(
+        [
+            str(cruft),
+            "create",
+            "--no-input",
+            "--output-dir",
+            str(tmp_path / "bad"),
+            str(kit_repo),
+            "--extra-context",
+            json.dumps({"python_package": "json"}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert refused.returncode != 0
     assert "error: python_package 'json' shadows the standard library module" in refused.stderr
     assert not (tmp_path / "bad" / "demo-project").exists()
@@ -192,19 +270,22 @@ def test_project_pins_piperack_and_carries_no_engine(project):
 def venv_without_piperack(tmp_path_factory) -> Path:
     venv = tmp_path_factory.mktemp("no-piperack") / "venv"
     subprocess.run([*kitlib.uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-    subprocess.run([*kitlib.uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), "invoke>=2.2"],
-                   check=True)
+    subprocess.run(
+        [*kitlib.uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), "invoke>=2.2"], check=True
+    )
     return venv
 
 
 @pytest.mark.parametrize("args", [["--list"], ["run"], ["package", "pipelines.ingest"], ["--help", "pull"]])
 def test_without_piperack_every_task_says_how_to_install_it(project, venv_without_piperack, args):
     env = kitlib.invoke_env(venv_without_piperack)
-    result = subprocess.run([str(venv_without_piperack / "bin" / "invoke"), *args], cwd=project, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(venv_without_piperack / "bin" / "invoke"), *args], cwd=project, env=env, capture_output=True, text=True
+    )
     assert result.returncode == 1
-    assert result.stderr == ("error: piperack is not installed in this environment: "
-                             "run `pip install -r requirements-dev.txt`\n")
+    assert result.stderr == (
+        "error: piperack is not installed in this environment: run `pip install -r requirements-dev.txt`\n"
+    )
     assert result.stdout == ""
 
 
@@ -237,8 +318,16 @@ def test_unit_tests_import_the_installed_package():
     import piperack
 
     assert Path(piperack.__file__).resolve().is_relative_to(KIT / "src")
-    offenders = [p for p in [*KIT.glob("tests/**/*.py"), *KIT.glob("benchmarks/**/*.py"), *KIT.glob("scripts/*.py"),
-                             KIT / "tasks.py", *TEMPLATE.rglob("*.py")]
-                 if p.resolve() != Path(__file__).resolve() and re.search(r"sys\.path(\.insert|\.append|\[)", p.read_text())]
+    offenders = [
+        p
+        for p in [
+            *KIT.glob("tests/**/*.py"),
+            *KIT.glob("benchmarks/**/*.py"),
+            *KIT.glob("scripts/*.py"),
+            KIT / "tasks.py",
+            *TEMPLATE.rglob("*.py"),
+        ]
+        if p.resolve() != Path(__file__).resolve() and re.search(r"sys\.path(\.insert|\.append|\[)", p.read_text())
+    ]
     assert offenders == []
     assert "pythonpath" not in (KIT / "pytest.ini").read_text()

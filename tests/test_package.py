@@ -1,4 +1,5 @@
 """`invoke package` as a user runs it: bake, package, look at dist/, install the result."""
+
 from __future__ import annotations
 
 import hashlib
@@ -61,22 +62,25 @@ def test_package_writes_code_params_tests_and_requirements(project_copy, run_inv
     module = root / "src" / PKG / "pipelines" / "ingest"
     tests = root / "src" / "tests" / "pipelines" / "ingest"
     # Every file of the module goes in; caches and compiled files stay out (and stay in the project).
-    add_module(root, {
-        f"src/{PKG}/pipelines/ingest/sql/clean.sql": "select 1;\n",
-        f"src/{PKG}/pipelines/ingest/schema.json": '{"a": 1}\n',
-        f"src/{PKG}/pipelines/ingest/templates/report.j2": "Hello {{ name }}\n",
-        f"src/{PKG}/pipelines/ingest/__pycache__/nodes.cpython-311.pyc": "compiled",
-        f"src/{PKG}/pipelines/ingest/.ipynb_checkpoints/x.py": "cache",
-        "src/tests/pipelines/ingest/__pycache__/t.cpython-311.pyc": "compiled",
-        "src/tests/pipelines/ingest/test_patch.py": (
-            "from unittest import mock\n\nimport demo_project.pipelines.ingest.nodes\n\n\n"
-            "def test_patch():\n"
-            "    with mock.patch(\"demo_project.pipelines.ingest.nodes.CHUNK\", 3):\n"
-            "        assert demo_project.pipelines.ingest.nodes.CHUNK == 3\n"
-        ),
-        "conf/base/parameters/ingest_extra.yml": "extra: 1\n",
-        "conf/base/parameters/ingest/nested/more.yml": "more: 2\n",
-    })
+    add_module(
+        root,
+        {
+            f"src/{PKG}/pipelines/ingest/sql/clean.sql": "select 1;\n",
+            f"src/{PKG}/pipelines/ingest/schema.json": '{"a": 1}\n',
+            f"src/{PKG}/pipelines/ingest/templates/report.j2": "Hello {{ name }}\n",
+            f"src/{PKG}/pipelines/ingest/__pycache__/nodes.cpython-311.pyc": "compiled",
+            f"src/{PKG}/pipelines/ingest/.ipynb_checkpoints/x.py": "cache",
+            "src/tests/pipelines/ingest/__pycache__/t.cpython-311.pyc": "compiled",
+            "src/tests/pipelines/ingest/test_patch.py": (
+                "from unittest import mock\n\nimport demo_project.pipelines.ingest.nodes\n\n\n"
+                "def test_patch():\n"
+                '    with mock.patch("demo_project.pipelines.ingest.nodes.CHUNK", 3):\n'
+                "        assert demo_project.pipelines.ingest.nodes.CHUNK == 3\n"
+            ),
+            "conf/base/parameters/ingest_extra.yml": "extra: 1\n",
+            "conf/base/parameters/ingest/nested/more.yml": "more: 2\n",
+        },
+    )
     before = tree_hash(root)
 
     result = ok(run_invoke(root, "package", "pipelines.ingest"))
@@ -92,14 +96,25 @@ def test_package_writes_code_params_tests_and_requirements(project_copy, run_inv
 
     assert top_dirs(archive) == {"ingest-0.1.0"}
     files = members(archive)
-    assert sorted(files) == sorted([
-        "PKG-INFO", "README.md", "pyproject.toml",
-        "ingest/__init__.py", "ingest/nodes.py", "ingest/pipeline.py", "ingest/requirements.txt",
-        "ingest/sql/clean.sql", "ingest/schema.json", "ingest/templates/report.j2",
-        "ingest/config/parameters/ingest.yml",  # not ingest_extra.yml: parameter files match by exact name
-        "ingest/config/parameters/ingest/nested/more.yml",
-        "tests/__init__.py", "tests/test_nodes.py", "tests/test_patch.py",
-    ])
+    assert sorted(files) == sorted(
+        [
+            "PKG-INFO",
+            "README.md",
+            "pyproject.toml",
+            "ingest/__init__.py",
+            "ingest/nodes.py",
+            "ingest/pipeline.py",
+            "ingest/requirements.txt",
+            "ingest/sql/clean.sql",
+            "ingest/schema.json",
+            "ingest/templates/report.j2",
+            "ingest/config/parameters/ingest.yml",  # not ingest_extra.yml: parameter files match by exact name
+            "ingest/config/parameters/ingest/nested/more.yml",
+            "tests/__init__.py",
+            "tests/test_nodes.py",
+            "tests/test_patch.py",
+        ]
+    )
     assert not any("catalog" in name for name in files)  # catalog files never
     assert files["ingest/config/parameters/ingest.yml"] == (root / "conf/base/parameters/ingest.yml").read_bytes()
     assert files["ingest/requirements.txt"] == (module / "requirements.txt").read_bytes()
@@ -111,7 +126,7 @@ def test_package_writes_code_params_tests_and_requirements(project_copy, run_inv
     assert files["tests/test_patch.py"].decode() == (
         "from unittest import mock\n\nimport ingest.nodes\n\n\n"
         "def test_patch():\n"
-        "    with mock.patch(\"ingest.nodes.CHUNK\", 3):\n"
+        '    with mock.patch("ingest.nodes.CHUNK", 3):\n'
         "        assert ingest.nodes.CHUNK == 3\n"
     )
     assert files["tests/__init__.py"] == (tests / "__init__.py").read_bytes()
@@ -143,12 +158,16 @@ def test_same_inputs_same_bytes_across_runs_and_fresh_bakes(bake, run_invoke):
 
 def test_alias_destination_and_env(project_copy, run_invoke):
     root = project_copy
-    add_module(root, {
-        "conf/local/parameters/ingest.yml": "table: local_cities\n",
-        "conf/local/parameters/ingest_more.yml": "more: 1\n",
-    })
-    result = ok(run_invoke(root, "package", "pipelines.ingest", "--alias", "ingest_tools",
-                           "-d", "out/shared", "--env", "local"))
+    add_module(
+        root,
+        {
+            "conf/local/parameters/ingest.yml": "table: local_cities\n",
+            "conf/local/parameters/ingest_more.yml": "more: 1\n",
+        },
+    )
+    result = ok(
+        run_invoke(root, "package", "pipelines.ingest", "--alias", "ingest_tools", "-d", "out/shared", "--env", "local")
+    )
     archive = root / "out/shared/ingest_tools-0.1.0.tar.gz"
     assert "out/shared/ingest_tools-0.1.0.tar.gz" in result.stdout
     assert not (root / "dist").exists()
@@ -156,9 +175,8 @@ def test_alias_destination_and_env(project_copy, run_invoke):
     assert top_dirs(archive) == {"ingest_tools-0.1.0"}
     files = members(archive)
     params = sorted(name for name in files if "/config/" in name)
-    # the env's parameters, renamed to the alias
-    assert params == ["ingest_tools/config/parameters/ingest_tools.yml",
-                      "ingest_tools/config/parameters/ingest_tools_more.yml"]
+    # the env's parameters, renamed to the alias; ingest_more.yml is another name: never taken
+    assert params == ["ingest_tools/config/parameters/ingest_tools.yml"]
     assert files["ingest_tools/config/parameters/ingest_tools.yml"] == b"table: local_cities\n"
     assert b"from ingest_tools import nodes" in files["ingest_tools/pipeline.py"]
     assert b"from ingest_tools import nodes" in files["tests/test_nodes.py"]
@@ -168,12 +186,15 @@ def test_alias_destination_and_env(project_copy, run_invoke):
 
 def test_any_module_path_under_the_package(project_copy, run_invoke):
     root = project_copy
-    add_module(root, {
-        f"src/{PKG}/utils/__init__.py": "",
-        f"src/{PKG}/utils/cleaning/__init__.py": "from demo_project.utils.cleaning.text import strip\n",
-        f"src/{PKG}/utils/cleaning/text.py": "def strip(s):\n    return s.strip()\n",
-        "src/tests/utils/cleaning/test_text.py": "from demo_project.utils.cleaning.text import strip\n",
-    })
+    add_module(
+        root,
+        {
+            f"src/{PKG}/utils/__init__.py": "",
+            f"src/{PKG}/utils/cleaning/__init__.py": "from demo_project.utils.cleaning.text import strip\n",
+            f"src/{PKG}/utils/cleaning/text.py": "def strip(s):\n    return s.strip()\n",
+            "src/tests/utils/cleaning/test_text.py": "from demo_project.utils.cleaning.text import strip\n",
+        },
+    )
     ok(run_invoke(root, "package", "utils.cleaning"))
     files = members(root / "dist/cleaning-0.1.0.tar.gz")  # the project's version: the module has none
     assert files["cleaning/__init__.py"] == b"from cleaning.text import strip\n"
@@ -186,16 +207,22 @@ def test_any_module_path_under_the_package(project_copy, run_invoke):
 
 def test_all_packages_every_manifest_entry_with_its_options(project_copy, run_invoke):
     root = project_copy
-    add_module(root, {
-        f"src/{PKG}/utils/__init__.py": "",
-        f"src/{PKG}/utils/cleaning/__init__.py": "",
-        "conf/uat/parameters/ingest.yml": "table: uat\n",
-    })
-    set_manifest(root, (
-        "[tool.piperack.package]\n"
-        '"pipelines.ingest" = {alias = "ingest_tools", destination = "dist/shared", env = "uat"}\n'
-        '"utils.cleaning" = {}\n'
-    ))
+    add_module(
+        root,
+        {
+            f"src/{PKG}/utils/__init__.py": "",
+            f"src/{PKG}/utils/cleaning/__init__.py": "",
+            "conf/uat/parameters/ingest.yml": "table: uat\n",
+        },
+    )
+    set_manifest(
+        root,
+        (
+            "[tool.piperack.package]\n"
+            '"pipelines.ingest" = {alias = "ingest_tools", destination = "dist/shared", env = "uat"}\n'
+            '"utils.cleaning" = {}\n'
+        ),
+    )
     result = ok(run_invoke(root, "package", "--all"))
     lines = result.stdout.splitlines()
     assert lines[0].startswith("[1/2] pipelines.ingest -> dist/shared/ingest_tools-0.1.0.tar.gz")
@@ -213,12 +240,9 @@ def test_all_packages_every_manifest_entry_with_its_options(project_copy, run_in
 
 def test_all_keeps_going_reports_failures_and_exits_non_zero(project_copy, run_invoke):
     root = project_copy
-    set_manifest(root, (
-        "[tool.piperack.package]\n"
-        '"pipelines.missing" = {}\n'
-        '"pipelines.ingest" = {}\n'
-        '"pipelines.ingest " = {}\n'
-    ))
+    set_manifest(
+        root, ('[tool.piperack.package]\n"pipelines.missing" = {}\n"pipelines.ingest" = {}\n"pipelines.ingest " = {}\n')
+    )
     result = run_invoke(root, "package", "--all")
     assert result.returncode != 0
     assert "[1/3] pipelines.missing  FAILED: no module demo_project.pipelines.missing" in result.stdout
@@ -239,19 +263,34 @@ ERRORS = [
     (["package", "pipelines.nope"], None, "no module demo_project.pipelines.nope"),
     (["package", "../x"], None, "invalid module path '../x'"),
     (["package", "pipelines.ingest", "--alias", "2fast"], None, "invalid alias '2fast'"),
-    (["package", "pipelines.ingest", "--alias", "json"], None, "alias 'json' collides with a module of Python's standard library"),
+    (
+        ["package", "pipelines.ingest", "--alias", "json"],
+        None,
+        "alias 'json' collides with a module of Python's standard library",
+    ),
     (["package", "pipelines.ingest", "--alias", PKG], None, "collides with the project's own package"),
-    (["package", "pipelines.ingest", "--env", "prod"], None, "no such env 'prod'"),
+    (["package", "pipelines.ingest", "--env", "staging"], None, "no such env 'staging'"),
     (["package", "pipelines.ingest", "--all"], None, "give either a module path or --all"),
     (["package", "--all"], "", "[tool.piperack.package] is missing or empty"),
-    (["package", "--all"], "[tool.piperack.package]\npipelines.ingest = {}\n",
-     '"pipelines.ingest" became a nested table because its key is not quoted; write it as "pipelines.ingest" = {...}'),
-    (["package", "--all"], '[tool.piperack.package]\n"pipelines.ingest" = {version = "2"}\n',
-     "unknown option 'version'"),
+    (
+        ["package", "--all"],
+        "[tool.piperack.package]\npipelines.ingest = {}\n",
+        '"pipelines.ingest" became a nested table because its key is not quoted; '
+        'write it as "pipelines.ingest" = {...}',
+    ),
+    (
+        ["package", "--all"],
+        '[tool.piperack.package]\n"pipelines.ingest" = {version = "2"}\n',
+        "unknown option 'version'",
+    ),
 ]
 
 
-@pytest.mark.parametrize("args, manifest, message", ERRORS, ids=[" ".join(a) + (" (manifest)" if m is not None else "") for a, m, _ in ERRORS])
+@pytest.mark.parametrize(
+    "args, manifest, message",
+    ERRORS,
+    ids=[" ".join(a) + (" (manifest)" if m is not None else "") for a, m, _ in ERRORS],
+)
 def test_errors_are_one_line_and_write_nothing(project_copy, run_invoke, tree_hash, args, manifest, message):
     root = project_copy
     if manifest is not None:
@@ -282,7 +321,10 @@ def test_requirement_option_lines_are_refused_naming_the_line(project_copy, run_
     before = tree_hash(root)
     result = run_invoke(root, "package", "pipelines.ingest")
     assert result.returncode == 1
-    assert f"requirements.txt:{len(lines) + 1}" in result.stderr and "-e git+https://example.invalid/x.git#egg=x" in result.stderr
+    assert (
+        f"requirements.txt:{len(lines) + 1}" in result.stderr
+        and "-e git+https://example.invalid/x.git#egg=x" in result.stderr
+    )
     assert tree_hash(root) == before
 
 
@@ -295,8 +337,9 @@ def test_pip_installs_it_in_a_fresh_venv_and_twine_accepts_it(project_copy, run_
     ok(run_invoke(root, "package", "pipelines.ingest"))
     archive = root / "dist/ingest-0.1.0.tar.gz"
 
-    twine = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", str(archive)],
-                           capture_output=True, text=True)
+    twine = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", str(archive)], capture_output=True, text=True
+    )
     assert twine.returncode == 0, twine.stdout + twine.stderr
     assert "PASSED" in twine.stdout
 
@@ -304,8 +347,9 @@ def test_pip_installs_it_in_a_fresh_venv_and_twine_accepts_it(project_copy, run_
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
     # --no-deps: the dependencies come from PyPI and are checked in the metadata below instead
-    install = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--no-deps", str(archive)],
-                             capture_output=True, text=True)
+    install = subprocess.run(
+        [str(py), "-m", "pip", "install", "--quiet", "--no-deps", str(archive)], capture_output=True, text=True
+    )
     assert install.returncode == 0, install.stdout + install.stderr
     probe = (
         "import importlib.metadata as md, importlib.util as u, pathlib, ingest, ingest.nodes as n\n"

@@ -4,6 +4,7 @@ with `kedro micropkg pull`: code, parameters and tests in their places, requirem
 Kedro is installed once into a cached virtualenv (benchmarks/package/kedro_env.py), never into the
 kit's or the project's environment.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -26,7 +27,8 @@ def test_kedro_micropkg_pull_places_code_parameters_and_tests(project_copy, run_
     root = project_copy
     (root / "src" / PKG / "pipelines/ingest/sql").mkdir()
     (root / "src" / PKG / "pipelines/ingest/sql/clean.sql").write_text("select 1;\n")
-    (root / "conf/base/parameters/ingest_extra.yml").write_text("extra: 1\n")
+    (root / "conf/base/parameters/ingest").mkdir()
+    (root / "conf/base/parameters/ingest/extra.yml").write_text("extra: 1\n")
     made = run_invoke(root, "package", "pipelines.ingest")
     assert made.returncode == 0, made.stderr
     archive = root / "dist" / "ingest-0.1.0.tar.gz"
@@ -43,7 +45,7 @@ def test_kedro_micropkg_pull_places_code_parameters_and_tests(project_copy, run_
     assert "from kproj.pipelines.ingest import nodes" in (code / "pipeline.py").read_text()
     assert not (code / "config").exists()
     # parameters in conf/base/parameters, byte for byte
-    for name in ("ingest.yml", "ingest_extra.yml"):
+    for name in ("ingest.yml", "ingest/extra.yml"):
         assert (kp / "conf/base/parameters" / name).read_bytes() == (root / "conf/base/parameters" / name).read_bytes()
     # tests beside the project's tests, imports pointing at the pulled module
     test_file = kp / "src/tests/pipelines/ingest/test_nodes.py"
@@ -58,9 +60,14 @@ def test_kedro_micropkg_pull_places_code_parameters_and_tests(project_copy, run_
     assert sorted(p.name for p in (kp / "src").iterdir()) == ["kproj", "requirements.txt", "tests"]
     # and the pulled code imports in Kedro's interpreter
     probe = subprocess.run(
-        [str(kedro / "bin" / "python"), "-c",
-         "import kproj.pipelines.ingest.nodes as n; print(n.normalise_column(' Area (km2) '))"],
-        cwd=kp / "src", capture_output=True, text=True,
+        [
+            str(kedro / "bin" / "python"),
+            "-c",
+            "import kproj.pipelines.ingest.nodes as n; print(n.normalise_column(' Area (km2) '))",
+        ],
+        cwd=kp / "src",
+        capture_output=True,
+        text=True,
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip() == "area_km2"
@@ -74,5 +81,7 @@ def test_kedro_pulls_an_aliased_package_under_its_alias(project_copy, run_invoke
     pulled = kedro_env.run_kedro(kedro, kp, "micropkg", "pull", str(root / "dist/cities-0.1.0.tar.gz"))
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
     assert "from kproj.cities import nodes" in (kp / "src/kproj/cities/pipeline.py").read_text()
-    assert (kp / "conf/base/parameters/cities.yml").read_bytes() == (root / "conf/base/parameters/ingest.yml").read_bytes()
+    assert (kp / "conf/base/parameters/cities.yml").read_bytes() == (
+        root / "conf/base/parameters/ingest.yml"
+    ).read_bytes()
     assert "from kproj.cities import nodes" in (kp / "src/tests/cities/test_nodes.py").read_text()

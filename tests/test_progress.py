@@ -1,5 +1,6 @@
 """Progress on long work (issue 15, item 5) and missing tools (item 7), as a person at a terminal
 sees them: progress shows on a terminal (a pseudo-terminal here), never with --quiet, never in a pipe."""
+
 from __future__ import annotations
 
 import os
@@ -9,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.pull_support import write_sdist
 
 from scripts import kitlib
+from tests.pull_support import write_sdist
 
 
 def on_a_terminal(cmd: list[str], cwd: Path, env: dict, timeout: float = 600) -> tuple[int, str]:
@@ -36,9 +37,15 @@ def on_a_terminal(cmd: list[str], cwd: Path, env: dict, timeout: float = 600) ->
 def two_entries(project_copy, tmp_path):
     for name in ("alpha", "beta"):
         write_sdist(tmp_path / "d", name)
-    text = (project_copy / "pyproject.toml").read_text().replace(
-        "[tool.piperack.pull]\n",
-        f'[tool.piperack.pull]\n"{tmp_path}/d/alpha-0.1.0.tar.gz" = {{}}\n"{tmp_path}/d/beta-0.1.0.tar.gz" = {{}}\n')
+    text = (
+        (project_copy / "pyproject.toml")
+        .read_text()
+        .replace(
+            "[tool.piperack.pull]\n",
+            f'[tool.piperack.pull]\n"{tmp_path}/d/alpha-0.1.0.tar.gz" = {{}}\n'
+            f'"{tmp_path}/d/beta-0.1.0.tar.gz" = {{}}\n',
+        )
+    )
     (project_copy / "pyproject.toml").write_text(text)
     return project_copy
 
@@ -71,29 +78,59 @@ def venv_without_dev_tools(tmp_path_factory, wheelhouse):
     """piperack and invoke, but not pytest nor libcst (a half-installed environment)."""
     venv = tmp_path_factory.mktemp("bare") / "venv"
     subprocess.run([*kitlib.uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-    subprocess.run([*kitlib.uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                    "invoke>=2.2", "packaging>=24", "pyyaml>=6"], check=True)
+    subprocess.run(
+        [
+            *kitlib.uv(),
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(venv / "bin" / "python"),
+            "invoke>=2.2",
+            "packaging>=24",
+            "pyyaml>=6",
+        ],
+        check=True,
+    )
     kitlib.install_piperack(venv, wheelhouse)
     return venv
 
 
-@pytest.mark.parametrize("args, missing", [
-    (["test"], "pytest is not installed in this environment: run `pip install -r requirements-dev.txt`"),
-    (["package", "pipelines.ingest"], "the Python package 'libcst' is not installed in this environment: "
-                                      "run `pip install -r requirements-dev.txt`"),
-])
+@pytest.mark.parametrize(
+    "args, missing",
+    [
+        (["test"], "pytest is not installed in this environment: run `pip install -r requirements-dev.txt`"),
+        (
+            ["package", "pipelines.ingest"],
+            "the Python package 'libcst' is not installed in this environment: "
+            "run `pip install -r requirements-dev.txt`",
+        ),
+    ],
+)
 def test_a_missing_development_tool_is_one_line(project_copy, venv_without_dev_tools, args, missing):
     env = kitlib.invoke_env(venv_without_dev_tools)
-    result = subprocess.run([str(venv_without_dev_tools / "bin" / "invoke"), *args], cwd=project_copy, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(venv_without_dev_tools / "bin" / "invoke"), *args],
+        cwd=project_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert result.stderr == f"error: {missing}\n"
 
 
 def test_a_missing_runtime_requirement_is_one_line(project_copy, venv_without_dev_tools):
     env = kitlib.invoke_env(venv_without_dev_tools) | {"PYTHONPATH": str(project_copy / "src")}
-    result = subprocess.run([str(venv_without_dev_tools / "bin" / "python"), "-m", "demo_project", "run"],
-                            cwd=project_copy, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(venv_without_dev_tools / "bin" / "python"), "-m", "demo_project", "run"],
+        cwd=project_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
-    assert result.stderr == ("error: the Python package 'omegaconf' is not installed in this environment: "
-                             "run `pip install -r requirements.txt`\n")
+    assert result.stderr == (
+        "error: the Python package 'omegaconf' is not installed in this environment: "
+        "run `pip install -r requirements.txt`\n"
+    )

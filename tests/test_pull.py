@@ -4,18 +4,20 @@ Sources: a local path, file://, http:// (http.server in a thread), s3:// (moto's
 s3fs), a package index (pypiserver). Every failing pull asserts the project is byte-for-byte
 unchanged (tree_hash before == after).
 """
+
 from __future__ import annotations
 
 import http.server
+import io
 import os
 import subprocess
 import sys
 import tarfile
 import threading
-import io
 from pathlib import Path
 
 import pytest
+
 from tests.pull_support import ci_env, free_port, sdist_bytes, start, stop, tool, write_sdist
 
 TOKEN = "s3cr3t-token-value-42"
@@ -69,8 +71,9 @@ def s3_endpoint(tmp_path_factory):
         yield given
         return
     port = free_port()
-    proc = start([tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)], port,
-                 tmp_path_factory.mktemp("moto") / "moto.log")
+    proc = start(
+        [tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)], port, tmp_path_factory.mktemp("moto") / "moto.log"
+    )
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -102,8 +105,9 @@ def kit_invoke(root: Path, *args, env=None):
     """`invoke` run by the kit's interpreter (it has s3fs, which the project does not require)."""
     full = dict(os.environ, **(env or {}))
     full.pop("PYTHONPATH", None)
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=root, capture_output=True, text=True,
-                          env=full, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=root, capture_output=True, text=True, env=full, timeout=300
+    )
 
 
 # -- local files ------------------------------------------------------------------------------------
@@ -127,11 +131,18 @@ def test_pull_local_tarball_then_its_tests_pass(project_copy, run_invoke, tmp_pa
 
 def test_pull_file_url_with_alias_destination_env(project_copy, run_invoke, tmp_path):
     sdist = write_sdist(tmp_path / "dist", "cleaner")
-    ok(run_invoke(project_copy, "pull", sdist.as_uri(), "--alias", "tidy", "--destination", "shared", "--env", "staging"))
+    ok(
+        run_invoke(
+            project_copy, "pull", sdist.as_uri(), "--alias", "tidy", "--destination", "shared", "--env", "staging"
+        )
+    )
     pkg = pkg_name(project_copy)
     assert f"from {pkg}.shared.tidy.helpers" in (project_copy / f"src/{pkg}/shared/tidy/nodes.py").read_text()
     assert (project_copy / f"src/{pkg}/shared/__init__.py").is_file()
-    assert f'mock.patch("{pkg}.shared.tidy.nodes.double"' in (project_copy / "src/tests/shared/tidy/test_cleaner.py").read_text()
+    assert (
+        f'mock.patch("{pkg}.shared.tidy.nodes.double"'
+        in (project_copy / "src/tests/shared/tidy/test_cleaner.py").read_text()
+    )
     assert (project_copy / "conf/staging/parameters/tidy.yml").read_text() == "factor: 3\n"
     ok(run_invoke(project_copy, "test", "--args", "src/tests/shared -p no:cacheprovider"))
 
@@ -141,7 +152,9 @@ def test_conflict_lists_everything_force_replaces_dry_run_writes_nothing(project
     v2 = write_sdist(tmp_path / "b", "cleaner", "0.2.0")
     ok(run_invoke(project_copy, "pull", str(v1)))
     before = tree_hash(project_copy)
-    err = fails(run_invoke(project_copy, "pull", str(v2)), "pipelines/cleaner/", "conf/base/parameters/cleaner.yml", "--force")
+    err = fails(
+        run_invoke(project_copy, "pull", str(v2)), "pipelines/cleaner/", "conf/base/parameters/cleaner.yml", "--force"
+    )
     assert "src/tests/pipelines/cleaner/" in err
     assert tree_hash(project_copy) == before
     dry = ok(run_invoke(project_copy, "pull", str(v2), "--force", "--dry-run"))
@@ -200,13 +213,28 @@ def _info(name, kind=tarfile.REGTYPE, linkname=""):
 
 
 HOSTILE = {
-    "symlink": ([(_info("evil-0.1/evil/__init__.py"), b""), (_info("evil-0.1/evil/l", tarfile.SYMTYPE, "/etc/passwd"), None)], "symbolic link"),
-    "hardlink": ([(_info("evil-0.1/evil/__init__.py"), b""), (_info("evil-0.1/evil/h", tarfile.LNKTYPE, "../../outside.txt"), None)], "hard link"),
+    "symlink": (
+        [(_info("evil-0.1/evil/__init__.py"), b""), (_info("evil-0.1/evil/l", tarfile.SYMTYPE, "/etc/passwd"), None)],
+        "symbolic link",
+    ),
+    "hardlink": (
+        [
+            (_info("evil-0.1/evil/__init__.py"), b""),
+            (_info("evil-0.1/evil/h", tarfile.LNKTYPE, "../../outside.txt"), None),
+        ],
+        "hard link",
+    ),
     "dotdot": ([(_info("evil-0.1/evil/__init__.py"), b""), (_info("evil-0.1/../../outside.txt"), b"x")], "'..'"),
     "absolute": ([(_info("/tmp/piperack-outside.txt"), b"x")], "absolute"),
     "fifo": ([(_info("evil-0.1/evil/__init__.py"), b""), (_info("evil-0.1/evil/f", tarfile.FIFOTYPE), None)], "fifo"),
-    "two-tops": ([(_info("a-0.1/a/__init__.py"), b""), (_info("b-0.1/b/__init__.py"), b"")], "exactly one top-level folder"),
-    "no-package": ([(_info("n-0.1/PKG-INFO"), b"Name: n\nVersion: 0.1\n"), (_info("n-0.1/readme.txt"), b"x")], "no package"),
+    "two-tops": (
+        [(_info("a-0.1/a/__init__.py"), b""), (_info("b-0.1/b/__init__.py"), b"")],
+        "exactly one top-level folder",
+    ),
+    "no-package": (
+        [(_info("n-0.1/PKG-INFO"), b"Name: n\nVersion: 0.1\n"), (_info("n-0.1/readme.txt"), b"x")],
+        "no package",
+    ),
 }
 
 
@@ -245,13 +273,21 @@ def test_http_with_fs_args_header_and_errors(project_copy, run_invoke, tmp_path,
     fs_args = project_copy / "conf/local/pull_args.yml"
     before = tree_hash(project_copy)
     # 404 and 403 name the URL (without credentials) and the status; nothing changes.
-    err = fails(run_invoke(project_copy, "pull", f"{base}/public/none-0.1.tar.gz"), f"{base}/public/none-0.1.tar.gz: HTTP 404")
-    err = fails(run_invoke(project_copy, "pull", f"http://user:pw123@{base[7:]}/private/cleaner-0.1.0.tar.gz?sig=abc"),
-                f"{base}/private/cleaner-0.1.0.tar.gz: HTTP 403")
+    err = fails(
+        run_invoke(project_copy, "pull", f"{base}/public/none-0.1.tar.gz"), f"{base}/public/none-0.1.tar.gz: HTTP 404"
+    )
+    err = fails(
+        run_invoke(project_copy, "pull", f"http://user:pw123@{base[7:]}/private/cleaner-0.1.0.tar.gz?sig=abc"),
+        f"{base}/private/cleaner-0.1.0.tar.gz: HTTP 403",
+    )
     assert "pw123" not in err and "sig=abc" not in err
     assert tree_hash(project_copy) == before
     fs_args.write_text(f"client_kwargs:\n  headers:\n    Authorization: token {TOKEN}\n")
-    result = ok(run_invoke(project_copy, "pull", f"{base}/private/cleaner-0.1.0.tar.gz", "--fs-args", "conf/local/pull_args.yml"))
+    result = ok(
+        run_invoke(
+            project_copy, "pull", f"{base}/private/cleaner-0.1.0.tar.gz", "--fs-args", "conf/local/pull_args.yml"
+        )
+    )
     assert ("/private/cleaner-0.1.0.tar.gz", f"token {TOKEN}") in _Handler.seen
     assert TOKEN not in result.stdout + result.stderr
     assert TOKEN not in (project_copy / "pyproject.toml").read_text()
@@ -266,8 +302,9 @@ def test_http_with_fs_args_header_and_errors(project_copy, run_invoke, tmp_path,
 def _put_s3(endpoint: str, bucket: str, key: str, data: bytes) -> None:
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
-                      region_name="us-east-1")
+    s3 = boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET, region_name="us-east-1"
+    )
     try:
         s3.create_bucket(Bucket=bucket)
     except s3.exceptions.BucketAlreadyOwnedByYou:
@@ -278,7 +315,9 @@ def _put_s3(endpoint: str, bucket: str, key: str, data: bytes) -> None:
 def test_s3_with_fs_args(project_copy, tmp_path, tree_hash, s3_endpoint):
     _put_s3(s3_endpoint, "pipes", "shared/cleaner-0.4.0.tar.gz", sdist_bytes("cleaner", "0.4.0", requires=["tabulate"]))
     args = project_copy / "conf/local/s3.yml"
-    args.write_text(f"key: {KEY_ID}\nsecret: {SECRET}\nclient_kwargs:\n  endpoint_url: {s3_endpoint}\n  region_name: us-east-1\n")
+    args.write_text(
+        f"key: {KEY_ID}\nsecret: {SECRET}\nclient_kwargs:\n  endpoint_url: {s3_endpoint}\n  region_name: us-east-1\n"
+    )
     before = tree_hash(project_copy)
     missing = kit_invoke(project_copy, "pull", "s3://pipes/shared/nope-0.1.tar.gz", "--fs-args", str(args))
     assert missing.returncode == 1 and "s3://pipes/shared/nope-0.1.tar.gz: not found" in missing.stderr, missing.stderr
@@ -331,13 +370,15 @@ def test_pull_all_from_manifest(project_copy, run_invoke, tmp_path, tree_hash, h
     gamma = write_sdist(tmp_path / "g", "gamma")
     pyproject = project_copy / "pyproject.toml"
     original = pyproject.read_text()
-    pyproject.write_text(original.replace(
-        "[tool.piperack.pull]\n",
-        "[tool.piperack.pull]\n"
-        '"dist/alpha-0.1.0.tar.gz" = {alias = "first", destination = "pipelines"}\n'
-        f'"{base}/public/beta-0.1.0.tar.gz" = {{env = "prod", fs-args = "conf/local/none.yml"}}\n'
-        f'"{gamma.as_uri()}" = {{destination = "utils"}}\n',
-    ))
+    pyproject.write_text(
+        original.replace(
+            "[tool.piperack.pull]\n",
+            "[tool.piperack.pull]\n"
+            '"dist/alpha-0.1.0.tar.gz" = {alias = "first", destination = "pipelines"}\n'
+            f'"{base}/public/beta-0.1.0.tar.gz" = {{env = "prod", fs-args = "conf/local/none.yml"}}\n'
+            f'"{gamma.as_uri()}" = {{destination = "utils"}}\n',
+        )
+    )
     before = tree_hash(project_copy)
     fails(run_invoke(project_copy, "pull", "--all"), "conf/local/none.yml: no such file")
     assert tree_hash(project_copy) == before
@@ -402,7 +443,8 @@ def test_nothing_from_the_package_is_executed(project_copy, run_invoke, tmp_path
     marker = tmp_path / "EXECUTED"
     payload = f"open({str(marker)!r}, 'w').write('ran')\n"
     sdist = write_sdist(
-        tmp_path / "d", "sneaky",
+        tmp_path / "d",
+        "sneaky",
         code={"__init__.py": payload, "nodes.py": payload},
         tests={"__init__.py": "", "conftest.py": payload},
         extra={"setup.py": payload + "from setuptools import setup\nsetup()\n", "build_backend.py": payload},

@@ -1,5 +1,6 @@
 """Issue 12 at the level the user acts: a baked project, its `invoke` tasks and its runner, after
 hostile or nested pulls, signals and closed pipes."""
+
 from __future__ import annotations
 
 import signal
@@ -7,8 +8,8 @@ import subprocess
 import time
 
 import pytest
-from tests.pull_support import write_sdist
 
+from tests.pull_support import write_sdist
 
 
 def one_line_error(result, *fragments):
@@ -47,7 +48,10 @@ def test_runner_reads_parameters_by_exact_name(project_copy, run_invoke):
 
 
 def test_pulled_pipeline_names_its_catalog_needs(project_copy, run_invoke, tmp_path):
-    code = {"__init__.py": "", "pipeline.py": "def run(params, catalog):\n    return catalog['raw'], catalog['database']\n"}
+    code = {
+        "__init__.py": "",
+        "pipeline.py": "def run(params, catalog):\n    return catalog['raw'], catalog['database']\n",
+    }
     (project_copy / "conf/base/catalog/feed.yml").write_text("raw: data/feed.csv\n")
     result = run_invoke(project_copy, "pull", str(write_sdist(tmp_path / "d", "feed", code=code)))
     assert result.returncode == 0, result.stderr
@@ -58,8 +62,9 @@ def test_a_closed_pipe_ends_a_dry_run_quietly(project_copy, venv, user_env, tmp_
     many = {"__init__.py": "", **{f"m{i}.py": "x = 1\n" for i in range(300)}}
     sdist = write_sdist(tmp_path / "d", "wide", code=many)
     shell = f"{venv / 'bin' / 'invoke'} pull --dry-run {sdist} | head -2"
-    result = subprocess.run(["bash", "-o", "pipefail", "-c", shell], cwd=project_copy, env=user_env(),
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", shell], cwd=project_copy, env=user_env(), capture_output=True, text=True
+    )
     assert len(result.stdout.splitlines()) == 2
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
 
@@ -73,12 +78,15 @@ def test_an_os_error_while_writing_is_one_line_and_nothing_changes(project_copy,
     assert tree_hash(project_copy) == before
 
 
-@pytest.mark.parametrize("content, fragment", [
-    (b"pandas>=2.1\n\x00\xff\xfe binary\n", "requirements.in"),
-    (b"pandas[sql>=2\n", "requirements.in"),
-    (b"pandas>=2.1 \\\n", "requirements.in"),
-    (b"-r other-file-that-does-not-exist.txt\n", "requirements.in"),
-])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (b"pandas>=2.1\n\x00\xff\xfe binary\n", "requirements.in"),
+        (b"pandas[sql>=2\n", "requirements.in"),
+        (b"pandas>=2.1 \\\n", "requirements.in"),
+        (b"-r other-file-that-does-not-exist.txt\n", "requirements.in"),
+    ],
+)
 def test_build_reqs_with_broken_requirements_is_one_line(project_copy, run_invoke, tree_hash, content, fragment):
     (project_copy / "requirements.in").write_bytes(content)
     before = tree_hash(project_copy)
@@ -89,7 +97,7 @@ def test_build_reqs_with_broken_requirements_is_one_line(project_copy, run_invok
     assert tree_hash(project_copy) == before
 
 
-SLOW_PIPELINE = '''import os
+SLOW_PIPELINE = """import os
 import signal
 import time
 from pathlib import Path
@@ -105,7 +113,7 @@ def run(params, catalog):
     signal.signal(signal.SIGTERM, stopped)
     marker.write_text("running")
     time.sleep(60)
-'''
+"""
 
 
 def test_invoke_run_forwards_sigterm_to_the_pipeline(project_copy, venv, user_env, tmp_path):
@@ -115,8 +123,14 @@ def test_invoke_run_forwards_sigterm_to_the_pipeline(project_copy, venv, user_en
     (folder / "pipeline.py").write_text(SLOW_PIPELINE)
     marker = tmp_path / "marker"
     (project_copy / "conf/base/parameters/slow.yml").write_text(f"marker: {marker}\n")
-    proc = subprocess.Popen([str(venv / "bin" / "invoke"), "run", "--pipeline", "slow"], cwd=project_copy,
-                            env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(venv / "bin" / "invoke"), "run", "--pipeline", "slow"],
+        cwd=project_copy,
+        env=user_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for _ in range(300):
         if marker.exists() and marker.read_text() == "running":
             break
@@ -150,10 +164,14 @@ def test_ctrl_c_during_a_pull_is_one_line(project_copy, venv, user_env, tmp_path
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         before = tree_hash(project_copy)
-        proc = subprocess.Popen([str(venv / "bin" / "invoke"), "pull",
-                                 f"http://127.0.0.1:{server.server_port}/x-0.1.0.tar.gz"],
-                                cwd=project_copy, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen(
+            [str(venv / "bin" / "invoke"), "pull", f"http://127.0.0.1:{server.server_port}/x-0.1.0.tar.gz"],
+            cwd=project_copy,
+            env=user_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(2)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)

@@ -1,5 +1,6 @@
 """The generated README is true: every command it shows runs as shown on a fresh bake, with and
 without the example; no placeholder links, no repeated description, no unrunnable placeholders."""
+
 from __future__ import annotations
 
 import re
@@ -38,8 +39,9 @@ def test_every_command_in_the_readme_runs_as_shown(bake, answers, user_env):
         if any(command.startswith(prefix) for prefix, _ in NOT_RUN):
             continue
         assert not re.search(r"<[^>]+>", command), f"a placeholder in a command block: {command}"
-        result = subprocess.run(["bash", "-c", command], cwd=root, env=user_env(), capture_output=True, text=True,
-                                timeout=600)
+        result = subprocess.run(
+            ["bash", "-c", command], cwd=root, env=user_env(), capture_output=True, text=True, timeout=600
+        )
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
         assert "Traceback" not in result.stderr, command
         ran.append(command)
@@ -63,6 +65,7 @@ def test_readme_has_no_placeholder_links_and_no_repeated_text(project):
 def test_generated_requirements_need_nothing_unused(project):
     dev = (project / "requirements-dev.txt").read_text()
     assert "twine" not in dev
-    assert {line.split("==")[0].split(">=")[0] for line in dev.splitlines() if line and not line.startswith(("#", "-r"))} \
-        <= {"piperack", "pytest", "ruff"}
+    assert {
+        line.split("==")[0].split(">=")[0] for line in dev.splitlines() if line and not line.startswith(("#", "-r"))
+    } <= {"piperack", "pytest", "ruff"}
     assert not Path(project / "scripts").exists()

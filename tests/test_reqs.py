@@ -4,6 +4,7 @@ The resolvers reach PyPI (reachable here and in CI). Both are pointed at PyPI al
 are comparable: pip-compile would otherwise read this machine's pip.conf (extra indexes and
 find-links), which uv ignores.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,9 @@ def test_fresh_project_is_up_to_date_and_rebuilds_identically(project_copy, buil
     assert res.returncode == 0, res.stderr
     assert "no pin changed" in res.stdout
     assert (project_copy / "requirements.txt").read_text() == original
-    assert original.startswith("# Pinned runtime dependencies, compiled from requirements.in. "
-                               "Regenerate with: invoke build-reqs\n")
+    assert original.startswith(
+        "# Pinned runtime dependencies, compiled from requirements.in. Regenerate with: invoke build-reqs\n"
+    )
 
 
 def test_check_fails_on_stale_requirements_and_writes_nothing(project_copy, build, tree_hash):
@@ -171,8 +173,9 @@ def test_generate_hashes(project_copy, build):
     assert res.returncode == 0, res.stderr
     entries = _pins(project_copy)
     assert entries and all(hashes for _, hashes in entries.values())
-    assert (project_copy / "requirements.txt").read_text().splitlines()[0].endswith(
-        "invoke build-reqs --generate-hashes")
+    assert (
+        (project_copy / "requirements.txt").read_text().splitlines()[0].endswith("invoke build-reqs --generate-hashes")
+    )
     assert "hashes" not in res.stdout or "changed" in res.stdout
     assert build(project_copy, "--check").returncode == 0  # hashes compared like with like
 
@@ -244,10 +247,35 @@ def _bare_venv(tmp_path: Path, wheelhouse: Path) -> Path:
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     uv_cmd = [uv] if uv else [sys.executable, "-m", "uv"]
     subprocess.run([*uv_cmd, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-    subprocess.run([*uv_cmd, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-                    "invoke>=2.2", "packaging>=24"], check=True)
-    subprocess.run([*uv_cmd, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), "--no-deps",
-                    "--no-index", "--find-links", str(wheelhouse), "piperack"], check=True)
+    subprocess.run(
+        [
+            *uv_cmd,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(venv / "bin" / "python"),
+            "invoke>=2.2",
+            "packaging>=24",
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [
+            *uv_cmd,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(venv / "bin" / "python"),
+            "--no-deps",
+            "--no-index",
+            "--find-links",
+            str(wheelhouse),
+            "piperack",
+        ],
+        check=True,
+    )
     return venv
 
 
@@ -263,16 +291,20 @@ def test_no_resolver_installed_is_a_one_line_error(project_copy, tmp_path, tree_
         (["--resolver", "pip-tools"], "error: pip-compile is not installed: install it with `pip install pip-tools`"),
         (["--resolver", "uv"], "error: uv is not installed: install it with `pip install uv`"),
     ]:
-        res = subprocess.run([str(venv / "bin" / "invoke"), "build-reqs", *args], cwd=project_copy, env=env,
-                             capture_output=True, text=True)
+        res = subprocess.run(
+            [str(venv / "bin" / "invoke"), "build-reqs", *args],
+            cwd=project_copy,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert res.returncode == 1
         assert res.stderr.strip().splitlines() == [res.stderr.strip()]  # one line
         assert res.stderr.startswith(message)
     assert tree_hash(project_copy) == before
 
 
-def test_pull_a_package_with_a_new_requirement_then_build_reqs_then_install(project_copy, build, run_invoke,
-                                                                            tmp_path):
+def test_pull_a_package_with_a_new_requirement_then_build_reqs_then_install(project_copy, build, run_invoke, tmp_path):
     from tests.pull_support import sdist_bytes
 
     tarball = tmp_path / "tomlout-0.1.0.tar.gz"
@@ -292,9 +324,24 @@ def test_pull_a_package_with_a_new_requirement_then_build_reqs_then_install(proj
     uv_cmd = [uv] if uv else [sys.executable, "-m", "uv"]
     env = {**os.environ, **PYPI_ENV}
     subprocess.run([*uv_cmd, "venv", "--quiet", "--python", sys.executable, str(target)], check=True, env=env)
-    subprocess.run([*uv_cmd, "pip", "install", "--quiet", "--python", str(target / "bin" / "python"),
-                    "-r", str(project_copy / "requirements.txt")], check=True, env=env)
-    out = subprocess.run([str(target / "bin" / "python"), "-c",
-                          "import importlib.metadata as m, tomli_w; print(m.version('tomli-w'))"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(
+        [
+            *uv_cmd,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(target / "bin" / "python"),
+            "-r",
+            str(project_copy / "requirements.txt"),
+        ],
+        check=True,
+        env=env,
+    )
+    out = subprocess.run(
+        [str(target / "bin" / "python"), "-c", "import importlib.metadata as m, tomli_w; print(m.version('tomli-w'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert "==" + out == pin

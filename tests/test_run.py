@@ -1,4 +1,5 @@
 """`invoke run` and `invoke new-pipeline` in a baked project, as a user runs them."""
+
 from __future__ import annotations
 
 import http.server
@@ -41,7 +42,11 @@ def test_run_loads_the_sample_into_duckdb(project_copy, run_invoke):
     assert "transform: 27 rows read, 3 invalid dropped, 2 duplicates dropped, 22 kept" in log
     assert "load: 22 rows into cities" in log
     with duckdb.connect(str(project_copy / "data" / "ingest.duckdb"), read_only=True) as con:
-        types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name='cities'").fetchall())
+        types = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name='cities'"
+            ).fetchall()
+        )
     assert types["city_name"] == types["country"] == "VARCHAR"
     assert types["population"] == "BIGINT" and types["area_km2"] == "DOUBLE"
     assert types["founded"].startswith("TIMESTAMP")
@@ -49,8 +54,13 @@ def test_run_loads_the_sample_into_duckdb(project_copy, run_invoke):
 
 def test_python_m_package_run_is_the_same_runner(project_copy, venv, user_env):
     env = user_env(PYTHONPATH=str(project_copy / "src"))
-    result = subprocess.run([str(venv / "bin" / "python"), "-m", "demo_project", "run", "--pipeline", "ingest"],
-                            cwd=project_copy, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "demo_project", "run", "--pipeline", "ingest"],
+        cwd=project_copy,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert len(rows(project_copy / "data" / "ingest.duckdb", "cities")) == 22
 
@@ -65,7 +75,7 @@ def test_conf_local_overrides_base_and_env_merges_over_base(project_copy, run_in
     prod = project_copy / "conf" / "prod"
     (prod / "catalog").mkdir(parents=True)
     (prod / "catalog" / "ingest.yml").write_text("database: data/prod.duckdb\n")
-    (prod / "parameters").mkdir()
+    (prod / "parameters").mkdir(exist_ok=True)
     source = (project_copy / "samples" / "cities.csv").as_uri()
     (prod / "parameters" / "ingest.yml").write_text(f"source: {source}\nrequired: [city_name]\n")
     result = run_invoke(project_copy, "run", "--env", "prod")
@@ -148,10 +158,13 @@ def test_http_source_with_retries_on_5xx(project_copy, run_invoke, http_server):
     assert len(rows(project_copy / "data" / "ingest.duckdb", "cities")) == 22
 
 
-@pytest.mark.parametrize("path, message", [
-    ("/missing.csv", "HTTP 404"),
-    ("/broken.csv", "HTTP 500 Internal Server Error after 2 retries"),
-])
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("/missing.csv", "HTTP 404"),
+        ("/broken.csv", "HTTP 500 Internal Server Error after 2 retries"),
+    ],
+)
 def test_http_errors_name_the_url(project_copy, run_invoke, http_server, path, message):
     set_params(project_copy, f"source: {http_server}{path}\nretries: 2\nbackoff: 0.01\n")
     result = run_invoke(project_copy, "run")
@@ -215,8 +228,11 @@ def test_missing_source_file_names_it(project_copy, run_invoke):
 def test_new_pipeline_then_tests_and_run(project_copy, run_invoke):
     created = run_invoke(project_copy, "new-pipeline", "clean_up")
     assert created.returncode == 0, created.stderr
-    for rel in ("src/demo_project/pipelines/clean_up/pipeline.py", "conf/base/parameters/clean_up.yml",
-                "src/tests/pipelines/clean_up/test_pipeline.py"):
+    for rel in (
+        "src/demo_project/pipelines/clean_up/pipeline.py",
+        "conf/base/parameters/clean_up.yml",
+        "src/tests/pipelines/clean_up/test_pipeline.py",
+    ):
         assert (project_copy / rel).is_file()
     tests = run_invoke(project_copy, "test")
     assert tests.returncode == 0, tests.stdout + tests.stderr
@@ -236,25 +252,44 @@ def test_project_installs_as_its_readme_says_with_piperack_from_a_package_folder
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = str(venv / "bin" / "python")
-    env = {"PATH": f"{venv}/bin:/usr/bin:/bin", "HOME": str(tmp_path), "VIRTUAL_ENV": str(venv),
-           "PIP_FIND_LINKS": f"{wheelhouse} {os.environ.get('PIP_FIND_LINKS', '')}".strip()}
+    env = {
+        "PATH": f"{venv}/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "VIRTUAL_ENV": str(venv),
+        "PIP_FIND_LINKS": f"{wheelhouse} {os.environ.get('PIP_FIND_LINKS', '')}".strip(),
+    }
     for key in ("PIP_CONFIG_FILE", "XDG_CONFIG_HOME", "PIP_CACHE_DIR"):
         if key in os.environ:
             env[key] = os.environ[key]
-    install = subprocess.run([py, "-m", "pip", "install", "--quiet", "-r", "requirements-dev.txt", "-e", "."],
-                             cwd=project_copy, capture_output=True, text=True, env=env)
+    install = subprocess.run(
+        [py, "-m", "pip", "install", "--quiet", "-r", "requirements-dev.txt", "-e", "."],
+        cwd=project_copy,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert install.returncode == 0, install.stderr
     version = subprocess.run([py, "-m", "pip", "show", "piperack"], capture_output=True, text=True, env=env).stdout
     assert f"Version: {kitlib.kit_version()}" in version
-    assert str(venv) in subprocess.run([py, "-c", "import piperack; print(piperack.__file__)"], capture_output=True,
-                                       text=True, env=env).stdout  # installed, not the kit's src/
-    listed = subprocess.run([str(venv / "bin" / "invoke"), "--list"], cwd=project_copy, capture_output=True, text=True,
-                            env=env)
+    assert (
+        str(venv)
+        in subprocess.run(
+            [py, "-c", "import piperack; print(piperack.__file__)"], capture_output=True, text=True, env=env
+        ).stdout
+    )  # installed, not the kit's src/
+    listed = subprocess.run(
+        [str(venv / "bin" / "invoke"), "--list"], cwd=project_copy, capture_output=True, text=True, env=env
+    )
     assert listed.returncode == 0, listed.stderr
     for name in ("run", "test", "new-pipeline", "package", "pull", "build-reqs", "docker-build", "docker-run"):
         assert f"  {name}" in listed.stdout
-    packaged = subprocess.run([str(venv / "bin" / "invoke"), "package", "pipelines.ingest"], cwd=project_copy,
-                              capture_output=True, text=True, env=env)
+    packaged = subprocess.run(
+        [str(venv / "bin" / "invoke"), "package", "pipelines.ingest"],
+        cwd=project_copy,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert packaged.returncode == 0, packaged.stderr
     assert (project_copy / "dist" / "ingest-0.1.0.tar.gz").is_file()
     tests = subprocess.run([py, "-m", "pytest"], cwd=project_copy, capture_output=True, text=True, env=env)
@@ -276,11 +311,14 @@ def test_params_override_parameters_for_one_run(project_copy, run_invoke):
     assert "table: cities" in (project_copy / "conf/base/parameters/ingest.yml").read_text()  # nothing written
 
 
-@pytest.mark.parametrize("params, message", [
-    ("ingest.table", "expected <pipeline>.<key>=<value>"),
-    ("table=towns", "expected <pipeline>.<key>=<value>"),
-    ("nope.table=towns", "no pipeline 'nope' (available: ingest)"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ("ingest.table", "expected <pipeline>.<key>=<value>"),
+        ("table=towns", "expected <pipeline>.<key>=<value>"),
+        ("nope.table=towns", "no pipeline 'nope' (available: ingest)"),
+    ],
+)
 def test_bad_params_are_one_line(project_copy, run_invoke, params, message):
     assert_one_line_error(run_invoke(project_copy, "run", "--params", params), message)
 
@@ -297,8 +335,7 @@ def test_environment_variables_in_conf(project_copy, run_invoke):
 def test_credentials_are_referenced_and_never_printed(project_copy, run_invoke, http_server):
     secret = "tok-9f8e7d6c5b4a"
     (project_copy / "conf/local/credentials.yml").write_text(f"cities_api:\n  token: {secret}\n")
-    set_params(project_copy, f"source: {http_server}/missing.csv?token=${{credentials:cities_api.token}}\n"
-                             "retries: 0\n")
+    set_params(project_copy, f"source: {http_server}/missing.csv?token=${{credentials:cities_api.token}}\nretries: 0\n")
     result = run_invoke(project_copy, "run", "--log-level", "DEBUG")
     assert_one_line_error(result, "token=***", "HTTP 404")
     logged = (project_copy / "logs" / "run.log").read_text()

@@ -2,6 +2,7 @@
 edited and committed, then piperack B (a clone of the kit with a bumped version and a changed
 template, built into a wheel) installed and the update run. The old template comes from a real
 package index (pypiserver) through pip, as a released piperack would."""
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,11 @@ def kit_b(kit_repo, tmp_path_factory) -> Path:
     _edit(repo / "pyproject.toml", f'version = "{A}"', f'version = "{B}"')
     tpl = repo / TEMPLATE
     _edit(tpl / "README.md", LINK, LINK + " Template B: now with an update task.")
-    _edit(tpl / "docker" / "Dockerfile", "ARG BASE_IMAGE=", "# Template B: the base image is a build argument.\nARG BASE_IMAGE=")
+    _edit(
+        tpl / "docker" / "Dockerfile",
+        "ARG BASE_IMAGE=",
+        "# Template B: the base image is a build argument.\nARG BASE_IMAGE=",
+    )
     (tpl / ".gitignore").write_text((tpl / ".gitignore").read_text() + "# Template B: logs\n/logs/\n")
     (tpl / ".editorconfig").write_text("root = true\n\n[*]\nend_of_line = lf\n")
     (tpl / "docker" / "README.md").unlink()
@@ -87,7 +92,11 @@ def team_project(bake, run_invoke) -> Path:
     dockerfile = root / "docker" / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + "# Team: nightly image\n")
     (root / "requirements.in").write_text((root / "requirements.in").read_text() + "scipy>=1.11\n")
-    _edit(root / "src" / "tests" / "test_runner.py", "def ", "# Team: our runner checks\ndef ", )
+    _edit(
+        root / "src" / "tests" / "test_runner.py",
+        "def ",
+        "# Team: our runner checks\ndef ",
+    )
     _edit(root / "conf" / "base" / "parameters" / "ingest.yml", "timeout", "# team tuned\ntimeout")
     assert run_invoke(root, "new-pipeline", "weather").returncode == 0
     git(root, "init", "-q")
@@ -103,15 +112,19 @@ def invoke_b(venv_b, root: Path, *args: str, index_url: str | None = None, **env
     if index_url:
         full["PIP_INDEX_URL"] = index_url
         full["PIP_NO_CACHE_DIR"] = "1"
-    return subprocess.run([str(venv_b / "bin" / "invoke"), *args], cwd=root, env=full, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [str(venv_b / "bin" / "invoke"), *args], cwd=root, env=full, capture_output=True, text=True, timeout=600
+    )
 
 
 def team_tree(root: Path, tree_hash) -> dict:
     """What the team owns: pipelines, their tests, conf/, data/, requirements.txt."""
-    return {k: v for k, v in tree_hash(root).items()
-            if k.startswith(("src/demo_project/pipelines/", "src/tests/pipelines/", "conf/", "data/", "samples/"))
-            or k == "requirements.txt"}
+    return {
+        k: v
+        for k, v in tree_hash(root).items()
+        if k.startswith(("src/demo_project/pipelines/", "src/tests/pipelines/", "conf/", "data/", "samples/"))
+        or k == "requirements.txt"
+    }
 
 
 def test_update_merges_the_template_and_keeps_the_team_edits(team_project, venv_b, index_with_a, tree_hash):
@@ -125,9 +138,16 @@ def test_update_merges_the_template_and_keeps_the_team_edits(team_project, venv_
     assert dry.returncode == 0, dry.stderr
     plan = {line.split()[1]: line.split()[0] for line in dry.stdout.splitlines() if line.startswith("  ")}
     assert plan == {
-        ".editorconfig": "add", ".gitignore": "update", ".piperack.json": "update", "README.md": "conflict",
-        "docker/Dockerfile": "merge", "docker/README.md": "delete", "requirements-dev.txt": "update",
-        "requirements.in": "merge", "src/tests/test_runner.py": "keep", "tasks.py": "update",
+        ".editorconfig": "add",
+        ".gitignore": "update",
+        ".piperack.json": "update",
+        "README.md": "conflict",
+        "docker/Dockerfile": "merge",
+        "docker/README.md": "delete",
+        "requirements-dev.txt": "update",
+        "requirements.in": "merge",
+        "src/tests/test_runner.py": "keep",
+        "tasks.py": "update",
     }
     assert tree_hash(root) == before
 
@@ -139,8 +159,10 @@ def test_update_merges_the_template_and_keeps_the_team_edits(team_project, venv_
     team_before = team_tree(root, tree_hash)
     updated = invoke_b(venv_b, root, "update-project", index_url=index_with_a)
     assert updated.returncode == 1  # one conflict, marked inline
-    assert updated.stderr.strip() == (f"error: updated to piperack {B} with conflicts in 1 file(s): README.md: "
-                                      "resolve them (<<<<<<< markers), then commit")
+    assert updated.stderr.strip() == (
+        f"error: updated to piperack {B} with conflicts in 1 file(s): README.md: "
+        "resolve them (<<<<<<< markers), then commit"
+    )
     assert "Traceback" not in updated.stderr
 
     readme = (root / "README.md").read_text()
@@ -172,8 +194,10 @@ def test_update_refuses_uncommitted_changes_in_files_it_touches(team_project, ve
     before = tree_hash(root)
     refused = invoke_b(venv_b, root, "update-project", index_url=index_with_a)
     assert refused.returncode == 1
-    assert refused.stderr == ("error: uncommitted changes in 1 file(s) the update would touch: docker/Dockerfile "
-                              "(commit or stash them, or pass --allow-dirty)\n")
+    assert refused.stderr == (
+        "error: uncommitted changes in 1 file(s) the update would touch: docker/Dockerfile "
+        "(commit or stash them, or pass --allow-dirty)\n"
+    )
     assert tree_hash(root) == before
     allowed = invoke_b(venv_b, root, "update-project", "--allow-dirty", index_url=index_with_a)
     assert allowed.returncode == 1 and "conflicts in 1 file(s): README.md" in allowed.stderr
@@ -185,8 +209,7 @@ def test_update_without_the_old_template_says_where_it_looked(team_project, venv
     empty = tmp_path / "empty-index"
     empty.mkdir()
     before = tree_hash(root)
-    missing = invoke_b(venv_b, root, "update-project", PIP_INDEX_URL=f"file://{empty}",
-                       PIP_CONFIG_FILE="/dev/null")
+    missing = invoke_b(venv_b, root, "update-project", PIP_INDEX_URL=f"file://{empty}", PIP_CONFIG_FILE="/dev/null")
     assert missing.returncode == 1
     line = missing.stderr.strip()
     assert line.startswith(f"error: piperack=={A} (the version that made this project) was not found by pip (")
@@ -222,11 +245,20 @@ def test_update_refuses_an_older_installed_piperack_and_hostile_records(team_pro
     record = root / ".piperack.json"
     data = json.loads(record.read_text())
     cases = [
-        ({**data, "piperack_version": "99.0"}, f"error: made with piperack 99.0, but the older {B} is installed: "
-                                               "upgrade piperack first (pip install -r requirements-dev.txt)"),
-        ({**data, "piperack_version": "not a version"}, "error: .piperack.json: piperack_version 'not a version' is not a version"),
+        (
+            {**data, "piperack_version": "99.0"},
+            f"error: made with piperack 99.0, but the older {B} is installed: "
+            "upgrade piperack first (pip install -r requirements-dev.txt)",
+        ),
+        (
+            {**data, "piperack_version": "not a version"},
+            "error: .piperack.json: piperack_version 'not a version' is not a version",
+        ),
         ({**data, "answers": ["x"]}, "error: .piperack.json: answers must be an object of question = answer"),
-        ({**data, "answers": {"project_name": {"$ref": 1}}}, "error: .piperack.json: answer 'project_name' must be a string or true/false"),
+        (
+            {**data, "answers": {"project_name": {"$ref": 1}}},
+            "error: .piperack.json: answer 'project_name' must be a string or true/false",
+        ),
         ([1, 2], "error: .piperack.json: expected an object with piperack_version and answers"),
     ]
     for content, message in cases:
@@ -244,8 +276,13 @@ def test_update_refuses_an_older_installed_piperack_and_hostile_records(team_pro
 def test_piperack_update_is_the_same_engine(team_project, venv_b, index_with_a):
     env = kitlib.invoke_env(venv_b) | {"PIP_INDEX_URL": index_with_a}
     env.pop("PIP_FIND_LINKS")
-    result = subprocess.run([str(venv_b / "bin" / "piperack"), "update", "--dry-run"], cwd=team_project / "src",
-                            env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(venv_b / "bin" / "piperack"), "update", "--dry-run"],
+        cwd=team_project / "src",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert f"dry run: nothing written. Updating from piperack {A} to {B} would:" in result.stdout
     assert "  merge     docker/Dockerfile" in result.stdout

@@ -11,6 +11,7 @@ They come from the piperack library, pinned in requirements-dev.txt. Add your ow
 
     namespace.add_task(clean)
 """
+
 try:
     from piperack.tasks import namespace
 except ModuleNotFoundError as exc:

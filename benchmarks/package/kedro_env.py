@@ -4,6 +4,7 @@ Kedro is never a dependency of the kit: the package benchmark and the Kedro roun
 install it here, once (cached under ~/.cache/piperack-bench/ or $PIPERACK_KEDRO_VENV), with uv
 when available. ``kedro_project()`` writes the smallest project `kedro micropkg` accepts.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,7 +40,11 @@ def kedro_env(venv: Path) -> dict:
 
 def run_kedro(venv: Path, root: Path, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(venv / "bin" / "kedro"), *args], cwd=root, env=kedro_env(venv), capture_output=True, text=True,
+        [str(venv / "bin" / "kedro"), *args],
+        cwd=root,
+        env=kedro_env(venv),
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
@@ -51,8 +56,12 @@ def kedro_project(root: Path, package: str = "kproj", manifest: dict[str, dict] 
     pkg = root / "src" / package
     (pkg / "pipelines").mkdir(parents=True, exist_ok=True)
     (root / "src" / "tests" / "pipelines").mkdir(parents=True, exist_ok=True)
-    for init in (pkg / "__init__.py", pkg / "pipelines" / "__init__.py",
-                 root / "src" / "tests" / "__init__.py", root / "src" / "tests" / "pipelines" / "__init__.py"):
+    for init in (
+        pkg / "__init__.py",
+        pkg / "pipelines" / "__init__.py",
+        root / "src" / "tests" / "__init__.py",
+        root / "src" / "tests" / "pipelines" / "__init__.py",
+    ):
         if not init.exists():
             init.write_text("")
     (pkg / "__init__.py").write_text('__version__ = "0.1"\n')

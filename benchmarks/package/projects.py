@@ -4,6 +4,7 @@ Each pipeline ``p0000``… is what a real one looks like: a few modules (nodes, 
 with an absolute import of its own module), a SQL file, a requirements.txt, a parameter file
 and tests that import the module absolutely and mock.patch it by its dotted name.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -60,7 +61,7 @@ def run(params: dict, catalog: dict) -> dict:
     return nodes.load(rows, params.get("table", "{name}"))
 '''
 
-TEST = '''from unittest import mock
+TEST = """from unittest import mock
 
 import {package}.pipelines.{name}.helpers
 from {package}.pipelines.{name} import nodes
@@ -75,7 +76,7 @@ def test_ratio_is_patchable():
     with mock.patch("{package}.pipelines.{name}.nodes.ratio", return_value=1.0):
         assert nodes.transform([{{"name": "x", "value": 4}}], 2)[0]["value"] == 1.0
     assert {package}.pipelines.{name}.helpers.ratio(1, 0) == 0.0
-'''
+"""
 
 
 def add_pipelines(root: Path, package: str, count: int, version: str = "0.1.0") -> list[str]:

@@ -17,6 +17,7 @@ Kubernetes API schema (kubernetes target, no cluster needed).
 Only the standard library is imported at module top (yaml inside functions), so ``invoke --list``
 stays fast.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -53,8 +54,17 @@ AIRFLOW_REQUIREMENTS = (
 CONSTRAINTS = Path(__file__).with_name("airflow_constraints.txt")
 KUBERNETES_VERSION = "1.33"  # the API schema the kubernetes target's pods are validated against
 
-SCHEDULE_PRESETS = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly",
-                    "@annually"}
+SCHEDULE_PRESETS = {
+    "@once",
+    "@continuous",
+    "@hourly",
+    "@daily",
+    "@weekly",
+    "@monthly",
+    "@quarterly",
+    "@yearly",
+    "@annually",
+}
 CRON_FIELD = re.compile(r"^[0-9A-Za-z*?/,#LW-]+$")
 DAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
 IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
@@ -206,7 +216,8 @@ def _check_value(where: str, key: str, value, spec: Spec) -> None:
             bad("a list of strings")
     elif kind == "secrets":
         if not (isinstance(value, str) and value.strip()) and not (
-                isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)):
+            isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+        ):
             bad("a Secret name or a list of them")
     elif kind == "quantity":
         if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not QUANTITY.match(str(value)):
@@ -234,7 +245,8 @@ def _check_value(where: str, key: str, value, spec: Spec) -> None:
             if not isinstance(settings, dict):
                 raise PiperackError(
                     f"{where}: {key}.{name}: expected a mapping (depends_on, retries, retry_delay_minutes, "
-                    f"resources), got {_type_name(settings)}")
+                    f"resources), got {_type_name(settings)}"
+                )
             _check_mapping(where, f"{key}.{name}.", settings, PIPELINE_KEYS)
 
 
@@ -386,13 +398,17 @@ def _check_schedule(label: str, schedule: str) -> str:
     schedule = schedule.strip()
     if schedule.startswith("@"):
         if schedule not in SCHEDULE_PRESETS:
-            raise PiperackError(f"{label}: schedule: unknown preset {schedule!r} "
-                                f"(use one of {', '.join(sorted(SCHEDULE_PRESETS))}, a cron expression or null)")
+            raise PiperackError(
+                f"{label}: schedule: unknown preset {schedule!r} "
+                f"(use one of {', '.join(sorted(SCHEDULE_PRESETS))}, a cron expression or null)"
+            )
         return schedule
     fields = schedule.split()
     if len(fields) not in (5, 6) or not all(CRON_FIELD.match(f) for f in fields):
-        raise PiperackError(f"{label}: schedule: {schedule!r} is not a cron expression (5 fields, e.g. '0 2 * * *'), "
-                            "a preset such as @daily, or null")
+        raise PiperackError(
+            f"{label}: schedule: {schedule!r} is not a cron expression (5 fields, e.g. '0 2 * * *'), "
+            "a preset such as @daily, or null"
+        )
     return " ".join(fields)
 
 
@@ -404,7 +420,7 @@ def _as_datetime(value) -> _dt.datetime:
     else:
         moment = _parse_date(str(value))
     if moment.tzinfo is not None:
-        moment = moment.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(_dt.UTC).replace(tzinfo=None)
     return moment
 
 
@@ -418,9 +434,11 @@ def _topological(config: Config, chosen: list[str], edges: dict[str, list[str]])
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            cycle = trail[trail.index(name):] + [name]
-            raise PiperackError(f"{config.source('pipelines', name, 'depends_on')}: pipelines.{name}.depends_on: "
-                                f"cycle {' -> '.join(cycle)}")
+            cycle = trail[trail.index(name) :] + [name]
+            raise PiperackError(
+                f"{config.source('pipelines', name, 'depends_on')}: pipelines.{name}.depends_on: "
+                f"cycle {' -> '.join(cycle)}"
+            )
         state[name] = 1
         for upstream in sorted(edges.get(name, [])):
             visit(upstream, trail + [name])
@@ -441,9 +459,11 @@ def _resources(config: Config, pipeline: str | None) -> dict:
     base = config.get("kubernetes", "resources", default={})
     own = config.get("pipelines", pipeline, "resources", default={}) if pipeline else {}
     merged = deep_merge(base, own)
-    return {kind: {name: str(amount) for name, amount in sorted(amounts.items()) if amount is not None}
-            for kind, amounts in sorted(merged.items()) if isinstance(amounts, dict)
-            and any(a is not None for a in amounts.values())}
+    return {
+        kind: {name: str(amount) for name, amount in sorted(amounts.items()) if amount is not None}
+        for kind, amounts in sorted(merged.items())
+        if isinstance(amounts, dict) and any(a is not None for a in amounts.values())
+    }
 
 
 def _k8s_name(text: str) -> str:
@@ -451,8 +471,15 @@ def _k8s_name(text: str) -> str:
     return name[:50].rstrip("-") or "pipeline"
 
 
-def plan(project, target: str = "docker", env: str | None = None, pipelines=None, image: str | None = None,
-         network: str | None = None, output: str | None = None) -> Plan:
+def plan(
+    project,
+    target: str = "docker",
+    env: str | None = None,
+    pipelines=None,
+    image: str | None = None,
+    network: str | None = None,
+    output: str | None = None,
+) -> Plan:
     """Read and check everything the DAG file depends on; nothing is written."""
     target = target or "docker"
     if target not in TARGETS:
@@ -461,8 +488,10 @@ def plan(project, target: str = "docker", env: str | None = None, pipelines=None
     project.env_dir(env, must_exist=env not in {DEFAULT_ENV, "base"})
     available = discover_pipelines(project)
     if not available:
-        raise PiperackError(f"{_rel(project, project.package_dir / 'pipelines')}: no pipelines (a folder with "
-                            "__init__.py and pipeline.py); create one with `invoke new-pipeline NAME`")
+        raise PiperackError(
+            f"{_rel(project, project.package_dir / 'pipelines')}: no pipelines (a folder with "
+            "__init__.py and pipeline.py); create one with `invoke new-pipeline NAME`"
+        )
     wanted = list(dict.fromkeys(pipelines or []))
     unknown = [p for p in wanted if p not in available]
     if unknown:
@@ -472,8 +501,9 @@ def plan(project, target: str = "docker", env: str | None = None, pipelines=None
     for name in available:
         other = variables.setdefault(task_variable(name), name)
         if other != name:
-            raise PiperackError(f"pipelines {other!r} and {name!r} would share the DAG file's name "
-                                f"{task_variable(name)!r}: rename one")
+            raise PiperackError(
+                f"pipelines {other!r} and {name!r} would share the DAG file's name {task_variable(name)!r}: rename one"
+            )
 
     config = load_config(project, env)
     sources = [label for label, _ in config.files]
@@ -482,15 +512,18 @@ def plan(project, target: str = "docker", env: str | None = None, pipelines=None
     configured = config.get("pipelines", default={})
     for name in configured:
         if name not in available:
-            raise PiperackError(f"{label('pipelines', name)}: pipelines.{name}: no such pipeline "
-                                f"(available: {', '.join(available)})")
+            raise PiperackError(
+                f"{label('pipelines', name)}: pipelines.{name}: no such pipeline (available: {', '.join(available)})"
+            )
     edges: dict[str, list[str]] = {name: [] for name in available}
     for name in available:
         depends = config.get("pipelines", name, "depends_on", default=[])
         for upstream in depends:
             if upstream not in available:
-                raise PiperackError(f"{label('pipelines', name, 'depends_on')}: pipelines.{name}.depends_on: unknown "
-                                    f"pipeline {upstream!r} (available: {', '.join(available)})")
+                raise PiperackError(
+                    f"{label('pipelines', name, 'depends_on')}: pipelines.{name}.depends_on: unknown "
+                    f"pipeline {upstream!r} (available: {', '.join(available)})"
+                )
         edges[name] = list(dict.fromkeys(depends))
     order = _topological(config, chosen, edges)
 
@@ -502,25 +535,30 @@ def plan(project, target: str = "docker", env: str | None = None, pipelines=None
         for left_out in sorted(set(edges[name]) - set(chosen)):
             ui.warn(f"{name} depends on {left_out}, which is not in this DAG (--pipeline): that order is dropped")
         delay = config.get("pipelines", name, "retry_delay_minutes")
-        tasks.append(Task(
-            pipeline=name, upstream=sorted(upstream),
-            retries=config.get("pipelines", name, "retries"),
-            retry_delay_seconds=None if delay is None else _seconds(delay),
-            resources=_resources(config, name) if config.get("pipelines", name, "resources") else {},
-        ))
+        tasks.append(
+            Task(
+                pipeline=name,
+                upstream=sorted(upstream),
+                retries=config.get("pipelines", name, "retries"),
+                retry_delay_seconds=None if delay is None else _seconds(delay),
+                resources=_resources(config, name) if config.get("pipelines", name, "resources") else {},
+            )
+        )
 
     dag_id = config.get("dag_id", default=project.package)
     if not DAG_ID.match(dag_id):
-        raise PiperackError(f"{label('dag_id')}: dag_id: {dag_id!r} may hold only letters, digits, '_', '.' and '-' "
-                            "(at most 250)")
+        raise PiperackError(
+            f"{label('dag_id')}: dag_id: {dag_id!r} may hold only letters, digits, '_', '.' and '-' (at most 250)"
+        )
     schedule = config.get("schedule")
     if schedule is not None:
         schedule = _check_schedule(label("schedule"), schedule)
     start = config.get("start_date")
     start_date = _as_datetime(start) if start is not None else None
     if schedule not in (None, "@once") and start_date is None:
-        raise PiperackError(f"{label('schedule')}: start_date: required when a schedule is set "
-                            "(e.g. start_date: 2026-01-01)")
+        raise PiperackError(
+            f"{label('schedule')}: start_date: required when a schedule is set (e.g. start_date: 2026-01-01)"
+        )
     tags = list(dict.fromkeys(config.get("tags", default=DEFAULTS["tags"])))
     owner = config.get("owner", default=DEFAULTS["owner"])
 
@@ -531,8 +569,9 @@ def plan(project, target: str = "docker", env: str | None = None, pipelines=None
 
         image = default_tag(project)
     if not IMAGE_REF.match(image):
-        raise PiperackError(f"{image_source}: image: {image!r} is not an image reference (e.g. registry.example.com/"
-                            "team/demo:1.0)")
+        raise PiperackError(
+            f"{image_source}: image: {image!r} is not an image reference (e.g. registry.example.com/team/demo:1.0)"
+        )
 
     output_dir = Path(output) if output else Path(DEFAULT_OUTPUT)
     if not output_dir.is_absolute():
@@ -563,16 +602,27 @@ def plan(project, target: str = "docker", env: str | None = None, pipelines=None
         command += ["--output", output_label]
 
     result = Plan(
-        target=target, package=project.package,
-        project_name=re.sub(r"[^A-Za-z0-9._ -]+", "-", str(project.pyproject_data.get("project", {}).get("name")
-                                                          or project.package)),
-        env=env, dag_id=dag_id, schedule=schedule, start_date=start_date,
+        target=target,
+        package=project.package,
+        project_name=re.sub(
+            r"[^A-Za-z0-9._ -]+", "-", str(project.pyproject_data.get("project", {}).get("name") or project.package)
+        ),
+        env=env,
+        dag_id=dag_id,
+        schedule=schedule,
+        start_date=start_date,
         catchup=config.get("catchup", default=DEFAULTS["catchup"]),
         max_active_runs=config.get("max_active_runs", default=DEFAULTS["max_active_runs"]),
-        tags=tags, owner=owner.strip(),
+        tags=tags,
+        owner=owner.strip(),
         retries=config.get("retries", default=DEFAULTS["retries"]),
         retry_delay_seconds=_seconds(config.get("retry_delay_minutes", default=DEFAULTS["retry_delay_minutes"])),
-        image=image, tasks=tasks, path=path, output_label=output_label, sources=sources, command=command,
+        image=image,
+        tasks=tasks,
+        path=path,
+        output_label=output_label,
+        sources=sources,
+        command=command,
         project_relative=project_relative,
     )
     if target == "docker":
@@ -589,8 +639,10 @@ def _docker_settings(config: Config, network: str | None) -> dict:
     for key in ("data_dir", "conf_local_dir"):
         value = config.get("docker", key)
         if value is not None and not os.path.isabs(value):
-            raise PiperackError(f"{label('docker', key)}: docker.{key}: {value!r} must be an absolute path on the "
-                                "Docker host (leave it out for the project's own folder)")
+            raise PiperackError(
+                f"{label('docker', key)}: docker.{key}: {value!r} must be an absolute path on the "
+                "Docker host (leave it out for the project's own folder)"
+            )
         settings[key] = os.path.normpath(value) if value else None
     source = "--network" if network else label("docker", "network")
     network = network or config.get("docker", "network")
@@ -610,12 +662,16 @@ def _kubernetes_settings(config: Config) -> dict:
     get = config.get
     namespace = get("kubernetes", "namespace", default="default")
     if not DNS_LABEL.match(namespace):
-        raise PiperackError(f"{label('kubernetes', 'namespace')}: kubernetes.namespace: {namespace!r} is not a "
-                            "Kubernetes name (lower-case letters, digits and '-')")
+        raise PiperackError(
+            f"{label('kubernetes', 'namespace')}: kubernetes.namespace: {namespace!r} is not a "
+            "Kubernetes name (lower-case letters, digits and '-')"
+        )
     policy = get("kubernetes", "image_pull_policy", default="IfNotPresent")
     if policy not in PULL_POLICIES:
-        raise PiperackError(f"{label('kubernetes', 'image_pull_policy')}: kubernetes.image_pull_policy: {policy!r} "
-                            f"(use one of {', '.join(PULL_POLICIES)})")
+        raise PiperackError(
+            f"{label('kubernetes', 'image_pull_policy')}: kubernetes.image_pull_policy: {policy!r} "
+            f"(use one of {', '.join(PULL_POLICIES)})"
+        )
     secrets = get("kubernetes", "env_from_secret", default=[])
     secrets = [secrets] if isinstance(secrets, str) else list(secrets)
     names = {
@@ -627,8 +683,10 @@ def _kubernetes_settings(config: Config) -> dict:
     for key, values in names.items():
         for value in values:
             if value is not None and not DNS_SUBDOMAIN.match(value):
-                raise PiperackError(f"{label('kubernetes', key)}: kubernetes.{key}: {value!r} is not a Kubernetes "
-                                    "name (lower-case letters, digits, '-' and '.')")
+                raise PiperackError(
+                    f"{label('kubernetes', key)}: kubernetes.{key}: {value!r} is not a Kubernetes "
+                    "name (lower-case letters, digits, '-' and '.')"
+                )
     return {
         "namespace": namespace,
         "image_pull_policy": policy,
@@ -679,8 +737,22 @@ def _datetime(moment: _dt.datetime) -> str:
 
 def _memory_for_docker(quantity: str) -> str | int:
     """A Kubernetes memory quantity as docker's mem_limit (bytes, or 512m / 2g when exact)."""
-    units = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-             "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60, "m": 10**-3}
+    units = {
+        "": 1,
+        "k": 10**3,
+        "M": 10**6,
+        "G": 10**9,
+        "T": 10**12,
+        "P": 10**15,
+        "E": 10**18,
+        "Ki": 2**10,
+        "Mi": 2**20,
+        "Gi": 2**30,
+        "Ti": 2**40,
+        "Pi": 2**50,
+        "Ei": 2**60,
+        "m": 10**-3,
+    }
     match = QUANTITY.match(quantity)
     number, unit = match.group(0)[: len(match.group(0)) - len(match.group(2) or "")], match.group(2) or ""
     if unit in {"Ki", "Mi", "Gi"} and "." not in number:
@@ -708,30 +780,48 @@ def render(p: Plan) -> Lines:
     regenerate = " ".join(shlex.quote(a) for a in p.command)
     sources = " over ".join(reversed(p.sources)) if p.sources else f"the defaults (no conf/base/{CONFIG_NAME})"
     operator = "DockerOperator" if p.target == "docker" else "KubernetesPodOperator"
-    out.add("header",
-            f"# Generated by piperack (invoke airflow-dag) from {sources}",
-            f"# and the pipelines in src/{p.package}/pipelines/. Do not edit: change the config, then regenerate with")
-    out.add("command-line options",
-            f"#     {regenerate}",
-            f"# (`{regenerate} --check` exits 1 while this file is stale; CI can run it.)")
-    out.add("header",
-            f"\"\"\"{p.project_name}: its pipelines as the Airflow DAG {p.dag_id!r}, one {operator} task each,",
-            f"in the image {p.image}.",
-            "",
-            f"Each task runs `python -m {p.package} run --pipeline <name> --env {p.env}` in the image; a task that",
-            "exits non-zero fails (and is retried as configured). This file imports only Airflow, its providers",
-            "and the standard library.",
-            '"""')
+    out.add(
+        "header",
+        f"# Generated by piperack (invoke airflow-dag) from {sources}",
+        f"# and the pipelines in src/{p.package}/pipelines/. Do not edit: change the config, then regenerate with",
+    )
+    out.add(
+        "command-line options",
+        f"#     {regenerate}",
+        f"# (`{regenerate} --check` exits 1 while this file is stale; CI can run it.)",
+    )
+    out.add(
+        "header",
+        f'"""{p.project_name}: its pipelines as the Airflow DAG {p.dag_id!r}, one {operator} task each,',
+        f"in the image {p.image}.",
+        "",
+        f"Each task runs `python -m {p.package} run --pipeline <name> --env {p.env}` in the image; a task that",
+        "exits non-zero fails (and is retried as configured). This file imports only Airflow, its providers",
+        "and the standard library.",
+        '"""',
+    )
     out.add("imports", "from __future__ import annotations", "", "import datetime")
     if p.target == "docker":
-        out.add("imports", "import os", "", "from airflow.providers.docker.operators.docker import DockerOperator",
-                "from airflow.sdk import DAG")
+        out.add(
+            "imports",
+            "import os",
+            "",
+            "from airflow.providers.docker.operators.docker import DockerOperator",
+            "from airflow.sdk import DAG",
+        )
     else:
-        out.add("imports", "", "from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator",
-                "from airflow.sdk import DAG", "from kubernetes.client import models as k8s")
+        out.add(
+            "imports",
+            "",
+            "from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator",
+            "from airflow.sdk import DAG",
+            "from kubernetes.client import models as k8s",
+        )
     out.add("", "")
     out.add("image", f"IMAGE = {py(p.image)}")
-    out.add("env", f"ENV = {py(p.env)}  # the config environment the pipelines run with (conf/{p.env}/ over conf/base/)")
+    out.add(
+        "env", f"ENV = {py(p.env)}  # the config environment the pipelines run with (conf/{p.env}/ over conf/base/)"
+    )
     if p.target == "docker":
         _render_docker(out, p)
     else:
@@ -743,9 +833,11 @@ def render(p: Plan) -> Lines:
 def _render_docker(out: Lines, p: Plan) -> None:
     d = p.docker
     if not (d["data_dir"] and d["conf_local_dir"]):
-        out.add("data_dir", "# The host folders mounted into each container, as `invoke docker-run` mounts them. "
-                            "Unless airflow.yml",
-                "# sets docker.data_dir and docker.conf_local_dir, those of the project holding this file.")
+        out.add(
+            "data_dir",
+            "# The host folders mounted into each container, as `invoke docker-run` mounts them. Unless airflow.yml",
+            "# sets docker.data_dir and docker.conf_local_dir, those of the project holding this file.",
+        )
         if p.project_relative is not None:
             parts = ", ".join(py(part) for part in Path(p.project_relative).parts) if p.project_relative != "." else ""
             joined = f"os.path.join(os.path.dirname(os.path.abspath(__file__)){', ' + parts if parts else ''})"
@@ -753,56 +845,68 @@ def _render_docker(out: Lines, p: Plan) -> None:
         else:  # written outside the project: its absolute path
             out.add("data_dir", f"PROJECT_DIR = {py(p.docker['project_root'])}")
     out.add("data_dir", "DATA_DIR = " + (py(d["data_dir"]) if d["data_dir"] else 'os.path.join(PROJECT_DIR, "data")'))
-    out.add("conf_local_dir", "CONF_LOCAL_DIR = " + (py(d["conf_local_dir"]) if d["conf_local_dir"]
-                                                       else 'os.path.join(PROJECT_DIR, "conf", "local")'))
+    out.add(
+        "conf_local_dir",
+        "CONF_LOCAL_DIR = "
+        + (py(d["conf_local_dir"]) if d["conf_local_dir"] else 'os.path.join(PROJECT_DIR, "conf", "local")'),
+    )
     if d["user"]:
         out.add("user", f"USER = {py(d['user'])}  # docker.user in airflow.yml")
     else:
-        out.add("user", "# Containers run as the user running the task (set docker.user in airflow.yml to pick one),",
-                "# so what they write under DATA_DIR belongs to that user, as with `invoke docker-run`.",
-                'USER = f"{os.getuid()}:{os.getgid()}"')
+        out.add(
+            "user",
+            "# Containers run as the user running the task (set docker.user in airflow.yml to pick one),",
+            "# so what they write under DATA_DIR belongs to that user, as with `invoke docker-run`.",
+            'USER = f"{os.getuid()}:{os.getgid()}"',
+        )
     out.add("network", f"NETWORK = {py(d['network'])}  # as `invoke docker-run --network`; None: Docker's default")
     out.add("", "", "")
-    out.add("operator",
-            "def _pipeline_operator(pipeline: str, **settings) -> DockerOperator:",
-            f'    """One pipeline, one container: `python -m {p.package} run --pipeline <pipeline> --env <ENV>`."""',
-            "    return DockerOperator(",
-            "        task_id=pipeline,",
-            "        image=IMAGE,",
-            f'        command=["python", "-m", {py(p.package)}, "run", "--pipeline", pipeline, "--env", ENV],',
-            "        user=USER,",
-            "        mounts=[",
-            f'            {{"type": "bind", "source": DATA_DIR, "target": "{CONTAINER_ROOT}/data", "read_only": False}},',
-            f'            {{"type": "bind", "source": CONF_LOCAL_DIR, "target": "{CONTAINER_ROOT}/conf/local", '
-            '"read_only": True},',
-            "        ],",
-            "        network_mode=NETWORK,")
+    out.add(
+        "operator",
+        "def _pipeline_operator(pipeline: str, **settings) -> DockerOperator:",
+        f'    """One pipeline, one container: `python -m {p.package} run --pipeline <pipeline> --env <ENV>`."""',
+        "    return DockerOperator(",
+        "        task_id=pipeline,",
+        "        image=IMAGE,",
+        f'        command=["python", "-m", {py(p.package)}, "run", "--pipeline", pipeline, "--env", ENV],',
+        "        user=USER,",
+        "        mounts=[",
+        f'            {{"type": "bind", "source": DATA_DIR, "target": "{CONTAINER_ROOT}/data", "read_only": False}},',
+        f'            {{"type": "bind", "source": CONF_LOCAL_DIR, "target": "{CONTAINER_ROOT}/conf/local", '
+        '"read_only": True},',
+        "        ],",
+        "        network_mode=NETWORK,",
+    )
     if d["docker_url"]:
         out.add("docker_url", f"        docker_url={py(d['docker_url'])},")
-    out.add("operator",
-            '        auto_remove="force",  # like docker run --rm',
-            "        mount_tmp_dir=False,",
-            "        do_xcom_push=False,",
-            "        **settings,",
-            "    )")
+    out.add(
+        "operator",
+        '        auto_remove="force",  # like docker run --rm',
+        "        mount_tmp_dir=False,",
+        "        do_xcom_push=False,",
+        "        **settings,",
+        "    )",
+    )
 
 
 def _render_kubernetes(out: Lines, p: Plan) -> None:
     k = p.kubernetes
     out.add("namespace", f"NAMESPACE = {py(k['namespace'])}")
     out.add("", "", "")
-    out.add("operator",
-            "def _pipeline_operator(pipeline: str, pod_name: str, resources: dict | None, **settings) "
-            "-> KubernetesPodOperator:",
-            f'    """One pipeline, one pod: `python -m {p.package} run --pipeline <pipeline> --env <ENV>`."""',
-            "    return KubernetesPodOperator(",
-            "        task_id=pipeline,",
-            "        name=pod_name,",
-            "        namespace=NAMESPACE,",
-            "        image=IMAGE,",
-            f"        image_pull_policy={py(k['image_pull_policy'])},",
-            f'        cmds=["python", "-m", {py(p.package)}, "run"],',
-            '        arguments=["--pipeline", pipeline, "--env", ENV],')
+    out.add(
+        "operator",
+        "def _pipeline_operator(pipeline: str, pod_name: str, resources: dict | None, **settings) "
+        "-> KubernetesPodOperator:",
+        f'    """One pipeline, one pod: `python -m {p.package} run --pipeline <pipeline> --env <ENV>`."""',
+        "    return KubernetesPodOperator(",
+        "        task_id=pipeline,",
+        "        name=pod_name,",
+        "        namespace=NAMESPACE,",
+        "        image=IMAGE,",
+        f"        image_pull_policy={py(k['image_pull_policy'])},",
+        f'        cmds=["python", "-m", {py(p.package)}, "run"],',
+        '        arguments=["--pipeline", pipeline, "--env", ENV],',
+    )
     if k["image_pull_secrets"]:
         refs = ", ".join(f"k8s.V1LocalObjectReference(name={py(n)})" for n in k["image_pull_secrets"])
         out.add("image_pull_secrets", f"        image_pull_secrets=[{refs}],")
@@ -811,18 +915,23 @@ def _render_kubernetes(out: Lines, p: Plan) -> None:
     if k["env_from_secret"]:
         out.add("env_from_secret", "        env_from=[")
         for name in k["env_from_secret"]:
-            out.add("env_from_secret", f"            k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name={py(name)})),")
+            out.add(
+                "env_from_secret",
+                f"            k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name={py(name)})),",
+            )
         out.add("env_from_secret", "        ],")
     if k["data_volume_claim"]:
-        out.add("data_volume_claim",
-                "        volumes=[",
-                "            k8s.V1Volume(",
-                '                name="data",',
-                "                persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource("
-                f"claim_name={py(k['data_volume_claim'])}),",
-                "            ),",
-                "        ],",
-                f'        volume_mounts=[k8s.V1VolumeMount(name="data", mount_path="{CONTAINER_ROOT}/data")],')
+        out.add(
+            "data_volume_claim",
+            "        volumes=[",
+            "            k8s.V1Volume(",
+            '                name="data",',
+            "                persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource("
+            f"claim_name={py(k['data_volume_claim'])}),",
+            "            ),",
+            "        ],",
+            f'        volume_mounts=[k8s.V1VolumeMount(name="data", mount_path="{CONTAINER_ROOT}/data")],',
+        )
     context = {key: k[key] for key in ("run_as_user", "run_as_group", "fs_group") if k[key] is not None}
     if context:
         args = ", ".join(f"{key}={value}" for key, value in context.items())
@@ -831,12 +940,14 @@ def _render_kubernetes(out: Lines, p: Plan) -> None:
         out.add("conn_id", f"        kubernetes_conn_id={py(k['conn_id'])},")
     if k["in_cluster"] is not None:
         out.add("in_cluster", f"        in_cluster={k['in_cluster']!r},")
-    out.add("operator",
-            "        container_resources=k8s.V1ResourceRequirements(**resources) if resources else None,",
-            "        get_logs=True,",
-            '        on_finish_action="delete_pod",',
-            "        **settings,",
-            "    )")
+    out.add(
+        "operator",
+        "        container_resources=k8s.V1ResourceRequirements(**resources) if resources else None,",
+        "        get_logs=True,",
+        '        on_finish_action="delete_pod",',
+        "        **settings,",
+        "    )",
+    )
 
 
 def _render_dag(out: Lines, p: Plan) -> None:
@@ -867,14 +978,19 @@ def _render_dag(out: Lines, p: Plan) -> None:
         out.add(f"task {task.pipeline}", f"    {task_variable(task.pipeline)} = _pipeline_operator({', '.join(args)})")
     edges = [(u, t.pipeline) for t in p.tasks for u in t.upstream]
     if edges:
-        out.add("order", "", "    # Order, from depends_on in airflow.yml: each task starts once those before it succeeded.")
+        out.add(
+            "order", "", "    # Order, from depends_on in airflow.yml: each task starts once those before it succeeded."
+        )
         for upstream, downstream in edges:
             out.add("order", f"    {task_variable(upstream)} >> {task_variable(downstream)}")
 
 
 def _resources_for(p: Plan, task: Task) -> dict:
-    return deep_merge(p.kubernetes.get("resources", {}), task.resources) if (p.kubernetes.get("resources")
-                                                                            or task.resources) else {}
+    return (
+        deep_merge(p.kubernetes.get("resources", {}), task.resources)
+        if (p.kubernetes.get("resources") or task.resources)
+        else {}
+    )
 
 
 # --- the verb -------------------------------------------------------------------------------
@@ -913,8 +1029,16 @@ def _stale_message(p: Plan, path_label: str, labels: list[str]) -> str:
     return f"{path_label} is stale against the config and pipelines ({shown} differ); regenerate it with: {regenerate}"
 
 
-def airflow_dag(project, target: str = "docker", env: str | None = None, pipelines=None, image: str | None = None,
-                network: str | None = None, output: str | None = None, check: bool = False) -> Path:
+def airflow_dag(
+    project,
+    target: str = "docker",
+    env: str | None = None,
+    pipelines=None,
+    image: str | None = None,
+    network: str | None = None,
+    output: str | None = None,
+    check: bool = False,
+) -> Path:
     """Write (or with ``check``, compare) the DAG file. Returns its path."""
     from . import ui
     from .fsutil import atomic_write
@@ -928,8 +1052,16 @@ def airflow_dag(project, target: str = "docker", env: str | None = None, pipelin
         if current is None:
             raise PiperackError(f"{label} does not exist; write it with: {' '.join(shlex.quote(a) for a in p.command)}")
         if current != text:
-            diff = list(difflib.unified_diff(current.splitlines(), text.splitlines(), f"{label} (on disk)",
-                                             f"{label} (from the config)", lineterm="", n=1))
+            diff = list(
+                difflib.unified_diff(
+                    current.splitlines(),
+                    text.splitlines(),
+                    f"{label} (on disk)",
+                    f"{label} (from the config)",
+                    lineterm="",
+                    n=1,
+                )
+            )
             for line in diff[:60]:
                 ui.info(line)
             if len(diff) > 60:
@@ -949,8 +1081,11 @@ def airflow_dag(project, target: str = "docker", env: str | None = None, pipelin
 def _summary(p: Plan) -> str:
     order = ", ".join(f"{u} -> {t.pipeline}" for t in p.tasks for u in t.upstream)
     tasks = ", ".join(t.pipeline for t in p.tasks)
-    return (f"tasks {tasks}" + (f"; order {order}" if order else "") +
-            f"; schedule {p.schedule or 'none (manual runs)'}; image {p.image}")
+    return (
+        f"tasks {tasks}"
+        + (f"; order {order}" if order else "")
+        + f"; schedule {p.schedule or 'none (manual runs)'}; image {p.image}"
+    )
 
 
 # --- the Airflow virtualenv -------------------------------------------------------------------
@@ -971,8 +1106,9 @@ def cache_root() -> Path:
 
 
 def venv_key(python: str) -> str:
-    version = subprocess.run([python, "-c", "import sys, platform; print(sys.version, platform.machine())"],
-                             capture_output=True, text=True)
+    version = subprocess.run(
+        [python, "-c", "import sys, platform; print(sys.version, platform.machine())"], capture_output=True, text=True
+    )
     if version.returncode != 0:
         raise PiperackError(f"cannot run {python} for the Airflow virtualenv: {first_line(version.stderr) or 'failed'}")
     digest = hashlib.sha256()
@@ -991,8 +1127,10 @@ def ensure_venv(venv: str | Path | None = None, python: str | None = None) -> Pa
     if given:
         path = Path(given).expanduser()
         if not (path / "bin" / "airflow").is_file():
-            raise PiperackError(f"{path} is not an Airflow virtualenv (no bin/airflow); leave --venv and "
-                                "PIPERACK_AIRFLOW_VENV unset to have one made")
+            raise PiperackError(
+                f"{path} is not an Airflow virtualenv (no bin/airflow); leave --venv and "
+                "PIPERACK_AIRFLOW_VENV unset to have one made"
+            )
         return path
     python = python or os.environ.get("PIPERACK_AIRFLOW_PYTHON") or sys.executable
     path = cache_root() / venv_key(python)
@@ -1010,8 +1148,17 @@ def ensure_venv(venv: str | Path | None = None, python: str | None = None) -> Pa
         uv = _uv()
         steps = [
             [*uv, "venv", "--quiet", "--python", python, str(path)],
-            [*uv, "pip", "install", "--quiet", "--python", str(path / "bin" / "python"), "--constraint",
-             str(CONSTRAINTS), *AIRFLOW_REQUIREMENTS],
+            [
+                *uv,
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                str(path / "bin" / "python"),
+                "--constraint",
+                str(CONSTRAINTS),
+                *AIRFLOW_REQUIREMENTS,
+            ],
         ]
         for step in steps:
             proc = subprocess.run(step, capture_output=True, text=True)
@@ -1029,19 +1176,24 @@ def ensure_venv(venv: str | Path | None = None, python: str | None = None) -> Pa
 
 def airflow_env(venv: Path, home: Path, dags_folder: Path) -> dict:
     """A private Airflow: SQLite under ``home``, no examples; the caller's Airflow settings left out."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("AIRFLOW__") and k not in {"AIRFLOW_HOME", "AIRFLOW_CONFIG", "PYTHONPATH", "PYTHONHOME"}}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "VIRTUAL_ENV": str(venv),
-        "PATH": os.pathsep.join([str(venv / "bin"), os.environ.get("PATH", "")]),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "NO_COLOR": "1",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AIRFLOW__") and k not in {"AIRFLOW_HOME", "AIRFLOW_CONFIG", "PYTHONPATH", "PYTHONHOME"}
+    }
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "VIRTUAL_ENV": str(venv),
+            "PATH": os.pathsep.join([str(venv / "bin"), os.environ.get("PATH", "")]),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "NO_COLOR": "1",
+        }
+    )
     return env
 
 
@@ -1088,8 +1240,13 @@ print("PIPERACK-INSPECT " + json.dumps(out, default=str))
 
 def inspect_dag(venv: Path, path: Path, env: dict, validate: bool = False) -> list[dict]:
     """Import the DAG file in the Airflow virtualenv and describe its DAGs (and each pod, validated)."""
-    proc = subprocess.run([str(venv / "bin" / "python"), "-c", INSPECT, str(path), KUBERNETES_VERSION,
-                           "1" if validate else "0"], capture_output=True, text=True, env=env, cwd=env["AIRFLOW_HOME"])
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", INSPECT, str(path), KUBERNETES_VERSION, "1" if validate else "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=env["AIRFLOW_HOME"],
+    )
     marker = [line for line in proc.stdout.splitlines() if line.startswith("PIPERACK-INSPECT ")]
     if proc.returncode != 0 or not marker:
         sys.stderr.write(proc.stderr[-3000:])
@@ -1130,9 +1287,17 @@ def import_errors(venv: Path, env: dict, path: Path) -> list[str]:
     return mine
 
 
-def airflow_test(project, target: str = "docker", env: str | None = None, pipelines=None, image: str | None = None,
-                 network: str | None = None, output: str | None = None, date: str | None = None,
-                 venv: str | None = None) -> int:
+def airflow_test(
+    project,
+    target: str = "docker",
+    env: str | None = None,
+    pipelines=None,
+    image: str | None = None,
+    network: str | None = None,
+    output: str | None = None,
+    date: str | None = None,
+    venv: str | None = None,
+) -> int:
     """Run the DAG file once in a throwaway Airflow; returns 0 when every task succeeded."""
     from . import ui
 
@@ -1156,8 +1321,9 @@ def airflow_test(project, target: str = "docker", env: str | None = None, pipeli
         if not p.docker.get("docker_url"):
             exe = check_engine()
             if not _image_id(exe, p.image):
-                raise PiperackError(f"no image {p.image!r} in the local engine; build it first: invoke docker-build "
-                                    f"--tag {p.image}")
+                raise PiperackError(
+                    f"no image {p.image!r} in the local engine; build it first: invoke docker-build --tag {p.image}"
+                )
     airflow_venv = ensure_venv(venv)
     with tempfile.TemporaryDirectory(prefix="piperack-airflow-") as tmp:
         home = Path(tmp)
@@ -1176,13 +1342,20 @@ def airflow_test(project, target: str = "docker", env: str | None = None, pipeli
         ui.info(f"{label} imports cleanly: DAG {p.dag_id}, tasks {', '.join(t.pipeline for t in p.tasks)}")
         if p.target == "kubernetes":
             dags = inspect_dag(airflow_venv, p.path, environ, validate=True)
-            bad = [(task_id, info.get("problem")) for dag in dags for task_id, info in dag["tasks"].items()
-                   if not info.get("valid")]
+            bad = [
+                (task_id, info.get("problem"))
+                for dag in dags
+                for task_id, info in dag["tasks"].items()
+                if not info.get("valid")
+            ]
             if bad:
-                raise PiperackError(f"the pod of task {bad[0][0]} is not valid for Kubernetes {KUBERNETES_VERSION}: "
-                                    f"{bad[0][1]}")
-            ui.info(f"every task's pod is valid for the Kubernetes {KUBERNETES_VERSION} API (strict); "
-                    "no cluster was used, so nothing ran")
+                raise PiperackError(
+                    f"the pod of task {bad[0][0]} is not valid for Kubernetes {KUBERNETES_VERSION}: {bad[0][1]}"
+                )
+            ui.info(
+                f"every task's pod is valid for the Kubernetes {KUBERNETES_VERSION} API (strict); "
+                "no cluster was used, so nothing ran"
+            )
             return 0
         if p.project_relative is not None:  # docker-run makes its mount folders first, owned by the user
             if not p.docker["data_dir"]:
@@ -1199,8 +1372,10 @@ def airflow_test(project, target: str = "docker", env: str | None = None, pipeli
             ui.warn("could not read the run's state back from Airflow's database")
             return proc.returncode or 1
         run_state, by_task = states
-        shown = ", ".join(f"{task} {state}" + (f" after {tries} tries" if (tries or 0) > 1 else "")
-                          for task, (state, tries) in sorted(by_task.items()))
+        shown = ", ".join(
+            f"{task} {state}" + (f" after {tries} tries" if (tries or 0) > 1 else "")
+            for task, (state, tries) in sorted(by_task.items())
+        )
         ui.info(f"DAG {p.dag_id}: {run_state} ({shown})")
         if run_state != "success" or proc.returncode != 0:
             return proc.returncode or 1
@@ -1213,12 +1388,14 @@ def task_states(home: Path, dag_id: str):
 
     try:
         with sqlite3.connect(f"file:{home / 'airflow.db'}?mode=ro", uri=True) as db:
-            row = db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
-                             (dag_id,)).fetchone()
+            row = db.execute(
+                "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
+            ).fetchone()
             if not row:
                 return None
-            tasks = db.execute("SELECT task_id, state, try_number FROM task_instance WHERE dag_id = ? AND run_id = ?",
-                               (dag_id, row[0])).fetchall()
+            tasks = db.execute(
+                "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, row[0])
+            ).fetchall()
     except sqlite3.Error:
         return None
     return row[1], {task: (state, tries) for task, state, tries in tasks}

@@ -8,6 +8,7 @@ are ignored. Errors are ``PiperackError`` lines naming the archive and the membe
 
 Nothing in the archive is executed, and nothing is written.
 """
+
 from __future__ import annotations
 
 import os
@@ -120,7 +121,9 @@ def _too_big(label: str, member: tarfile.TarInfo, limit: int) -> PiperackError:
     )
 
 
-def read_archive(archive: Path, label: str | None = None, max_bytes: int | None = None) -> tuple[str, dict[PurePosixPath, bytes]]:
+def read_archive(
+    archive: Path, label: str | None = None, max_bytes: int | None = None
+) -> tuple[str, dict[PurePosixPath, bytes]]:
     """Check and read ``archive`` into memory: ``(top-level folder, {path under it: bytes})``.
 
     One pass: each member header is checked before its data is read, and the running total is held

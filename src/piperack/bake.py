@@ -4,6 +4,7 @@ The template is the kit's: cookiecutter.json, hooks/, local_extensions.py and th
 ``{{cookiecutter.repo_name}}`` folder. A wheel carries it as package data (piperack/template/); an
 editable install of a kit checkout uses the checkout itself.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,8 +48,14 @@ def parse_answers(items: list[str], template: Path | None = None) -> dict[str, s
     return answers
 
 
-def bake(output_dir: Path, answers: dict | None = None, *, no_input: bool = True, overwrite: bool = False,
-         template: Path | None = None) -> Path:
+def bake(
+    output_dir: Path,
+    answers: dict | None = None,
+    *,
+    no_input: bool = True,
+    overwrite: bool = False,
+    template: Path | None = None,
+) -> Path:
     """Generate a project into ``output_dir`` and return its folder.
 
     Validation is the template's own (local_extensions.py): a bad answer prints one ``error:`` line
@@ -61,8 +68,11 @@ def bake(output_dir: Path, answers: dict | None = None, *, no_input: bool = True
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
         made = cookiecutter(
-            str(template or template_dir()), no_input=no_input, output_dir=str(output_dir),
-            extra_context=dict(answers or {}), overwrite_if_exists=overwrite,
+            str(template or template_dir()),
+            no_input=no_input,
+            output_dir=str(output_dir),
+            extra_context=dict(answers or {}),
+            overwrite_if_exists=overwrite,
         )
     except CookiecutterException as exc:
         raise PiperackError(first_line(exc)) from None

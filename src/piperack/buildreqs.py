@@ -8,7 +8,8 @@ stripped, pip/setuptools pinned when needed, no index URLs written into the file
 
 Never half-written: the resolver writes a temporary file next to requirements.txt (seeded with
 the current pins, so unrelated pins stay put unless --upgrade); only after a successful compile
-does its text, under the header, replace requirements.txt atomically (fsutil.atomic_write). On failure the temporary file is removed, and a
+does its text, under the header, replace requirements.txt atomically (fsutil.atomic_write).
+On failure the temporary file is removed, and a
 requirements.in created by this run is removed too, so both files are as they were.
 
 Index configuration: uv reads its own configuration (uv.toml, UV_INDEX_URL …), pip-compile reads
@@ -108,10 +109,7 @@ def choose_resolver(resolver: str | None) -> tuple[str, list]:
 
 def header(options: list) -> str:
     command = " ".join([COMMAND, *options])
-    return (
-        "# Pinned runtime dependencies, compiled from requirements.in. "
-        f"Regenerate with: {command}\n"
-    )
+    return f"# Pinned runtime dependencies, compiled from requirements.in. Regenerate with: {command}\n"
 
 
 def resolver_command(
@@ -129,16 +127,38 @@ def resolver_command(
 ) -> list:
     """The argv compiling in_file into out_file with the given resolver (uv or pip-tools)."""
     if name == "uv":
-        cmd = [*base, "pip", "compile", in_file, "--output-file", out_file, "--quiet", "--no-header",
-               "--python", sys.executable]
+        cmd = [
+            *base,
+            "pip",
+            "compile",
+            in_file,
+            "--output-file",
+            out_file,
+            "--quiet",
+            "--no-header",
+            "--python",
+            sys.executable,
+        ]
         if python_version:
             cmd += ["--python-version", python_version]
         if universal:
             cmd.append("--universal")
     else:
-        cmd = [*base, in_file, "--output-file", out_file, "--quiet", "--no-header", "--allow-unsafe",
-               "--strip-extras", "--no-emit-index-url", "--no-emit-trusted-host", "--no-emit-find-links",
-               "--resolver", "backtracking"]
+        cmd = [
+            *base,
+            in_file,
+            "--output-file",
+            out_file,
+            "--quiet",
+            "--no-header",
+            "--allow-unsafe",
+            "--strip-extras",
+            "--no-emit-index-url",
+            "--no-emit-trusted-host",
+            "--no-emit-find-links",
+            "--resolver",
+            "backtracking",
+        ]
     if upgrade:
         cmd.append("--upgrade")
     for pkg in upgrade_packages or ():
@@ -164,7 +184,7 @@ def explain(output: str, limit: int = 8) -> str:
     else:
         starts = [i for i, line in enumerate(lines) if re.match(r"^\s*(error|ERROR|×)", line)]
         if starts:
-            lines = lines[starts[0]:]
+            lines = lines[starts[0] :]
     if len(lines) > limit:
         lines = lines[: limit - 1] + [f"... ({len(lines) - limit + 1} more lines)"]
     return "\n".join("  " + line.strip() for line in lines)
@@ -290,7 +310,9 @@ def build_reqs(
     name, base = choose_resolver(resolver)
     _validate(name, python_version, universal)
     if check and (upgrade or upgrade_packages):
-        raise PiperackError("--check compares requirements.txt with requirements.in: it cannot be combined with --upgrade")
+        raise PiperackError(
+            "--check compares requirements.txt with requirements.in: it cannot be combined with --upgrade"
+        )
     root = Path(project.root)
     in_path, txt_path = root / IN_FILE, root / TXT_FILE
     options = []
@@ -302,8 +324,14 @@ def build_reqs(
         options.append("--universal")
     if name == "pip-tools" and resolver == "pip-tools":
         options += ["--resolver", "pip-tools"]
-    compile_kw = dict(upgrade=upgrade, upgrade_packages=upgrade_packages, generate_hashes=generate_hashes,
-                      python_version=python_version, universal=universal, extra_args=extra_args)
+    compile_kw = dict(
+        upgrade=upgrade,
+        upgrade_packages=upgrade_packages,
+        generate_hashes=generate_hashes,
+        python_version=python_version,
+        universal=universal,
+        extra_args=extra_args,
+    )
     result = BuildResult(resolver=name)
     if in_path.is_file():
         read_requirements_file(in_path)
@@ -311,7 +339,9 @@ def build_reqs(
 
     if check:
         if not in_path.is_file():
-            raise PiperackError("requirements.in is missing: run `invoke build-reqs` to create it from requirements.txt")
+            raise PiperackError(
+                "requirements.in is missing: run `invoke build-reqs` to create it from requirements.txt"
+            )
         if old_text is None:
             raise PiperackError("requirements.txt is missing: run `invoke build-reqs` to create it")
         if "--hash" in old_text and not generate_hashes:
@@ -321,16 +351,15 @@ def build_reqs(
             out.write_text(old_text, encoding="utf-8")  # current pins are the preferences
             proc = _run(resolver_command(name, base, IN_FILE, str(out), **compile_kw), cwd=root, env=env)
             if proc.returncode:
-                raise PiperackError(f"{_label(name)} could not compile requirements.in:\n"
-                                    + explain(proc.stderr + "\n" + proc.stdout))
+                raise PiperackError(
+                    f"{_label(name)} could not compile requirements.in:\n" + explain(proc.stderr + "\n" + proc.stdout)
+                )
             new_text = out.read_text(encoding="utf-8")
         added, removed, changed = diff_pins(pins(old_text), pins(new_text))
         result.added, result.removed, result.changed = added, removed, changed
         result.stale = bool(added or removed or changed)
         if result.stale:
-            details = "; ".join(
-                [f"+ {x}" for x in added] + [f"- {x}" for x in removed] + [f"~ {x}" for x in changed]
-            )
+            details = "; ".join([f"+ {x}" for x in added] + [f"- {x}" for x in removed] + [f"~ {x}" for x in changed])
             raise PiperackError(f"requirements.txt is stale against requirements.in ({details}): run `{COMMAND}`")
         ui.info(f"requirements.txt is up to date with requirements.in ({name})")
         return result
@@ -365,16 +394,21 @@ def build_reqs(
         ui.info("created requirements.in from requirements.txt's top-level requirements")
     new_text = txt_path.read_text(encoding="utf-8")
     result.added, result.removed, result.changed = diff_pins(pins(old_text or ""), pins(new_text))
-    summary = ", ".join(
-        part for part in (
-            f"{len(result.added)} added" if result.added else "",
-            f"{len(result.removed)} removed" if result.removed else "",
-            f"{len(result.changed)} changed" if result.changed else "",
-        ) if part
-    ) or "no pin changed"
+    summary = (
+        ", ".join(
+            part
+            for part in (
+                f"{len(result.added)} added" if result.added else "",
+                f"{len(result.removed)} removed" if result.removed else "",
+                f"{len(result.changed)} changed" if result.changed else "",
+            )
+            if part
+        )
+        or "no pin changed"
+    )
     ui.info(f"requirements.txt compiled from requirements.in with {name}: {summary}")
-    for line in [f"  + {x}" for x in result.added] + [f"  - {x}" for x in result.removed] + [
-        f"  ~ {x}" for x in result.changed
-    ]:
+    for line in (
+        [f"  + {x}" for x in result.added] + [f"  - {x}" for x in result.removed] + [f"  ~ {x}" for x in result.changed]
+    ):
         ui.info(line)
     return result

@@ -5,6 +5,7 @@
     piperack update [--check | --dry-run | --diff] [--from PATH_OR_URL] [--from-version X] ...
     piperack --version
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,19 +20,34 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print piperack's version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     new = commands.add_parser(
-        "new", help="bake a new project from the template of this piperack",
+        "new",
+        help="bake a new project from the template of this piperack",
         description="Bake a new project from the template of this piperack: the same questions, "
         "defaults and validation as `cookiecutter <kit>`. Answers given as key=value are not asked.",
     )
-    new.add_argument("answers", nargs="*", metavar="key=value",
-                     help="an answer, e.g. project_name='Sales Data' python_version=3.12 include_example=no")
+    new.add_argument(
+        "answers",
+        nargs="*",
+        metavar="key=value",
+        help="an answer, e.g. project_name='Sales Data' python_version=3.12 include_example=no",
+    )
     new.add_argument("--no-input", action="store_true", help="ask nothing: defaults for every answer not given")
-    new.add_argument("-o", "--output-dir", default=".", metavar="DIR",
-                     help="folder to create the project in (default: the current one)")
-    new.add_argument("-f", "--overwrite", action="store_true",
-                     help="write into an existing project folder (files the template makes are replaced)")
+    new.add_argument(
+        "-o",
+        "--output-dir",
+        default=".",
+        metavar="DIR",
+        help="folder to create the project in (default: the current one)",
+    )
+    new.add_argument(
+        "-f",
+        "--overwrite",
+        action="store_true",
+        help="write into an existing project folder (files the template makes are replaced)",
+    )
     upd = commands.add_parser(
-        "update", help="merge the installed piperack's template into the project here (= invoke update-project)",
+        "update",
+        help="merge the installed piperack's template into the project here (= invoke update-project)",
         description="Merge the template of the installed piperack into the project holding the working "
         "directory, keeping the team's edits: the same engine as `invoke update-project` (docs/updating.md).",
     )
@@ -70,14 +86,23 @@ def main(argv: list[str] | None = None) -> int:
             from . import update
             from .project import find_project
 
-            update.update(find_project(), check_only=args.check, dry_run=args.dry_run, diff=args.diff,
-                          from_source=args.from_source, from_version=args.from_version,
-                          allow_dirty=args.allow_dirty, ask=args.ask)
+            update.update(
+                find_project(),
+                check_only=args.check,
+                dry_run=args.dry_run,
+                diff=args.diff,
+                from_source=args.from_source,
+                from_version=args.from_version,
+                allow_dirty=args.allow_dirty,
+                ask=args.ask,
+            )
     except PiperackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, EOFError) as exc:
-        aborted = "interrupted" if isinstance(exc, KeyboardInterrupt) else "no answer on standard input (use --no-input)"
+        aborted = (
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else "no answer on standard input (use --no-input)"
+        )
         print(f"error: {aborted}", file=sys.stderr)
         return 130 if isinstance(exc, KeyboardInterrupt) else 1
     return 0

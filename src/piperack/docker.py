@@ -5,6 +5,7 @@ fills on the host first, with wheels for the *image's* Python version and platfo
 base image itself). The build therefore needs no network, the dependency layers depend on
 requirements.txt and the wheelhouse only, and a code change rebuilds the project layer alone.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -70,7 +71,9 @@ def check_engine() -> str:
     try:
         proc = subprocess.run(
             [exe, "version", "--format", go_format(".Server.Version")],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     except subprocess.TimeoutExpired:
         raise PiperackError(f"the Docker engine did not answer within 30 s; {ENGINE_HINT}") from None
@@ -210,8 +213,8 @@ def probe_base_image(exe: str, base_image: str, cache: Path | None = None) -> Ta
         ui.info(f"pulling base image {base_image}")
         pull = subprocess.run([exe, "pull", base_image], stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
         if pull.returncode != 0:
-            lines = [l.strip() for l in pull.stderr.splitlines() if l.strip()]
-            reason = next((l for l in lines if "rror" in l), lines[0] if lines else "no output")
+            lines = [line_.strip() for line_ in pull.stderr.splitlines() if line_.strip()]
+            reason = next((line_ for line_ in lines if "rror" in line_), lines[0] if lines else "no output")
             raise PiperackError(
                 f"base image {base_image!r} is not in the local engine and could not be pulled ({reason}); "
                 "pass --base-image with a local image (see `docker images`)"
@@ -219,7 +222,8 @@ def probe_base_image(exe: str, base_image: str, cache: Path | None = None) -> Ta
         image_id = _image_id(exe, base_image)
     proc = subprocess.run(
         [exe, "run", "--rm", "--network", "none", "--entrypoint", "python3", base_image, "-c", PROBE],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -232,8 +236,11 @@ def probe_base_image(exe: str, base_image: str, cache: Path | None = None) -> Ta
         raise PiperackError(f"base image {base_image!r} runs {info.get('implementation')}; CPython is needed")
     libc = "musl" if info.get("musl") or not info.get("libc") else "glibc"
     target = Target(
-        python=info["python"], implementation="cpython", machine=info["machine"],
-        libc=libc, libc_version=info.get("libc_version") or "",
+        python=info["python"],
+        implementation="cpython",
+        machine=info["machine"],
+        libc=libc,
+        libc_version=info.get("libc_version") or "",
     )
     if libc == "musl" and not target.libc_version:
         raise PiperackError(f"base image {base_image!r} uses musl libc; use a glibc (Debian/Ubuntu-based) image")
@@ -246,7 +253,9 @@ def probe_base_image(exe: str, base_image: str, cache: Path | None = None) -> Ta
 
 
 def _image_id(exe: str, image: str) -> str:
-    proc = subprocess.run([exe, "image", "inspect", "--format", go_format(".Id"), image], capture_output=True, text=True)
+    proc = subprocess.run(
+        [exe, "image", "inspect", "--format", go_format(".Id"), image], capture_output=True, text=True
+    )
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
@@ -260,7 +269,9 @@ def check_requires_python(project, target: Target, base_image: str) -> None:
     try:
         allowed = SpecifierSet(spec)
     except InvalidSpecifier:
-        raise PiperackError(f"{project.pyproject}: [project] requires-python {spec!r} is not a valid specifier") from None
+        raise PiperackError(
+            f"{project.pyproject}: [project] requires-python {spec!r} is not a valid specifier"
+        ) from None
     if not allowed.contains(target.python + ".0", prereleases=True) and not allowed.contains(target.python + ".99"):
         raise PiperackError(
             f"base image {base_image!r} has Python {target.python}, but pyproject.toml requires-python is "
@@ -285,13 +296,24 @@ def wheelhouse_key(requirements: bytes, build_reqs: list[str], target: Target) -
 
 def pip_download_command(requirements: Path, build_reqs: list[str], target: Target, dest: Path) -> list[str]:
     cmd = [
-        sys.executable, "-m", "pip", "download",
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
         "--disable-pip-version-check",
         "--only-binary=:all:",
-        "--python-version", target.python,
-        "--implementation", "cp",
-        "--abi", target.abi, "--abi", "abi3", "--abi", "none",
-        "--dest", str(dest),
+        "--python-version",
+        target.python,
+        "--implementation",
+        "cp",
+        "--abi",
+        target.abi,
+        "--abi",
+        "abi3",
+        "--abi",
+        "none",
+        "--dest",
+        str(dest),
     ]
     for platform in target.platforms():
         cmd += ["--platform", platform]
@@ -306,7 +328,9 @@ def ensure_wheelhouse(project, target: Target, refresh: bool = False) -> tuple[P
 
     requirements = project.root / "requirements.txt"
     if not requirements.is_file():
-        raise PiperackError(f"{requirements} not found: the image installs its pinned dependencies from it (invoke build-reqs)")
+        raise PiperackError(
+            f"{requirements} not found: the image installs its pinned dependencies from it (invoke build-reqs)"
+        )
     build_reqs = build_requires(project)
     key = wheelhouse_key(requirements.read_bytes(), build_reqs, target)
     house = project.root / WHEELHOUSE
@@ -321,14 +345,20 @@ def ensure_wheelhouse(project, target: Target, refresh: bool = False) -> tuple[P
     house.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="wheelhouse.", dir=house.parent))
     try:
-        ui.info(f"filling {WHEELHOUSE.as_posix()}/ for Python {target.python} on {target.platforms()[0]} (pip download)")
-        proc = ui.run_streaming(pip_download_command(requirements, build_reqs, target, tmp), "pip download",
-                                cwd=project.root)
+        ui.info(
+            f"filling {WHEELHOUSE.as_posix()}/ for Python {target.python} on {target.platforms()[0]} (pip download)"
+        )
+        proc = ui.run_streaming(
+            pip_download_command(requirements, build_reqs, target, tmp), "pip download", cwd=project.root
+        )
         if proc.returncode != 0:
             tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
             sys.stderr.write(tail + "\n")
-            last = next((l for l in reversed(proc.stdout.splitlines()) if "ERROR" in l), "see the output above")
-            raise PiperackError(f"pip download for the image (Python {target.python}, {target.machine}) failed: {last.strip()}")
+            errors = [line_ for line_ in reversed(proc.stdout.splitlines()) if "ERROR" in line_]
+            last = errors[0] if errors else "see the output above"
+            raise PiperackError(
+                f"pip download for the image (Python {target.python}, {target.machine}) failed: {last.strip()}"
+            )
         (tmp / STAMP).write_text(
             json.dumps({"key": key, "python": target.python, "platforms": target.platforms()}, indent=1),
             encoding="utf-8",
@@ -349,11 +379,31 @@ def ensure_wheelhouse(project, target: Target, refresh: bool = False) -> tuple[P
 # --- the verbs ------------------------------------------------------------------------------
 
 
-def build_command(exe: str, project, tag: str, base_image: str, uid: int, gid: int,
-                  build_args: list[tuple[str, str]], no_cache: bool, docker_args: list[str]) -> list[str]:
-    cmd = [exe, "build", "--file", str(project.root / DOCKERFILE), "--tag", tag,
-           "--build-arg", f"BASE_IMAGE={base_image}",
-           "--build-arg", f"UID={uid}", "--build-arg", f"GID={gid}"]
+def build_command(
+    exe: str,
+    project,
+    tag: str,
+    base_image: str,
+    uid: int,
+    gid: int,
+    build_args: list[tuple[str, str]],
+    no_cache: bool,
+    docker_args: list[str],
+) -> list[str]:
+    cmd = [
+        exe,
+        "build",
+        "--file",
+        str(project.root / DOCKERFILE),
+        "--tag",
+        tag,
+        "--build-arg",
+        f"BASE_IMAGE={base_image}",
+        "--build-arg",
+        f"UID={uid}",
+        "--build-arg",
+        f"GID={gid}",
+    ]
     for key, value in build_args:
         cmd += ["--build-arg", f"{key}={value}"]
     if no_cache:
@@ -364,9 +414,17 @@ def build_command(exe: str, project, tag: str, base_image: str, uid: int, gid: i
     return cmd + docker_args + [str(project.root)]
 
 
-def build(project, tag: str | None = None, base_image: str | None = None, uid: int | None = None,
-          gid: int | None = None, build_args=None, no_cache: bool = False,
-          docker_args: str | None = None, refresh_wheelhouse: bool = False) -> int:
+def build(
+    project,
+    tag: str | None = None,
+    base_image: str | None = None,
+    uid: int | None = None,
+    gid: int | None = None,
+    build_args=None,
+    no_cache: bool = False,
+    docker_args: str | None = None,
+    refresh_wheelhouse: bool = False,
+) -> int:
     """Fill the wheelhouse, then `docker build` (output streamed). Returns docker's exit code."""
     from . import ui
 
@@ -391,13 +449,22 @@ def build(project, tag: str | None = None, base_image: str | None = None, uid: i
     return code
 
 
-def run_command(exe: str, project, tag: str, command: list[str], network: str | None,
-                docker_args: list[str], tty: bool) -> list[str]:
+def run_command(
+    exe: str, project, tag: str, command: list[str], network: str | None, docker_args: list[str], tty: bool
+) -> list[str]:
     uid, gid = host_ids()
     root = project.root
-    cmd = [exe, "run", "--rm", "--user", f"{uid}:{gid}",
-           "--volume", f"{root / 'data'}:{CONTAINER_ROOT}/data:rw",
-           "--volume", f"{root / 'conf' / 'local'}:{CONTAINER_ROOT}/conf/local:ro"]
+    cmd = [
+        exe,
+        "run",
+        "--rm",
+        "--user",
+        f"{uid}:{gid}",
+        "--volume",
+        f"{root / 'data'}:{CONTAINER_ROOT}/data:rw",
+        "--volume",
+        f"{root / 'conf' / 'local'}:{CONTAINER_ROOT}/conf/local:ro",
+    ]
     if tty:
         cmd.append("-it")
     if network:
@@ -418,8 +485,14 @@ def _container(project, command: list[str], tag: str | None, network: str | None
     return subprocess.run(run_command(exe, project, tag, command, network, extra, tty), cwd=project.root).returncode
 
 
-def run(project, pipelines=None, env: str | None = None, tag: str | None = None,
-        network: str | None = None, docker_args: str | None = None) -> int:
+def run(
+    project,
+    pipelines=None,
+    env: str | None = None,
+    tag: str | None = None,
+    network: str | None = None,
+    docker_args: str | None = None,
+) -> int:
     """Run the project's pipelines in a container; returns the container's exit code."""
     command = ["python", "-m", project.package, "run"]
     for name in pipelines or []:
@@ -430,8 +503,9 @@ def run(project, pipelines=None, env: str | None = None, tag: str | None = None,
     return _container(project, command, tag, network, docker_args)
 
 
-def cmd(project, command: list[str], tag: str | None = None, network: str | None = None,
-        docker_args: str | None = None) -> int:
+def cmd(
+    project, command: list[str], tag: str | None = None, network: str | None = None, docker_args: str | None = None
+) -> int:
     """Run any command in the project's image (same mounts and user as docker-run)."""
     if not command:
         raise PiperackError("no command given: invoke docker-cmd -- CMD [ARGS…]")

@@ -9,6 +9,7 @@
   and ``recover(root)`` finishes the job after a SIGKILL or a power cut (the journal).
 - ``project_lock(root)``: one writer per project; a second pull or update waits for the first.
 """
+
 from __future__ import annotations
 
 import json
@@ -197,8 +198,13 @@ def recover(root: Path) -> list[str]:
                     entries.append(json.loads(line))
                 except ValueError:
                     break  # the line being written when the process died: its operation never started
-            entries = [e for e in entries if isinstance(e, dict) and isinstance(e.get("path"), str)
-                       and Path(e["path"]).resolve().is_relative_to(Path(root).resolve())]
+            entries = [
+                e
+                for e in entries
+                if isinstance(e, dict)
+                and isinstance(e.get("path"), str)
+                and Path(e["path"]).resolve().is_relative_to(Path(root).resolve())
+            ]
             _undo(entries)
             restored += sorted({os.path.relpath(e["path"], root) for e in entries})
         shutil.rmtree(folder, ignore_errors=True)

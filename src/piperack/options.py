@@ -1,5 +1,6 @@
 """One options model for package and pull: a ``Job`` per module or source, from the command
 line or from the [tool.piperack.package] / [tool.piperack.pull] manifests in pyproject.toml."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -71,9 +72,7 @@ def read_manifest(project: Project, section: str, allowed: set[str]) -> dict[str
         for name, option in value.items():
             norm = name.replace("-", "_")
             if norm not in allowed:
-                raise PiperackError(
-                    f'{where} "{key}": unknown option {name!r} (allowed: {", ".join(sorted(allowed))})'
-                )
+                raise PiperackError(f'{where} "{key}": unknown option {name!r} (allowed: {", ".join(sorted(allowed))})')
             options[norm] = option
         entries[key] = options
     return entries
@@ -88,8 +87,14 @@ def jobs_from_manifest(project: Project, verb: str) -> list[Job]:
             if name in _STRING_OPTIONS and (not isinstance(value, str) or not value):
                 raise PiperackError(f'{where} "{key}": option {name!r} must be a non-empty string, got {value!r}')
             if name == "force" and not isinstance(value, bool):
-                raise PiperackError(f'{where} "{key}": option \'force\' must be true or false, got {value!r}')
+                raise PiperackError(f"{where} \"{key}\": option 'force' must be true or false, got {value!r}")
         options.setdefault("env", "base")
-        jobs.append(Job(target=key, label=f"[tool.piperack.pull] \"{key}\"" if verb == "pull" else key, base=project.root,
-                        **options))
+        jobs.append(
+            Job(
+                target=key,
+                label=f'[tool.piperack.pull] "{key}"' if verb == "pull" else key,
+                base=project.root,
+                **options,
+            )
+        )
     return jobs

@@ -4,6 +4,7 @@ Everything is planned in memory first (files read, imports rewritten, requiremen
 archive built); only then is the archive written, atomically, with dist/SHA256SUMS. A failing
 package writes nothing. The project itself is only read: no imports of its code, no __pycache__.
 """
+
 from __future__ import annotations
 
 import os
@@ -91,7 +92,9 @@ def _module_version(init: Path) -> str | None:
     except (SyntaxError, ValueError):
         return None
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         if any(isinstance(t, ast.Name) and t.id == "__version__" for t in targets):
             value = node.value
             if isinstance(value, ast.Constant) and isinstance(value.value, str):
@@ -148,7 +151,7 @@ def parameter_files(project: Project, env_dir: Path, name: str) -> list[tuple[st
 def _renamed(rel: str, name: str, alias: str) -> str:
     """``parameters/<name>.yml`` -> ``parameters/<alias>.yml``, ``parameters/<name>/x`` -> ``parameters/<alias>/x``."""
     parts = rel.split("/")
-    parts[1] = alias + parts[1][len(name):]
+    parts[1] = alias + parts[1][len(name) :]
     return "/".join(parts)
 
 
@@ -249,8 +252,7 @@ def build(project: Project, job: Job) -> Built:
             data = _rewrite(data, where_file, old, name, targets)
             if leftover.search(data.decode("utf-8")):
                 warnings.append(
-                    f"{where_file} still refers to {project.package}.… outside {old}: "
-                    "that code is not in the package"
+                    f"{where_file} still refers to {project.package}.… outside {old}: that code is not in the package"
                 )
         files[arc] = data
         if os.access(path, os.X_OK):
@@ -314,8 +316,14 @@ def build(project: Project, job: Job) -> Built:
     )
     data = build_sdist(spec)
     return Built(
-        job=job, name=name, version=version, filename=sdist_filename(name, version),
-        dest_dir=dest_dir, data=data, files=len(files), warnings=warnings,
+        job=job,
+        name=name,
+        version=version,
+        filename=sdist_filename(name, version),
+        dest_dir=dest_dir,
+        data=data,
+        files=len(files),
+        warnings=warnings,
     )
 
 
@@ -415,7 +423,9 @@ def _package_all(project: Project, jobs: list[Job]) -> list[Built]:
         try:
             built = build(project, job)
             if built.path in claimed:
-                raise PiperackError(f"writes {_show(project, built.path)}, as {claimed[built.path]!r} did: give one an alias")
+                raise PiperackError(
+                    f"writes {_show(project, built.path)}, as {claimed[built.path]!r} did: give one an alias"
+                )
             claimed[built.path] = job.label
             digest, unchanged = write(built)
         except PiperackError as exc:
@@ -439,5 +449,5 @@ def _package_all(project: Project, jobs: list[Job]) -> list[Built]:
     if failed:
         for label, message in failed:
             print(f"  failed: {label}: {message}", file=sys.stderr, flush=True)
-        raise PiperackError(f"{len(failed)} of {total} package(s) failed: {', '.join(l for l, _ in failed)}")
+        raise PiperackError(f"{len(failed)} of {total} package(s) failed: {', '.join(line_ for line_, _ in failed)}")
     return done

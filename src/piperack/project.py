@@ -1,4 +1,5 @@
 """Project discovery: where the project is and what its pyproject.toml says about it."""
+
 from __future__ import annotations
 
 import re
@@ -12,9 +13,17 @@ ENV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 # What is never packaged or pulled: caches, VCS data, build output and OS litter (one list for both).
-SKIP_DIRS = frozenset({
-    "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".ipynb_checkpoints", ".git", ".hypothesis",
-})
+SKIP_DIRS = frozenset(
+    {
+        "__pycache__",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".ipynb_checkpoints",
+        ".git",
+        ".hypothesis",
+    }
+)
 SKIP_FILES = frozenset({".DS_Store", "Thumbs.db"})
 SKIP_SUFFIXES = (".pyc", ".pyo")
 
@@ -68,8 +77,7 @@ class Project:
         """conf/<env>, refusing names that would leave conf/ (``../x``, ``/etc``)."""
         if not ENV_RE.match(env) or env in {".", ".."}:
             raise PiperackError(
-                f"invalid env {env!r}: an env is a folder name directly under conf/ "
-                "(letters, digits, '_', '-', '.')"
+                f"invalid env {env!r}: an env is a folder name directly under conf/ (letters, digits, '_', '-', '.')"
             )
         path = self.conf / env
         if must_exist and not path.is_dir():
@@ -103,11 +111,14 @@ def check_identifier(name: str, what: str = "alias") -> str:
     if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
         raise PiperackError(f"invalid {what} {name!r}: it must be a Python identifier such as 'my_pipeline'")
     if keyword.iskeyword(name):
-        raise PiperackError(f"invalid {what} {name!r}: it is a Python keyword; it must be a Python identifier "
-                            "such as 'my_pipeline'")
+        raise PiperackError(
+            f"invalid {what} {name!r}: it is a Python keyword; it must be a Python identifier such as 'my_pipeline'"
+        )
     if len(name) > 4 and name.startswith("__") and name.endswith("__"):
-        raise PiperackError(f"invalid {what} {name!r}: dunder names (__x__) are reserved by Python; "
-                            "it must be a Python identifier such as 'my_pipeline'")
+        raise PiperackError(
+            f"invalid {what} {name!r}: dunder names (__x__) are reserved by Python; "
+            "it must be a Python identifier such as 'my_pipeline'"
+        )
     return name
 
 

@@ -3,7 +3,8 @@
 Shared by ``pull`` (merges a micro-package's requirements into requirements.in) and
 ``build-reqs`` (compiles requirements.in into a pinned requirements.txt).
 
-Everything here is pure (text in, text out): the verbs write. ``packaging`` is imported inside functions so that ``invoke --list`` stays fast.
+Everything here is pure (text in, text out): the verbs write. ``packaging`` is imported inside
+functions so that ``invoke --list`` stays fast.
 
 Conflict detection (:func:`specifiers_compatible`)
 --------------------------------------------------
@@ -161,9 +162,7 @@ def top_level_from_txt(text: str, source: str) -> list:
             continue
         if stripped.startswith("#"):
             content = stripped[1:]
-            if content.strip().startswith("via") and (
-                content.strip() == "via" or content.strip()[3:4].isspace()
-            ):
+            if content.strip().startswith("via") and (content.strip() == "via" or content.strip()[3:4].isspace()):
                 compiled = True
                 rest = content.strip()[3:].strip()
                 if entries and rest:

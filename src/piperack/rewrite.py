@@ -15,6 +15,7 @@ What is rewritten, for a module ``old`` and its submodules ``old.x.y``:
 
 Relative imports, comments and formatting are left as they are. libcst is imported lazily.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,14 +36,12 @@ def _swap(dotted: str, old: str, new: str) -> str | None:
     if dotted == old:
         return new
     if dotted.startswith(old + "."):
-        return new + dotted[len(old):]
+        return new + dotted[len(old) :]
     return None
 
 
 # A string that ends in one of these names a file ("ingest.yml"), not a module attribute.
-_FILE_SUFFIXES = frozenset(
-    "cfg csv db duckdb html ini j2 json log md parquet py sql toml txt xml yaml yml".split()
-)
+_FILE_SUFFIXES = frozenset("cfg csv db duckdb html ini j2 json log md parquet py sql toml txt xml yaml yml".split())
 
 
 def _string_swap(value: str, old: str, new: str, targets: frozenset[str] | None = None) -> str | None:
@@ -55,7 +54,7 @@ def _string_swap(value: str, old: str, new: str, targets: frozenset[str] | None 
     if "." in value and value.rsplit(".", 1)[1].lower() in _FILE_SUFFIXES:
         return None
     if targets is not None and value != old:
-        rest = value[len(old) + 1:] if value.startswith(old + ".") else None
+        rest = value[len(old) + 1 :] if value.startswith(old + ".") else None
         if rest is None or not any(rest == t or rest.startswith(t + ".") for t in targets if t):
             return None
     return _swap(value, old, new)
@@ -217,10 +216,9 @@ def _index(source: str, old: str, refuse: str):
         if isinstance(node, ast.Import):
             return any(matches(a.name) for a in node.names)
         return bool(
-            node.level == 0 and node.module and (
-                matches(node.module)
-                or (node.module == old_parent and any(a.name == old_last for a in node.names))
-            )
+            node.level == 0
+            and node.module
+            and (matches(node.module) or (node.module == old_parent and any(a.name == old_last for a in node.names)))
         )
 
     binds = any(
@@ -261,8 +259,9 @@ def _node_spans(source: str, old: str):
             return
         if isinstance(node, ast.JoinedStr):
             head = node.values[0] if node.values else None
-            if (isinstance(head, ast.Constant) and isinstance(head.value, str) and head.value.startswith(old + ".")) \
-                    or any(chain(inner) for inner in ast.walk(node)):
+            if (
+                isinstance(head, ast.Constant) and isinstance(head.value, str) and head.value.startswith(old + ".")
+            ) or any(chain(inner) for inner in ast.walk(node)):
                 found.append((node, "expr"))
             return
         if isinstance(node, ast.Constant):
@@ -550,7 +549,7 @@ def _transformers(old: str, new: str, targets: frozenset[str] | None = None):
                 return updated_node
             text = original_node.value
             if text.startswith(old + "."):
-                return updated_node.with_changes(value=new + text[len(old):])
+                return updated_node.with_changes(value=new + text[len(old) :])
             return updated_node
 
         def visit_FormattedString(self, node) -> bool:
@@ -575,8 +574,7 @@ def _rewrite_cst(source: str, old: str, new: str, binds: bool | None, targets: f
     return module.visit(rewriter_class(rewrite_chains=binds)).code
 
 
-def _rewrite_cst_expression(source: str, old: str, new: str, binds: bool,
-                            targets: frozenset[str] | None = None) -> str:
+def _rewrite_cst_expression(source: str, old: str, new: str, binds: bool, targets: frozenset[str] | None = None) -> str:
     """The libcst rewrite of one expression (a string literal, an f-string, a dotted chain)."""
     cst, _, rewriter_class = _transformers(old, new, targets)
     node = cst.parse_expression(source).visit(rewriter_class(rewrite_chains=binds))

@@ -1,4 +1,5 @@
 """`invoke new-pipeline NAME`: a new modular pipeline in its three places, with a passing test."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +10,7 @@ from .errors import PiperackError
 from .project import Project, check_identifier
 
 PIPELINE = '''"""The $name pipeline. The runner calls run() with its parameters and catalog entries."""
+
 from __future__ import annotations
 
 import logging
@@ -43,7 +45,7 @@ PARAMETERS = """# Parameters of the $name pipeline (override in conf/local/param
 greeting: hello
 """
 
-TEST = '''from $package.pipelines.$name import nodes, pipeline
+TEST = """from $package.pipelines.$name import nodes, pipeline
 
 
 def test_greet():
@@ -52,7 +54,7 @@ def test_greet():
 
 def test_run_uses_the_parameters():
     assert pipeline.run({"greeting": "hey"}, {}) == {"result": "hey from $name"}
-'''
+"""
 
 
 def plan(project: Project, name: str) -> dict[Path, str]:

@@ -14,6 +14,7 @@ Everything here is pure (inputs in, bytes out): the tar is written in memory wit
 mtimes, owners, modes and order, and gzip with a fixed header, so the same inputs give the
 same bytes. ``pull`` shares the names below.
 """
+
 from __future__ import annotations
 
 import gzip

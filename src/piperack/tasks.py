@@ -5,6 +5,7 @@ the tasks and `invoke --help TASK` explains each option. Each task is a thin com
 it parses options and turns the engine's user errors into one line; the work happens in the verb
 modules, imported inside the task so that `invoke --list` stays fast.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,11 @@ def user_errors():
     except KeyboardInterrupt:
         raise Exit("interrupted: nothing was left half-done", code=130) from None
     except ModuleNotFoundError as exc:  # a development dependency piperack needs is not installed
-        raise Exit(f"error: the Python package {exc.name!r} is not installed in this environment: "
-                   "run `pip install -r requirements-dev.txt`", code=1) from None
+        raise Exit(
+            f"error: the Python package {exc.name!r} is not installed in this environment: "
+            "run `pip install -r requirements-dev.txt`",
+            code=1,
+        ) from None
     except BrokenPipeError:  # `invoke pull --dry-run … | head`: the reader left; say nothing more
         try:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush is quiet
@@ -58,8 +62,9 @@ def _require_tool(module: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        raise Exit(f"error: {module} is not installed in this environment: run `pip install -r requirements-dev.txt`",
-                   code=1)
+        raise Exit(
+            f"error: {module} is not installed in this environment: run `pip install -r requirements-dev.txt`", code=1
+        )
 
 
 def _python_env(root: Path) -> dict:
@@ -126,9 +131,32 @@ def test(c, args=""):
 
     root = project(c).root
     _require_tool("pytest")
-    code = subprocess.run([sys.executable, "-m", "pytest", *shlex.split(args)], cwd=root, env=_python_env(root)).returncode
+    code = subprocess.run(
+        [sys.executable, "-m", "pytest", *shlex.split(args)], cwd=root, env=_python_env(root)
+    ).returncode
     if code:
         raise Exit(code=code)
+
+
+@task(help={"fix": "Fix what ruff can fix and reformat the files, instead of only reporting."})
+def lint(c, fix=False):
+    """Lint and check the formatting of the project's Python with ruff (configured in pyproject.toml).
+
+    Exits non-zero listing what to change; `--fix` applies ruff's safe fixes and its formatter.
+    """
+    _require_tool("ruff")
+    root = project(c).root
+    ruff = [sys.executable, "-m", "ruff"]
+    steps = (
+        [[*ruff, "check", "--fix", "."], [*ruff, "format", "."]]
+        if fix
+        else [[*ruff, "check", "."], [*ruff, "format", "--check", "."]]
+    )
+    failed = 0
+    for step in steps:
+        failed |= subprocess.run(step, cwd=root).returncode
+    if failed:
+        raise Exit("error: ruff found problems (see above); `invoke lint --fix` fixes what it can", code=1)
 
 
 @task(
@@ -226,8 +254,22 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None, q
         "quiet": "No progress output (results and errors still print); progress shows only on a terminal anyway.",
     },
 )
-def pull(c, source=None, all=False, alias=None, destination=None, env=None, fs_args=None, force=False,
-         dry_run=False, sha256=None, index_url=None, allow_conflicts=False, allow_direct_references=False, quiet=False):
+def pull(
+    c,
+    source=None,
+    all=False,
+    alias=None,
+    destination=None,
+    env=None,
+    fs_args=None,
+    force=False,
+    dry_run=False,
+    sha256=None,
+    index_url=None,
+    allow_conflicts=False,
+    allow_direct_references=False,
+    quiet=False,
+):
     """Pull a micro-package into this project: code, parameters and tests in their places.
 
     Checks everything first and writes nothing unless the whole pull can complete; requirements
@@ -240,9 +282,21 @@ def pull(c, source=None, all=False, alias=None, destination=None, env=None, fs_a
 
     ui.QUIET = quiet
     with user_errors():
-        engine.pull(source, all_=all, alias=alias, destination=destination, env=env, fs_args=fs_args,
-                    force=force, dry_run=dry_run, sha256=sha256, index_url=index_url, allow_conflicts=allow_conflicts,
-                    allow_direct_references=allow_direct_references, project=project(c))
+        engine.pull(
+            source,
+            all_=all,
+            alias=alias,
+            destination=destination,
+            env=env,
+            fs_args=fs_args,
+            force=force,
+            dry_run=dry_run,
+            sha256=sha256,
+            index_url=index_url,
+            allow_conflicts=allow_conflicts,
+            allow_direct_references=allow_direct_references,
+            project=project(c),
+        )
 
 
 # --- build-reqs ---
@@ -261,8 +315,18 @@ def pull(c, source=None, all=False, alias=None, destination=None, env=None, fs_a
         "quiet": "No progress output (results and errors still print); progress shows only on a terminal anyway.",
     },
 )
-def build_reqs(c, check=False, upgrade=False, upgrade_package=None, generate_hashes=False, python_version=None,
-               universal=False, resolver=None, args="", quiet=False):
+def build_reqs(
+    c,
+    check=False,
+    upgrade=False,
+    upgrade_package=None,
+    generate_hashes=False,
+    python_version=None,
+    universal=False,
+    resolver=None,
+    args="",
+    quiet=False,
+):
     """Pin requirements.txt from requirements.in (uv, or pip-tools' pip-compile).
 
     requirements.txt is replaced only after a successful compile; an unresolvable set leaves
@@ -275,9 +339,17 @@ def build_reqs(c, check=False, upgrade=False, upgrade_package=None, generate_has
 
     ui.QUIET = quiet
     with user_errors():
-        buildreqs.build_reqs(project(c), resolver=resolver, upgrade=upgrade, upgrade_packages=upgrade_package or [],
-                        generate_hashes=generate_hashes, python_version=python_version, universal=universal,
-                        extra_args=shlex.split(args), check=check)
+        buildreqs.build_reqs(
+            project(c),
+            resolver=resolver,
+            upgrade=upgrade,
+            upgrade_packages=upgrade_package or [],
+            generate_hashes=generate_hashes,
+            python_version=python_version,
+            universal=universal,
+            extra_args=shlex.split(args),
+            check=check,
+        )
 
 
 # --- docker ---
@@ -286,7 +358,8 @@ def build_reqs(c, check=False, upgrade=False, upgrade_package=None, generate_has
     iterable=["build_arg"],
     help={
         "tag": "Image tag. Default: <project name>:latest.",
-        "base-image": "Base image (sets the Dockerfile's BASE_IMAGE). Default: the Dockerfile's, python:<version>-slim.",
+        "base-image": "Base image (sets the Dockerfile's BASE_IMAGE). "
+        "Default: the Dockerfile's, python:<version>-slim.",
         "uid": "uid of the image's non-root user. Default: yours (1000 if you are root).",
         "gid": "gid of the image's user. Default: yours (1000 if you are root).",
         "build-arg": "Extra build argument KEY=VALUE (repeat for several).",
@@ -295,8 +368,9 @@ def build_reqs(c, check=False, upgrade=False, upgrade_package=None, generate_has
         "quiet": "No wheelhouse download progress (docker's own build output still streams).",
     },
 )
-def docker_build(c, tag=None, base_image=None, uid=None, gid=None, build_arg=None, no_cache=False, docker_args="",
-                 quiet=False):
+def docker_build(
+    c, tag=None, base_image=None, uid=None, gid=None, build_arg=None, no_cache=False, docker_args="", quiet=False
+):
     """Build the project's image from docker/Dockerfile, dependencies from a local wheelhouse.
 
     First fills .docker/wheelhouse/ with wheels for the base image's Python and platform (reused
@@ -306,8 +380,16 @@ def docker_build(c, tag=None, base_image=None, uid=None, gid=None, build_arg=Non
 
     ui.QUIET = quiet
     with user_errors():
-        code = docker.build(project(c), tag=tag, base_image=base_image, uid=uid, gid=gid, build_args=build_arg,
-                            no_cache=no_cache, docker_args=docker_args)
+        code = docker.build(
+            project(c),
+            tag=tag,
+            base_image=base_image,
+            uid=uid,
+            gid=gid,
+            build_args=build_arg,
+            no_cache=no_cache,
+            docker_args=docker_args,
+        )
     if code:
         raise Exit(code=code)
 
@@ -351,7 +433,7 @@ def docker_cmd(c, tag=None, network=None, docker_args=""):
     from . import docker
 
     # invoke joins the words after `--` with spaces; take them from argv to keep their quoting.
-    command = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else shlex.split(c.remainder)
+    command = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else shlex.split(c.remainder)
     with user_errors():
         code = docker.cmd(project(c), command, tag=tag, network=network, docker_args=docker_args)
     if code:
@@ -362,8 +444,9 @@ def docker_cmd(c, tag=None, network=None, docker_args=""):
 
 
 @task(name="update-project", help=UPDATE_HELP, auto_shortflags=False)
-def update_project(c, check=False, dry_run=False, diff=False, from_=None, from_version=None, allow_dirty=False,
-                   ask=False):
+def update_project(
+    c, check=False, dry_run=False, diff=False, from_=None, from_version=None, allow_dirty=False, ask=False
+):
     """Merge the installed piperack's template into this project, keeping the team's edits.
 
     Files only the template changed are updated, files only the team changed are kept, files both
@@ -373,8 +456,16 @@ def update_project(c, check=False, dry_run=False, diff=False, from_=None, from_v
     from . import update as engine
 
     with user_errors():
-        engine.update(project(c), check_only=check, dry_run=dry_run, diff=diff, from_source=from_,
-                      from_version=from_version, allow_dirty=allow_dirty, ask=ask)
+        engine.update(
+            project(c),
+            check_only=check,
+            dry_run=dry_run,
+            diff=diff,
+            from_source=from_,
+            from_version=from_version,
+            allow_dirty=allow_dirty,
+            ask=ask,
+        )
 
 
 # --- airflow ---
@@ -393,10 +484,16 @@ AIRFLOW_HELP = {
 }
 
 
-@task(name="airflow-dag", iterable=["pipeline"], auto_shortflags=False, help=AIRFLOW_HELP | {
-    "check": "Write nothing; exit 1 naming what differs when the file on disk is stale against the config "
-    "and pipelines (for CI).",
-})
+@task(
+    name="airflow-dag",
+    iterable=["pipeline"],
+    auto_shortflags=False,
+    help=AIRFLOW_HELP
+    | {
+        "check": "Write nothing; exit 1 naming what differs when the file on disk is stale against the config "
+        "and pipelines (for CI).",
+    },
+)
 def airflow_dag(c, target="docker", pipeline=None, env="local", image=None, network=None, output=None, check=False):
     """Write the Airflow DAG running each pipeline as one task in the project's image.
 
@@ -407,17 +504,32 @@ def airflow_dag(c, target="docker", pipeline=None, env="local", image=None, netw
     from . import airflow as engine
 
     with user_errors():
-        engine.airflow_dag(project(c), target=target, env=env, pipelines=pipeline, image=image, network=network,
-                           output=output, check=check)
+        engine.airflow_dag(
+            project(c),
+            target=target,
+            env=env,
+            pipelines=pipeline,
+            image=image,
+            network=network,
+            output=output,
+            check=check,
+        )
 
 
-@task(name="airflow-test", iterable=["pipeline"], auto_shortflags=False, help=AIRFLOW_HELP | {
-    "date": "Logical date of the test run (YYYY-MM-DD or an ISO date-time). Default: now.",
-    "venv": "Airflow virtualenv to use (apache-airflow 3.3 + the docker and cncf-kubernetes providers). Default: "
-    "$PIPERACK_AIRFLOW_VENV, else one made once under ~/.cache/piperack-airflow/.",
-})
-def airflow_test(c, target="docker", pipeline=None, env="local", image=None, network=None, output=None, date=None,
-                 venv=None):
+@task(
+    name="airflow-test",
+    iterable=["pipeline"],
+    auto_shortflags=False,
+    help=AIRFLOW_HELP
+    | {
+        "date": "Logical date of the test run (YYYY-MM-DD or an ISO date-time). Default: now.",
+        "venv": "Airflow virtualenv to use (apache-airflow 3.3 + the docker and cncf-kubernetes providers). Default: "
+        "$PIPERACK_AIRFLOW_VENV, else one made once under ~/.cache/piperack-airflow/.",
+    },
+)
+def airflow_test(
+    c, target="docker", pipeline=None, env="local", image=None, network=None, output=None, date=None, venv=None
+):
     """Run the DAG file once with a real Airflow: import check, then `airflow dags test`.
 
     Takes airflow-dag's options and refuses a missing or stale file. Airflow lives in its own cached
@@ -428,11 +540,33 @@ def airflow_test(c, target="docker", pipeline=None, env="local", image=None, net
     from . import airflow as engine
 
     with user_errors():
-        code = engine.airflow_test(project(c), target=target, env=env, pipelines=pipeline, image=image,
-                                   network=network, output=output, date=date, venv=venv)
+        code = engine.airflow_test(
+            project(c),
+            target=target,
+            env=env,
+            pipelines=pipeline,
+            image=image,
+            network=network,
+            output=output,
+            date=date,
+            venv=venv,
+        )
     if code:
         raise Exit(code=code)
 
 
-namespace = Collection(run, test, new_pipeline, package, pull, build_reqs, docker_build, docker_run, docker_cmd,
-                       update_project, airflow_dag, airflow_test)
+namespace = Collection(
+    run,
+    test,
+    lint,
+    new_pipeline,
+    package,
+    pull,
+    build_reqs,
+    docker_build,
+    docker_run,
+    docker_cmd,
+    update_project,
+    airflow_dag,
+    airflow_test,
+)

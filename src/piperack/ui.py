@@ -1,4 +1,5 @@
 """Console output shared by the verbs: plain lines, warnings and progress."""
+
 from __future__ import annotations
 
 import sys
@@ -64,8 +65,9 @@ def run_streaming(cmd: list[str], label: str, show=None, **kwargs):
 
     live = progress_enabled()
     lines: list[str] = []
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                          **kwargs) as proc:
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", **kwargs
+    ) as proc:
         for line in proc.stdout:
             lines.append(line)
             text = line.rstrip() if show is None else show(line)

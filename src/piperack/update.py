@@ -17,6 +17,7 @@ by both, a line-level three-way merge (``git merge-file``) whose conflicts are w
 tests, conf/, data/, requirements.txt…: ``TEAM_OWNED``) is never read or written. Everything is
 planned in memory and written at the end as one ``fsutil.transaction``.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,16 @@ MAX_TEMPLATE_FILES = 5_000
 
 # Paths the team owns: never read, merged or written by an update ({pkg}: the project package).
 TEAM_OWNED = (
-    "conf/**", "data/**", "samples/**", "dist/**", "build/**", ".docker/**", "logs/**",
-    "src/{pkg}/pipelines/**", "src/tests/pipelines/**", "requirements.txt",
+    "conf/**",
+    "data/**",
+    "samples/**",
+    "dist/**",
+    "build/**",
+    ".docker/**",
+    "logs/**",
+    "src/{pkg}/pipelines/**",
+    "src/tests/pipelines/**",
+    "requirements.txt",
 )
 _PIN = re.compile(r"^piperack\s*==\s*[^\s;#]+", re.MULTILINE)
 ACTIONS = ("add", "update", "merge", "conflict", "keep", "delete")
@@ -105,7 +114,12 @@ def inferred_answers(project: Project) -> dict:
     if isinstance(data.get("description"), str):
         answers["description"] = data["description"]
     authors = data.get("authors")
-    if isinstance(authors, list) and authors and isinstance(authors[0], dict) and isinstance(authors[0].get("name"), str):
+    if (
+        isinstance(authors, list)
+        and authors
+        and isinstance(authors[0], dict)
+        and isinstance(authors[0].get("name"), str)
+    ):
         answers["author_name"] = authors[0]["name"]
     match = re.fullmatch(r">=\s*(3\.\d+)", str(data.get("requires-python", "")).strip())
     if match:
@@ -130,8 +144,9 @@ def check(project: Project) -> str:
     record = read_record(project)
     installed = installed_version()
     if record is None or record.version is None:
-        raise PiperackError(f"{RECORD} records no piperack version ({installed} is installed): "
-                            f"run {COMMAND} --from-version X")
+        raise PiperackError(
+            f"{RECORD} records no piperack version ({installed} is installed): run {COMMAND} --from-version X"
+        )
     if record.version != installed:
         raise PiperackError(f"made with piperack {record.version}, {installed} is installed: run {COMMAND}")
     return f"made with piperack {installed}, the installed version: up to date"
@@ -165,7 +180,8 @@ def unpack_wheel(wheel: Path, dest: Path) -> Path:
             if path is None:
                 raise PiperackError(f"{wheel.name}: unsafe member name {member.filename!r}; refused")
             if path.parts[:2] == ("piperack", "template") or (
-                    len(path.parts) == 2 and path.parts[0].endswith(".dist-info") and path.name == "METADATA"):
+                len(path.parts) == 2 and path.parts[0].endswith(".dist-info") and path.name == "METADATA"
+            ):
                 wanted.append((member, path))
         if not any(path.parts[:3] == ("piperack", "template", "cookiecutter.json") for _, path in wanted):
             raise PiperackError(f"{wheel.name}: carries no piperack template (piperack/template/cookiecutter.json)")
@@ -217,17 +233,34 @@ def download_template(version: str, work: Path) -> Path:
     from .pull.source import pip_settings, strip_credentials
 
     settings = pip_settings()
-    where = ", ".join(
-        f"{key} {strip_credentials(value)}" for key, value in settings.items() if key in {"index-url", "find-links"}
-    ) or "index-url https://pypi.org/simple"
+    where = (
+        ", ".join(
+            f"{key} {strip_credentials(value)}" for key, value in settings.items() if key in {"index-url", "find-links"}
+        )
+        or "index-url https://pypi.org/simple"
+    )
     dest = work / "download"
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
-           "--disable-pip-version-check", "--dest", str(dest), f"piperack=={version}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "--dest",
+        str(dest),
+        f"piperack=={version}",
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PiperackError(f"could not run pip to fetch piperack=={version} ({first_line(exc)}): "
-                            "pass --from PATH_OR_URL (a kit checkout, a wheel or an sdist of that version)") from None
+        raise PiperackError(
+            f"could not run pip to fetch piperack=={version} ({first_line(exc)}): "
+            "pass --from PATH_OR_URL (a kit checkout, a wheel or an sdist of that version)"
+        ) from None
     wheels = sorted(dest.glob("piperack-*.whl")) if proc.returncode == 0 else []
     if not wheels:
         raise PiperackError(
@@ -252,17 +285,23 @@ def render(template: Path, answers: dict, dest: Path, label: str) -> dict[str, b
     (local_extensions.py) must not meet in one interpreter, and the hooks' output stays quiet.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([sys.executable, "-c", _RENDER, str(template), str(dest), json.dumps(answers)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _RENDER, str(template), str(dest), json.dumps(answers)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if proc.returncode:
         lines = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
         reason = next((line for line in lines if line.startswith("error:")), lines[-1] if lines else "failed")
-        raise PiperackError(f"the {label} template could not be rendered with the recorded answers: "
-                            f"{reason.removeprefix('error: ')}")
+        raise PiperackError(
+            f"the {label} template could not be rendered with the recorded answers: {reason.removeprefix('error: ')}"
+        )
     root = Path(proc.stdout.strip().splitlines()[-1])
     return {
         path.relative_to(root).as_posix(): path.read_bytes()
-        for path in sorted(root.rglob("*")) if path.is_file() and not path.is_symlink()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not path.is_symlink()
     }
 
 
@@ -340,8 +379,9 @@ def merge_file(ours: bytes, base: bytes, theirs: bytes, labels: tuple[str, str, 
             path = Path(tmp) / name
             path.write_bytes(data)
             paths.append(str(path))
-        proc = subprocess.run([git, "merge-file", "-p", "-L", labels[0], "-L", labels[1], "-L", labels[2], *paths],
-                              capture_output=True)
+        proc = subprocess.run(
+            [git, "merge-file", "-p", "-L", labels[0], "-L", labels[1], "-L", labels[2], *paths], capture_output=True
+        )
     if proc.returncode < 0 or proc.returncode > 127:
         raise PiperackError(f"git merge-file failed: {first_line(Exception(proc.stderr.decode(errors='replace')))}")
     return proc.stdout, proc.returncode
@@ -354,8 +394,9 @@ def _raise_pin(data: bytes, version: str) -> bytes:
     return _PIN.sub(f"piperack=={version}", text).encode("utf-8")
 
 
-def plan_update(project: Project, base: dict[str, bytes], theirs: dict[str, bytes], base_version: str,
-                new_version: str) -> Plan:
+def plan_update(
+    project: Project, base: dict[str, bytes], theirs: dict[str, bytes], base_version: str, new_version: str
+) -> Plan:
     """What the update does to each template-owned file (nothing is written here)."""
     plan = Plan(base_version=base_version, new_version=new_version)
     labels = ("project", f"piperack {base_version} (base)", f"piperack {new_version}")
@@ -385,7 +426,9 @@ def plan_update(project: Project, base: dict[str, bytes], theirs: dict[str, byte
             if old is None:
                 plan.changes.append(Change(rel, "add", new))
             elif old != new:
-                plan.changes.append(Change(rel, "keep", note="deleted by the team; the template changed it: not restored"))
+                plan.changes.append(
+                    Change(rel, "keep", note="deleted by the team; the template changed it: not restored")
+                )
             continue
         if ours == new:
             continue
@@ -416,12 +459,17 @@ def _dirty(project: Project, paths: list[str]) -> list[str] | None:
     git = shutil.which("git")
     if not git or not paths:
         return None if not git else []
-    inside = subprocess.run([git, "rev-parse", "--is-inside-work-tree"], cwd=project.root, capture_output=True,
-                            text=True)
+    inside = subprocess.run(
+        [git, "rev-parse", "--is-inside-work-tree"], cwd=project.root, capture_output=True, text=True
+    )
     if inside.returncode or inside.stdout.strip() != "true":
         return None
-    status = subprocess.run([git, "status", "--porcelain", "--untracked-files=all", "--", *paths],
-                            cwd=project.root, capture_output=True, text=True)
+    status = subprocess.run(
+        [git, "status", "--porcelain", "--untracked-files=all", "--", *paths],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+    )
     return sorted({line[3:].strip().strip('"') for line in status.stdout.splitlines() if line.strip()})
 
 
@@ -435,16 +483,26 @@ def _diff(plan: Plan) -> None:
             ui.info(f"Binary file {change.path} differs")
             continue
         lines = difflib.unified_diff(
-            old.decode("utf-8").splitlines(keepends=True), new.decode("utf-8").splitlines(keepends=True),
-            fromfile=f"a/{change.path}", tofile=f"b/{change.path}",
+            old.decode("utf-8").splitlines(keepends=True),
+            new.decode("utf-8").splitlines(keepends=True),
+            fromfile=f"a/{change.path}",
+            tofile=f"b/{change.path}",
         )
         sys.stdout.writelines(lines)
     sys.stdout.flush()
 
 
-def update(project: Project, *, check_only: bool = False, dry_run: bool = False, diff: bool = False,
-           from_source: str | None = None, from_version: str | None = None, allow_dirty: bool = False,
-           ask: bool = False) -> Plan | None:
+def update(
+    project: Project,
+    *,
+    check_only: bool = False,
+    dry_run: bool = False,
+    diff: bool = False,
+    from_source: str | None = None,
+    from_version: str | None = None,
+    allow_dirty: bool = False,
+    ask: bool = False,
+) -> Plan | None:
     """Run ``invoke update-project``; PiperackError on a refusal (nothing written) or on conflicts."""
     from packaging.version import InvalidVersion, Version
 
@@ -463,11 +521,15 @@ def update(project: Project, *, check_only: bool = False, dry_run: bool = False,
             raise PiperackError(f"--from-version {from_version!r} is not a version") from None
     recorded = from_version or (record.version if record else None)
     if recorded is None:
-        raise PiperackError(f"{RECORD} records no piperack version: pass --from-version X, the piperack "
-                            "version that made the project (see its requirements-dev.txt)")
+        raise PiperackError(
+            f"{RECORD} records no piperack version: pass --from-version X, the piperack "
+            "version that made the project (see its requirements-dev.txt)"
+        )
     if Version(installed) < Version(recorded):
-        raise PiperackError(f"made with piperack {recorded}, but the older {installed} is installed: "
-                            "upgrade piperack first (pip install -r requirements-dev.txt)")
+        raise PiperackError(
+            f"made with piperack {recorded}, but the older {installed} is installed: "
+            "upgrade piperack first (pip install -r requirements-dev.txt)"
+        )
     if Version(installed) == Version(recorded) and from_source is None:
         ui.info(f"already at piperack {installed}: nothing to update")
         return None
@@ -488,9 +550,11 @@ def update(project: Project, *, check_only: bool = False, dry_run: bool = False,
         if dirty is None:
             ui.warn("not a git work tree: cannot check for uncommitted changes (commit before updating)")
         elif dirty and not allow_dirty:
-            raise PiperackError(f"uncommitted changes in {len(dirty)} file(s) the update would touch: "
-                                f"{', '.join(dirty[:5])}{' …' if len(dirty) > 5 else ''} "
-                                "(commit or stash them, or pass --allow-dirty)")
+            raise PiperackError(
+                f"uncommitted changes in {len(dirty)} file(s) the update would touch: "
+                f"{', '.join(dirty[:5])}{' …' if len(dirty) > 5 else ''} "
+                "(commit or stash them, or pass --allow-dirty)"
+            )
     _report(plan, dry_run or diff)
     if diff:
         _diff(plan)
@@ -532,4 +596,3 @@ def _next_steps(plan: Plan) -> None:
     if REQUIREMENTS_DEV in written:
         ui.info(f"next: run `pip install -r {REQUIREMENTS_DEV}` (piperack=={plan.new_version})")
     ui.info("review with `git diff`, run `invoke test`, then commit")
-

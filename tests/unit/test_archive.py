@@ -1,11 +1,11 @@
 """Unit tests of piperack.archive: a corpus of hostile archives, each refused before anything is written."""
+
 from __future__ import annotations
 
 import gzip
 import io
 import tarfile
-from pathlib import PurePosixPath
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -54,10 +54,22 @@ HOSTILE = {
     "absolute": ([member("/etc/evil", b"x")], "absolute"),
     "dotdot": ([*GOOD, member("pkg-0.1/../../evil.py", b"x")], "'..'"),
     "dotdot-top": ([member("../evil.py", b"x")], "'..'"),
-    "symlink-outside": ([*GOOD, member("pkg-0.1/pkg/link", kind=tarfile.SYMTYPE, linkname="/etc/passwd")], "symbolic link"),
-    "symlink-inside": ([*GOOD, member("pkg-0.1/pkg/link", kind=tarfile.SYMTYPE, linkname="__init__.py")], "symbolic link"),
-    "hardlink-outside": ([*GOOD, member("pkg-0.1/pkg/hard", kind=tarfile.LNKTYPE, linkname="../../../etc/passwd")], "hard link"),
-    "hardlink-inside": ([*GOOD, member("pkg-0.1/pkg/hard", kind=tarfile.LNKTYPE, linkname="pkg-0.1/pkg/__init__.py")], "hard link"),
+    "symlink-outside": (
+        [*GOOD, member("pkg-0.1/pkg/link", kind=tarfile.SYMTYPE, linkname="/etc/passwd")],
+        "symbolic link",
+    ),
+    "symlink-inside": (
+        [*GOOD, member("pkg-0.1/pkg/link", kind=tarfile.SYMTYPE, linkname="__init__.py")],
+        "symbolic link",
+    ),
+    "hardlink-outside": (
+        [*GOOD, member("pkg-0.1/pkg/hard", kind=tarfile.LNKTYPE, linkname="../../../etc/passwd")],
+        "hard link",
+    ),
+    "hardlink-inside": (
+        [*GOOD, member("pkg-0.1/pkg/hard", kind=tarfile.LNKTYPE, linkname="pkg-0.1/pkg/__init__.py")],
+        "hard link",
+    ),
     "chardev": ([*GOOD, member("pkg-0.1/pkg/dev", kind=tarfile.CHRTYPE)], "device"),
     "blockdev": ([*GOOD, member("pkg-0.1/pkg/dev", kind=tarfile.BLKTYPE)], "device"),
     "fifo": ([*GOOD, member("pkg-0.1/pkg/fifo", kind=tarfile.FIFOTYPE)], "fifo"),
@@ -113,7 +125,9 @@ def test_gzip_of_not_a_tar(tmp_path):
 @pytest.mark.parametrize("keep", [0.3, 0.6, 0.9])
 def test_truncated_gzip(tmp_path, keep):
     payload = bytes(range(256)) * 400  # not very compressible: the archive is long enough to cut
-    full = make_tar(tmp_path / "full.tar.gz", [*GOOD, member("pkg-0.1/pkg/data.bin", payload), member("pkg-0.1/pkg/z.py", b"z")])
+    full = make_tar(
+        tmp_path / "full.tar.gz", [*GOOD, member("pkg-0.1/pkg/data.bin", payload), member("pkg-0.1/pkg/z.py", b"z")]
+    )
     data = full.read_bytes()
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(data[: int(len(data) * keep)])

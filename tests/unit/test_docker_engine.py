@@ -1,4 +1,5 @@
 """Unit tests of the pure parts of piperack.docker (no engine needed)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,7 +43,10 @@ def test_platforms_of_an_old_glibc_and_of_aarch64():
 
 def test_platforms_of_musl():
     assert target(libc="musl", libc_version="1.2").platforms() == [
-        "musllinux_1_2_x86_64", "musllinux_1_1_x86_64", "musllinux_1_0_x86_64"]
+        "musllinux_1_2_x86_64",
+        "musllinux_1_1_x86_64",
+        "musllinux_1_0_x86_64",
+    ]
 
 
 def test_unknown_libc_version_is_a_user_error():
@@ -51,7 +55,9 @@ def test_unknown_libc_version_is_a_user_error():
 
 
 def test_pip_download_asks_for_the_image_python_not_the_host(tmp_path):
-    cmd = docker.pip_download_command(tmp_path / "requirements.txt", ["setuptools>=68"], target(python="3.12"), tmp_path)
+    cmd = docker.pip_download_command(
+        tmp_path / "requirements.txt", ["setuptools>=68"], target(python="3.12"), tmp_path
+    )
     assert cmd[1:4] == ["-m", "pip", "download"]
     assert "--only-binary=:all:" in cmd
     assert cmd[cmd.index("--python-version") + 1] == "3.12"
@@ -115,8 +121,9 @@ def test_docker_args_are_split_like_a_shell():
 
 
 def test_build_command(tmp_path):
-    cmd = docker.build_command("docker", FakeProject(tmp_path), "t:1", "base:2", 1000, 1001, [("K", "V")], True,
-                               ["--pull"])
+    cmd = docker.build_command(
+        "docker", FakeProject(tmp_path), "t:1", "base:2", 1000, 1001, [("K", "V")], True, ["--pull"]
+    )
     assert cmd[:2] == ["docker", "build"]
     assert "BASE_IMAGE=base:2" in cmd and "UID=1000" in cmd and "GID=1001" in cmd and "K=V" in cmd
     assert "--no-cache" in cmd
@@ -142,7 +149,9 @@ def test_base_image_python_must_satisfy_requires_python(tmp_path):
     project.pyproject_data["project"]["requires-python"] = ">=3.11"
     docker.check_requires_python(project, target(python="3.12"), "b")
     project.pyproject_data["project"]["requires-python"] = ">=3.13"
-    with pytest.raises(PiperackError, match=r"base image 'b' has Python 3.11, but pyproject.toml requires-python is '>=3.13'"):
+    with pytest.raises(
+        PiperackError, match=r"base image 'b' has Python 3.11, but pyproject.toml requires-python is '>=3.13'"
+    ):
         docker.check_requires_python(project, target(python="3.11"), "b")
     project.pyproject_data["project"]["requires-python"] = "~=3.11.4"
     docker.check_requires_python(project, target(python="3.11"), "b")

@@ -3,53 +3,22 @@
 Covers option validation, reading sdists (piperack and Kedro layouts), parameter paths, the
 conflict rules, the record, and the transaction: an error or Ctrl-C at any write rolls back.
 """
+
 from __future__ import annotations
 
 import os
-import textwrap
 from pathlib import Path, PurePosixPath
 
 import pytest
-from tests.pull_support import write_sdist
 
 from piperack import fsutil
 from piperack import pull as engine
-from piperack.pull.options import normalise_destination
-from piperack.pull.plan import _param_target
 from piperack.errors import PiperackError
 from piperack.project import find_project
-
-PYPROJECT = textwrap.dedent(
-    """\
-    [project]
-    name = "demo"
-    version = "0.1.0"
-
-    [tool.piperack]
-    python_package = "demo"  # keep this comment
-
-    [tool.piperack.pull]
-    """
-)
-
-
-@pytest.fixture
-def mini(tmp_path) -> Path:
-    root = tmp_path / "proj"
-    for rel, text in {
-        "pyproject.toml": PYPROJECT,
-        "requirements.txt": "pandas==2.2.0\n    # via -r requirements.in\n",
-        "requirements.in": "pandas>=2.1\n",
-        "src/demo/__init__.py": "",
-        "src/demo/pipelines/__init__.py": "",
-        "src/tests/__init__.py": "",
-        "src/tests/pipelines/__init__.py": "",
-        "conf/base/parameters/other.yml": "a: 1\n",
-    }.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
+from piperack.pull.options import normalise_destination
+from piperack.pull.plan import _param_target
+from tests.pull_support import write_sdist
+from tests.unit.conftest import PYPROJECT
 
 
 def run(root: Path, source, **kwargs):
@@ -59,7 +28,11 @@ def run(root: Path, source, **kwargs):
 def test_pull_places_code_params_tests_and_records(mini, tmp_path, capsys):
     sdist = write_sdist(tmp_path / "dist", "cleaner", "0.3.0", requires=["pandas>=2.1", "scipy>=1.10"])
     run(mini, sdist)
-    assert (mini / "src/demo/pipelines/cleaner/nodes.py").read_text().startswith('"""Nodes of cleaner."""\nfrom demo.pipelines.cleaner.helpers import double')
+    assert (
+        (mini / "src/demo/pipelines/cleaner/nodes.py")
+        .read_text()
+        .startswith('"""Nodes of cleaner."""\nfrom demo.pipelines.cleaner.helpers import double')
+    )
     assert (mini / "src/demo/pipelines/cleaner/pipeline.py").read_text().startswith("from .nodes import run_nodes")
     assert "# a comment that must survive" in (mini / "src/demo/pipelines/cleaner/helpers.py").read_text()
     test = (mini / "src/tests/pipelines/cleaner/test_cleaner.py").read_text()
@@ -75,14 +48,27 @@ def test_pull_places_code_params_tests_and_records(mini, tmp_path, capsys):
 
 
 def test_alias_destination_env(mini, tmp_path):
-    sdist = write_sdist(tmp_path / "dist", "cleaner", "0.3.0",
-                        params={"parameters/cleaner.yml": "a: 1\n", "parameters/cleaner_extra.yml": "b: 2\n",
-                                "parameters/cleaner/deep.yml": "c: 3\n"})
+    sdist = write_sdist(
+        tmp_path / "dist",
+        "cleaner",
+        "0.3.0",
+        params={
+            "parameters/cleaner.yml": "a: 1\n",
+            "parameters/cleaner_extra.yml": "b: 2\n",
+            "parameters/cleaner/deep.yml": "c: 3\n",
+        },
+    )
     run(mini, sdist, alias="tidy", destination="shared/tools", env="prod")
     assert (mini / "src/demo/shared/__init__.py").read_text() == ""
     assert (mini / "src/demo/shared/tools/__init__.py").exists()
-    assert "from demo.shared.tools.tidy.helpers import double" in (mini / "src/demo/shared/tools/tidy/nodes.py").read_text()
-    assert 'mock.patch("demo.shared.tools.tidy.nodes.double"' in (mini / "src/tests/shared/tools/tidy/test_cleaner.py").read_text()
+    assert (
+        "from demo.shared.tools.tidy.helpers import double"
+        in (mini / "src/demo/shared/tools/tidy/nodes.py").read_text()
+    )
+    assert (
+        'mock.patch("demo.shared.tools.tidy.nodes.double"'
+        in (mini / "src/tests/shared/tools/tidy/test_cleaner.py").read_text()
+    )
     for rel in ("tidy.yml", "tidy/deep.yml"):
         assert (mini / "conf/prod/parameters" / rel).is_file(), rel
     assert not (mini / "conf/prod/parameters/tidy_extra.yml").exists()  # another pipeline's name: never pulled
@@ -96,18 +82,27 @@ def test_recorded_module_is_the_default_destination(mini, tmp_path):
 
 
 def test_kedro_parameters_file_name(mini, tmp_path):
-    sdist = write_sdist(tmp_path / "d", "ingest", params={"parameters_ingest.yml": "k: 1\n"},
-                        extra={"ingest.egg-info/PKG-INFO": "Name: ingest\n", "setup.cfg": "[egg_info]\n"})
+    sdist = write_sdist(
+        tmp_path / "d",
+        "ingest",
+        params={"parameters_ingest.yml": "k: 1\n"},
+        extra={"ingest.egg-info/PKG-INFO": "Name: ingest\n", "setup.cfg": "[egg_info]\n"},
+    )
     run(mini, sdist, alias="ing")
     assert (mini / "conf/base/parameters/ing.yml").read_text() == "k: 1\n"
 
 
 def test_kedro_both_parameter_layouts_colliding_keys_are_refused_by_name(mini, tmp_path, tree_hash):
-    sdist = write_sdist(tmp_path / "d", "ingest", params={"parameters_ingest.yml": "a: 1\nb: 1\n",
-                                                         "parameters/ingest.yml": "a: 2\nc: 3\n"})
+    sdist = write_sdist(
+        tmp_path / "d",
+        "ingest",
+        params={"parameters_ingest.yml": "a: 1\nb: 1\n", "parameters/ingest.yml": "a: 2\nc: 3\n"},
+    )
     before = tree_hash(mini)
-    with pytest.raises(PiperackError, match="parameters/ingest.yml and parameters_ingest.yml both set a for "
-                                            "conf/base/parameters/ingest.yml"):
+    with pytest.raises(
+        PiperackError,
+        match="parameters/ingest.yml and parameters_ingest.yml both set a for conf/base/parameters/ingest.yml",
+    ):
         run(mini, sdist)
     assert tree_hash(mini) == before
 
@@ -115,8 +110,11 @@ def test_kedro_both_parameter_layouts_colliding_keys_are_refused_by_name(mini, t
 def test_kedro_both_parameter_layouts_with_different_keys_land_merged(mini, tmp_path):
     import yaml
 
-    sdist = write_sdist(tmp_path / "d", "ingest", params={"parameters_ingest.yml": "# old layout\na: 1\n",
-                                                         "parameters/ingest.yml": "b:\n  c: 2\n"})
+    sdist = write_sdist(
+        tmp_path / "d",
+        "ingest",
+        params={"parameters_ingest.yml": "# old layout\na: 1\n", "parameters/ingest.yml": "b:\n  c: 2\n"},
+    )
     run(mini, sdist, alias="feed")
     text = (mini / "conf/base/parameters/feed.yml").read_text()
     assert yaml.safe_load(text) == {"a": 1, "b": {"c": 2}}
@@ -142,7 +140,9 @@ def test_param_target(rel, alias, expected):
     assert str(_param_target(PurePosixPath(rel), "ingest", alias or "ingest")) == expected
 
 
-@pytest.mark.parametrize("value, expected", [("pipelines", "pipelines"), ("a.b", "a.b"), ("a/b", "a.b"), ("a/b/", "a.b")])
+@pytest.mark.parametrize(
+    "value, expected", [("pipelines", "pipelines"), ("a.b", "a.b"), ("a/b", "a.b"), ("a/b/", "a.b")]
+)
 def test_destination_forms(value, expected):
     assert normalise_destination(value) == expected
 
@@ -227,8 +227,13 @@ def test_dry_run_writes_nothing_and_lists_every_file(mini, tmp_path, tree_hash, 
     run(mini, sdist, dry_run=True)
     assert tree_hash(mini) == before
     out = capsys.readouterr().out
-    for rel in ("src/demo/pipelines/cleaner/nodes.py", "src/tests/pipelines/cleaner/test_cleaner.py",
-                "conf/base/parameters/cleaner.yml", "requirements.in", "pyproject.toml"):
+    for rel in (
+        "src/demo/pipelines/cleaner/nodes.py",
+        "src/tests/pipelines/cleaner/test_cleaner.py",
+        "conf/base/parameters/cleaner.yml",
+        "requirements.in",
+        "pyproject.toml",
+    ):
         assert rel in out
 
 
@@ -248,8 +253,11 @@ def test_conflicting_requirement_refused_naming_both_lines_unless_allowed(mini, 
     (mini / "requirements.in").unlink()
     sdist = write_sdist(tmp_path / "d", "cleaner", requires=["pandas<2", "Scipy_Stats>=1"])
     before = tree_hash(mini)
-    with pytest.raises(PiperackError, match=r"no version satisfies both pandas<2 \(the package\) vs pandas==2.2.0 "
-                                            r"\(requirements.in\); pass --allow-conflicts"):
+    with pytest.raises(
+        PiperackError,
+        match=r"no version satisfies both pandas<2 \(the package\) vs pandas==2.2.0 "
+        r"\(requirements.in\); pass --allow-conflicts",
+    ):
         run(mini, sdist)
     assert tree_hash(mini) == before
     run(mini, sdist, allow_conflicts=True)
@@ -297,8 +305,13 @@ def test_all_refuses_clashing_entries(mini, tmp_path, tree_hash):
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, OSError, "SIGTERM"])
 def test_interrupted_apply_rolls_back(mini, tmp_path, tree_hash, monkeypatch, fail_at, exc):
     v1 = write_sdist(tmp_path / "d", "cleaner", "0.1.0")
-    v2 = write_sdist(tmp_path / "d", "cleaner", "0.2.0", requires=["scipy"],
-                     code={"__init__.py": "", "a.py": "", "b.py": "", "c.py": ""})
+    v2 = write_sdist(
+        tmp_path / "d",
+        "cleaner",
+        "0.2.0",
+        requires=["scipy"],
+        code={"__init__.py": "", "a.py": "", "b.py": "", "c.py": ""},
+    )
     run(mini, v1)
     before = tree_hash(mini)
     real_replace = os.replace

@@ -1,12 +1,13 @@
 """Unit tests of piperack.pull.source's pure helpers (the servers are exercised in tests/test_pull.py)."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from piperack.pull import source as fetch
 from piperack.errors import PiperackError
+from piperack.pull import source as fetch
 
 
 @pytest.mark.parametrize(
@@ -75,22 +76,31 @@ def _raise_like_missing():  # pragma: no cover - only when gcsfs happens to be i
 
 
 def test_parse_simple_pages():
-    html = ('<a href="../../packages/x-0.1.tar.gz#sha256=' + "a" * 64 + '">x-0.1.tar.gz</a>'
-            '<a href="x-0.2-py3-none-any.whl">w</a><a href="x-0.3.tar.gz" data-yanked="">y</a>')
+    html = (
+        '<a href="../../packages/x-0.1.tar.gz#sha256=' + "a" * 64 + '">x-0.1.tar.gz</a>'
+        '<a href="x-0.2-py3-none-any.whl">w</a><a href="x-0.3.tar.gz" data-yanked="">y</a>'
+    )
     found = fetch._parse_page("http://127.0.0.1:1/simple/x/", html, "text/html")
     assert [(c.filename, c.sha256, c.yanked) for c in found] == [
-        ("x-0.1.tar.gz", "a" * 64, False), ("x-0.2-py3-none-any.whl", None, False), ("x-0.3.tar.gz", None, True)]
+        ("x-0.1.tar.gz", "a" * 64, False),
+        ("x-0.2-py3-none-any.whl", None, False),
+        ("x-0.3.tar.gz", None, True),
+    ]
     assert found[0].url == "http://127.0.0.1:1/packages/x-0.1.tar.gz"
-    page = json.dumps({"files": [{"filename": "x-0.4.tar.gz", "url": "/f/x-0.4.tar.gz", "hashes": {"sha256": "b" * 64}}]})
+    page = json.dumps(
+        {"files": [{"filename": "x-0.4.tar.gz", "url": "/f/x-0.4.tar.gz", "hashes": {"sha256": "b" * 64}}]}
+    )
     (only,) = fetch._parse_page("http://127.0.0.1:1/simple/x/", page, "application/vnd.pypi.simple.v1+json")
     assert (only.filename, only.url, only.sha256) == ("x-0.4.tar.gz", "http://127.0.0.1:1/f/x-0.4.tar.gz", "b" * 64)
 
 
 def test_pip_settings_honour_env_over_files(monkeypatch):
-    out = ("global.index-url='https://files.example/simple'\n"
-           ":env:.index-url='https://env.example/simple'\n"
-           "global.extra-index-url='file:///a file:///b'\n"
-           "global.find-links='/opt/wheels'\n")
+    out = (
+        "global.index-url='https://files.example/simple'\n"
+        ":env:.index-url='https://env.example/simple'\n"
+        "global.extra-index-url='file:///a file:///b'\n"
+        "global.find-links='/opt/wheels'\n"
+    )
 
     class Done:
         stdout = out

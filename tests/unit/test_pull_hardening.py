@@ -1,5 +1,6 @@
 """pull against hostile and careless packages (issue 12, items 1-11), in-process on a minimal
 project: every refusal is one line, and a refused pull leaves the project byte-for-byte as it was."""
+
 from __future__ import annotations
 
 import http.server
@@ -12,16 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.pull_support import sdist_bytes, write_sdist
-from tests.unit.test_pull_engine import mini, run  # noqa: F401 - the fixture
 
 from piperack import fsutil
 from piperack.errors import PiperackError
 from piperack.project import find_project
 from piperack.pull import source as source_mod
+from tests.pull_support import sdist_bytes, write_sdist
+from tests.unit.test_pull_engine import run
 
 
-def refused(mini, tree_hash, sdist, match, **options):  # noqa: F811
+def refused(mini, tree_hash, sdist, match, **options):
     before = tree_hash(mini)
     with pytest.raises(PiperackError, match=match) as caught:
         run(mini, sdist, **options)
@@ -33,47 +34,68 @@ def refused(mini, tree_hash, sdist, match, **options):  # noqa: F811
 # -- 1. no shadowing of the project's machinery ---------------------------------------------------
 
 
-@pytest.mark.parametrize("name, module", [
-    ("runner", "runner"), ("settings", "settings"), ("pipelines", "pipelines"), ("tests", None),
-])
-def test_a_package_cannot_shadow_the_projects_machinery(mini, tmp_path, tree_hash, name, module):  # noqa: F811
+@pytest.mark.parametrize(
+    "name, module",
+    [
+        ("runner", "runner"),
+        ("settings", "settings"),
+        ("pipelines", "pipelines"),
+        ("tests", None),
+    ],
+)
+def test_a_package_cannot_shadow_the_projects_machinery(mini, tmp_path, tree_hash, name, module):
     (mini / "src/demo/runner.py").write_text("def main(): ...\n")
     sdist = write_sdist(tmp_path / "d", name, module=module)
     if name == "tests":
-        refused(mini, tree_hash, sdist, "no package", )
+        refused(
+            mini,
+            tree_hash,
+            sdist,
+            "no package",
+        )
     else:
         refused(mini, tree_hash, sdist, f"would shadow the project's own '{name}'|would shadow the module")
 
 
-def test_a_destination_next_to_an_existing_module_file_is_refused(mini, tmp_path, tree_hash):  # noqa: F811
+def test_a_destination_next_to_an_existing_module_file_is_refused(mini, tmp_path, tree_hash):
     (mini / "src/demo/utils.py").write_text("X = 1\n")
     sdist = write_sdist(tmp_path / "d", "cleaner")
     refused(mini, tree_hash, sdist, r"src/demo/utils/ would shadow the module src/demo/utils.py", destination="utils")
     refused(mini, tree_hash, sdist, r"would shadow the module src/demo/utils.py", destination="utils.deeper")
     (mini / "src/demo/pipelines/cleaner.py").write_text("X = 1\n")
-    refused(mini, tree_hash, sdist, r"src/demo/pipelines/cleaner/ would shadow the module src/demo/pipelines/cleaner.py")
+    refused(
+        mini, tree_hash, sdist, r"src/demo/pipelines/cleaner/ would shadow the module src/demo/pipelines/cleaner.py"
+    )
 
 
 @pytest.mark.parametrize("module", ["__main__.cleaner", "pipelines.__init__.cleaner", "class.cleaner"])
-def test_a_recorded_module_path_is_untrusted(mini, tmp_path, tree_hash, module):  # noqa: F811
+def test_a_recorded_module_path_is_untrusted(mini, tmp_path, tree_hash, module):
     sdist = write_sdist(tmp_path / "d", "cleaner", module=module)
     refused(mini, tree_hash, sdist, "reserved|keyword|invalid")
 
 
-def test_dunder_destination_is_refused(mini, tmp_path, tree_hash):  # noqa: F811
+def test_dunder_destination_is_refused(mini, tmp_path, tree_hash):
     refused(mini, tree_hash, write_sdist(tmp_path / "d", "cleaner"), "reserved", destination="pipelines.__pycache__")
 
 
 # -- 2. config belongs to the pipeline and stays inside the project -------------------------------
 
 
-def test_config_that_is_not_the_pipelines_own_parameters_never_lands(mini, tmp_path, capsys):  # noqa: F811
+def test_config_that_is_not_the_pipelines_own_parameters_never_lands(mini, tmp_path, capsys):
     (mini / "conf/base/catalog").mkdir(parents=True)
     (mini / "conf/base/catalog/other.yml").write_text("mine: 1\n")
-    sdist = write_sdist(tmp_path / "d", "cleaner", params={
-        "parameters/cleaner.yml": "factor: 3\n", "catalog/other.yml": "evil: 1\n", "catalog/cleaner.yml": "x: 1\n",
-        "credentials.yml": "token: 1\n", "parameters/other.yml": "a: 666\n", "logging.yml": "version: 1\n",
-    })
+    sdist = write_sdist(
+        tmp_path / "d",
+        "cleaner",
+        params={
+            "parameters/cleaner.yml": "factor: 3\n",
+            "catalog/other.yml": "evil: 1\n",
+            "catalog/cleaner.yml": "x: 1\n",
+            "credentials.yml": "token: 1\n",
+            "parameters/other.yml": "a: 666\n",
+            "logging.yml": "version: 1\n",
+        },
+    )
     run(mini, sdist, force=True)
     assert (mini / "conf/base/catalog/other.yml").read_text() == "mine: 1\n"
     assert (mini / "conf/base/parameters/other.yml").read_text() == "a: 1\n"
@@ -85,23 +107,31 @@ def test_config_that_is_not_the_pipelines_own_parameters_never_lands(mini, tmp_p
         assert f"cleaner/config/{name} not pulled" in err
 
 
-@pytest.mark.parametrize("value", [
-    "/etc/passwd", "~/.ssh/id_rsa", "../../outside.csv", "data/../../outside.csv", "file:///etc/shadow",
-    "C:\\\\Windows\\\\system.ini", "[/etc/hosts]",
-])
-def test_parameters_pointing_outside_the_project_are_refused(mini, tmp_path, tree_hash, value):  # noqa: F811
+@pytest.mark.parametrize(
+    "value",
+    [
+        "/etc/passwd",
+        "~/.ssh/id_rsa",
+        "../../outside.csv",
+        "data/../../outside.csv",
+        "file:///etc/shadow",
+        "C:\\\\Windows\\\\system.ini",
+        "[/etc/hosts]",
+    ],
+)
+def test_parameters_pointing_outside_the_project_are_refused(mini, tmp_path, tree_hash, value):
     text = f"source:\n  path: {json.dumps(value)}\n" if not value.startswith("[") else f"paths: {value}\n"
     sdist = write_sdist(tmp_path / "d", "cleaner", params={"parameters/cleaner.yml": text})
     refused(mini, tree_hash, sdist, "points outside the project; refused")
 
 
-def test_parameters_with_project_paths_and_urls_are_fine(mini, tmp_path):  # noqa: F811
+def test_parameters_with_project_paths_and_urls_are_fine(mini, tmp_path):
     text = "raw: data/01_raw/x.csv\nurl: https://example.org/a/../b.csv\nnote: and/or\nbucket: s3://b/k\n"
     run(mini, write_sdist(tmp_path / "d", "cleaner", params={"parameters/cleaner.yml": text}))
     assert (mini / "conf/base/parameters/cleaner.yml").read_text() == text
 
 
-def test_yaml_anchors_in_pulled_parameters_are_refused(mini, tmp_path, tree_hash):  # noqa: F811
+def test_yaml_anchors_in_pulled_parameters_are_refused(mini, tmp_path, tree_hash):
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b]\n"
     sdist = write_sdist(tmp_path / "d", "cleaner", params={"parameters/cleaner.yml": bomb})
     refused(mini, tree_hash, sdist, "anchors and aliases are not accepted")
@@ -110,11 +140,14 @@ def test_yaml_anchors_in_pulled_parameters_are_refused(mini, tmp_path, tree_hash
 # -- 3. parameter files by exact name -------------------------------------------------------------
 
 
-def test_force_never_replaces_another_pipelines_parameters(mini, tmp_path):  # noqa: F811
+def test_force_never_replaces_another_pipelines_parameters(mini, tmp_path):
     (mini / "conf/base/parameters/retail_banking.yml").write_text("mine: 1\n")
     (mini / "conf/base/parameters/retail.yml").write_text("old: 1\n")
-    sdist = write_sdist(tmp_path / "d", "retail", params={"parameters/retail.yml": "new: 1\n",
-                                                         "parameters/retail_banking.yml": "theirs: 1\n"})
+    sdist = write_sdist(
+        tmp_path / "d",
+        "retail",
+        params={"parameters/retail.yml": "new: 1\n", "parameters/retail_banking.yml": "theirs: 1\n"},
+    )
     run(mini, sdist, force=True)
     assert (mini / "conf/base/parameters/retail_banking.yml").read_text() == "mine: 1\n"
     assert (mini / "conf/base/parameters/retail.yml").read_text() == "new: 1\n"
@@ -123,16 +156,19 @@ def test_force_never_replaces_another_pipelines_parameters(mini, tmp_path):  # n
 # -- 4. --alias renames module references only ----------------------------------------------------
 
 
-def test_alias_leaves_strings_that_are_not_module_paths(mini, tmp_path):  # noqa: F811
+def test_alias_leaves_strings_that_are_not_module_paths(mini, tmp_path):
     code = {
         "__init__.py": "",
         "nodes.py": "import logging\nlog = logging.getLogger('cleaner.nodes')\n\ndef run_nodes(p):\n"
-                    "    log.info('cleaner.doubled written')\n    return {'cleaner.doubled': 2}\n",
+        "    log.info('cleaner.doubled written')\n    return {'cleaner.doubled': 2}\n",
         "pipeline.py": "from cleaner.nodes import run_nodes\nOUTPUTS = ['cleaner.doubled', 'cleaner.nodes']\n\n"
-                       "def run(params, catalog):\n    return run_nodes(params)\n",
+        "def run(params, catalog):\n    return run_nodes(params)\n",
     }
-    tests = {"__init__.py": "", "test_x.py": "from unittest import mock\n\nTARGET = 'cleaner.nodes.run_nodes'\n"
-                                           "@mock.patch('cleaner.nodes.logging')\ndef test_x(m): pass\n"}
+    tests = {
+        "__init__.py": "",
+        "test_x.py": "from unittest import mock\n\nTARGET = 'cleaner.nodes.run_nodes'\n"
+        "@mock.patch('cleaner.nodes.logging')\ndef test_x(m): pass\n",
+    }
     run(mini, write_sdist(tmp_path / "d", "cleaner", code=code, tests=tests), alias="tidy")
     pipeline = (mini / "src/demo/pipelines/tidy/pipeline.py").read_text()
     assert "from demo.pipelines.tidy.nodes import run_nodes" in pipeline
@@ -140,19 +176,27 @@ def test_alias_leaves_strings_that_are_not_module_paths(mini, tmp_path):  # noqa
     nodes = (mini / "src/demo/pipelines/tidy/nodes.py").read_text()
     assert "'cleaner.doubled written'" in nodes and "{'cleaner.doubled': 2}" in nodes
     test = (mini / "src/tests/pipelines/tidy/test_x.py").read_text()
-    assert "TARGET = 'demo.pipelines.tidy.nodes.run_nodes'" in test and "@mock.patch('demo.pipelines.tidy.nodes.logging')" in test
+    assert (
+        "TARGET = 'demo.pipelines.tidy.nodes.run_nodes'" in test
+        and "@mock.patch('demo.pipelines.tidy.nodes.logging')" in test
+    )
 
 
 # -- 5. what the pulled pipeline needs from the catalog --------------------------------------------
 
 
-def test_output_names_the_catalog_keys_the_pipeline_reads(mini, tmp_path, capsys):  # noqa: F811
-    code = {"__init__.py": "", "pipeline.py": "def run(params, catalog):\n    raw = catalog['raw']\n"
-            "    db = catalog.get('database')\n    return _need(catalog, 'table_dir')\n"}
+def test_output_names_the_catalog_keys_the_pipeline_reads(mini, tmp_path, capsys):
+    code = {
+        "__init__.py": "",
+        "pipeline.py": "def run(params, catalog):\n    raw = catalog['raw']\n"
+        "    db = catalog.get('database')\n    return _need(catalog, 'table_dir')\n",
+    }
     run(mini, write_sdist(tmp_path / "d", "cleaner", code=code), destination="pipelines.shared")
     out = capsys.readouterr().out
-    assert ("catalog     it reads database, raw, table_dir from its catalog: add database, raw, table_dir to "
-            "conf/base/catalog/cleaner.yml") in out
+    assert (
+        "catalog     it reads database, raw, table_dir from its catalog: add database, raw, table_dir to "
+        "conf/base/catalog/cleaner.yml"
+    ) in out
     assert (mini / "src/demo/pipelines/shared/cleaner/pipeline.py").is_file()
     assert (mini / "src/demo/pipelines/shared/__init__.py").is_file()
     assert (mini / "src/tests/pipelines/shared/__init__.py").is_file()
@@ -161,27 +205,34 @@ def test_output_names_the_catalog_keys_the_pipeline_reads(mini, tmp_path, capsys
 # -- 6. requirements ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("requirement", [
-    "evil @ https://example.org/evil-1.0.tar.gz", "evil @ file:///tmp/evil", "evil @ git+https://example.org/evil.git",
-])
-def test_direct_references_need_an_explicit_flag(mini, tmp_path, tree_hash, requirement):  # noqa: F811
+@pytest.mark.parametrize(
+    "requirement",
+    [
+        "evil @ https://example.org/evil-1.0.tar.gz",
+        "evil @ file:///tmp/evil",
+        "evil @ git+https://example.org/evil.git",
+    ],
+)
+def test_direct_references_need_an_explicit_flag(mini, tmp_path, tree_hash, requirement):
     sdist = write_sdist(tmp_path / "d", "cleaner", requires=[requirement])
     refused(mini, tree_hash, sdist, "direct references .*--allow-direct-references")
     run(mini, sdist, allow_direct_references=True)
     assert requirement.split(" @ ")[1] in (mini / "requirements.in").read_text()
 
 
-def test_pip_options_in_requirements_are_refused(mini, tmp_path, tree_hash):  # noqa: F811
+def test_pip_options_in_requirements_are_refused(mini, tmp_path, tree_hash):
     sdist = write_sdist(tmp_path / "d", "cleaner", requires=["pandas --index-url http://evil.example/simple"])
     refused(mini, tree_hash, sdist, "invalid requirement")
 
 
-def test_dependencies_given_as_a_string_are_refused(mini, tmp_path, tree_hash):  # noqa: F811
+def test_dependencies_given_as_a_string_are_refused(mini, tmp_path, tree_hash):
     import io
     import tarfile
 
-    members = {"cleaner-0.1.0/pyproject.toml": b'[project]\nname = "cleaner"\nversion = "0.1.0"\ndependencies = "pandas"\n',
-               "cleaner-0.1.0/cleaner/__init__.py": b""}
+    members = {
+        "cleaner-0.1.0/pyproject.toml": b'[project]\nname = "cleaner"\nversion = "0.1.0"\ndependencies = "pandas"\n',
+        "cleaner-0.1.0/cleaner/__init__.py": b"",
+    }
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name, data in members.items():
@@ -193,8 +244,12 @@ def test_dependencies_given_as_a_string_are_refused(mini, tmp_path, tree_hash): 
     refused(mini, tree_hash, sdist, "dependencies must be a list of requirement strings, got str")
 
 
-def test_requires_python_is_checked_against_the_project(mini, tmp_path, tree_hash):  # noqa: F811
-    text = (mini / "pyproject.toml").read_text().replace('version = "0.1.0"', 'version = "0.1.0"\nrequires-python = ">=3.11"')
+def test_requires_python_is_checked_against_the_project(mini, tmp_path, tree_hash):
+    text = (
+        (mini / "pyproject.toml")
+        .read_text()
+        .replace('version = "0.1.0"', 'version = "0.1.0"\nrequires-python = ">=3.11"')
+    )
     (mini / "pyproject.toml").write_text(text)
     sdist = tmp_path / "cleaner-0.1.0.tar.gz"
     data = sdist_bytes("cleaner")
@@ -269,17 +324,28 @@ def _index_page(server, name, files: dict, json_page=False):
     for filename, data in files.items():
         server.routes[f"/files/{filename}"] = (200, {}, data)
     if json_page:
-        page = {"meta": {"api-version": "1.0"}, "name": name,
-                "files": [{"filename": f, "url": f"{server.url}/files/{f}", "hashes": {}} for f in files]}
-        server.routes[f"/simple/{name}/"] = (200, {"Content-Type": "application/vnd.pypi.simple.v1+json"},
-                                             json.dumps(page).encode())
+        page = {
+            "meta": {"api-version": "1.0"},
+            "name": name,
+            "files": [{"filename": f, "url": f"{server.url}/files/{f}", "hashes": {}} for f in files],
+        }
+        server.routes[f"/simple/{name}/"] = (
+            200,
+            {"Content-Type": "application/vnd.pypi.simple.v1+json"},
+            json.dumps(page).encode(),
+        )
     else:
         links = "".join(f'<a href="{server.url}/files/{f}">{f}</a>\n' for f in files)
         server.routes[f"/simple/{name}/"] = (200, {"Content-Type": "text/html"}, links.encode())
 
 
-def test_an_explicit_index_is_the_only_one_consulted_and_is_recorded(mini, tmp_path, server, no_pip_config,  # noqa: F811
-                                                                    monkeypatch):
+def test_an_explicit_index_is_the_only_one_consulted_and_is_recorded(
+    mini,
+    tmp_path,
+    server,
+    no_pip_config,
+    monkeypatch,
+):
     other = _Server()
     try:
         _index_page(server, "cleaner", {"cleaner-0.1.0.tar.gz": sdist_bytes("cleaner", "0.1.0")})
@@ -294,29 +360,35 @@ def test_an_explicit_index_is_the_only_one_consulted_and_is_recorded(mini, tmp_p
         other.close()
 
 
-def engine_pull(mini, source, **options):  # noqa: F811
+def engine_pull(mini, source, **options):
     from piperack import pull as engine
 
     return engine.pull(source, project=find_project(mini), **options)
 
 
-def test_file_links_from_a_remote_index_page_are_refused(mini, tmp_path, server, no_pip_config, tree_hash):  # noqa: F811
+def test_file_links_from_a_remote_index_page_are_refused(mini, tmp_path, server, no_pip_config, tree_hash):
     local = write_sdist(tmp_path / "d", "cleaner")
-    server.routes["/simple/cleaner/"] = (200, {"Content-Type": "text/html"},
-                                         f'<a href="file://{local}">cleaner-0.1.0.tar.gz</a>'.encode())
+    server.routes["/simple/cleaner/"] = (
+        200,
+        {"Content-Type": "text/html"},
+        f'<a href="file://{local}">cleaner-0.1.0.tar.gz</a>'.encode(),
+    )
     before = tree_hash(mini)
     with pytest.raises(PiperackError, match="links to a local file"):
         engine_pull(mini, "cleaner", index_url=f"{server.url}/simple/")
     assert tree_hash(mini) == before
 
 
-@pytest.mark.parametrize("body, match", [
-    (b"{not json", "not valid JSON"),
-    (b'{"files": "x"}', "no list of files"),
-    (b'{"files": [{"filename": 3}]}', "without a filename and url"),
-    (b"[]", "no list of files"),
-])
-def test_bad_json_index_pages_are_refused_cleanly(mini, server, no_pip_config, tree_hash, body, match):  # noqa: F811
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"files": "x"}', "no list of files"),
+        (b'{"files": [{"filename": 3}]}', "without a filename and url"),
+        (b"[]", "no list of files"),
+    ],
+)
+def test_bad_json_index_pages_are_refused_cleanly(mini, server, no_pip_config, tree_hash, body, match):
     server.routes["/simple/cleaner/"] = (200, {"Content-Type": "application/vnd.pypi.simple.v1+json"}, body)
     before = tree_hash(mini)
     with pytest.raises(PiperackError, match=match):
@@ -324,19 +396,19 @@ def test_bad_json_index_pages_are_refused_cleanly(mini, server, no_pip_config, t
     assert tree_hash(mini) == before
 
 
-def test_json_index_pages_work(mini, server, no_pip_config):  # noqa: F811
+def test_json_index_pages_work(mini, server, no_pip_config):
     _index_page(server, "cleaner", {"cleaner-0.2.0.tar.gz": sdist_bytes("cleaner", "0.2.0")}, json_page=True)
     engine_pull(mini, "cleaner", index_url=f"{server.url}/simple/")
     assert (mini / "src/demo/pipelines/cleaner/nodes.py").is_file()
 
 
-def test_an_oversized_index_page_is_refused(mini, server, no_pip_config, tree_hash):  # noqa: F811
+def test_an_oversized_index_page_is_refused(mini, server, no_pip_config, tree_hash):
     server.routes["/simple/cleaner/"] = (200, {"Content-Type": "text/html"}, b"<a>" * (6 * 1024 * 1024))
     with pytest.raises(PiperackError, match="larger than .* bytes; refused"):
         engine_pull(mini, "cleaner", index_url=f"{server.url}/simple/")
 
 
-def test_credentials_in_a_url_never_show_and_headers_stay_on_their_host(mini, tmp_path, server, tree_hash, capsys):  # noqa: F811
+def test_credentials_in_a_url_never_show_and_headers_stay_on_their_host(mini, tmp_path, server, tree_hash, capsys):
     other = _Server()
     try:
         other.routes["/cleaner-0.1.0.tar.gz"] = (200, {}, sdist_bytes("cleaner"))
@@ -355,7 +427,9 @@ def test_credentials_in_a_url_never_show_and_headers_stay_on_their_host(mini, tm
         missing = url.replace("cleaner-0.1.0", "nope-0.1.0")
         with pytest.raises(PiperackError) as caught:
             engine_pull(mini, missing, fs_args=str(args))
-        assert "HTTP 404" in str(caught.value) and "pa55word" not in str(caught.value) and "qu3ry" not in str(caught.value)
+        assert (
+            "HTTP 404" in str(caught.value) and "pa55word" not in str(caught.value) and "qu3ry" not in str(caught.value)
+        )
     finally:
         other.close()
 
@@ -363,16 +437,19 @@ def test_credentials_in_a_url_never_show_and_headers_stay_on_their_host(mini, tm
 # -- 8. resource limits -----------------------------------------------------------------------------
 
 
-def test_deeply_nested_python_is_one_warning_naming_the_file(mini, tmp_path, capsys):  # noqa: F811
-    code = {"__init__.py": "", "pipeline.py": "def run(params, catalog):\n    return 1\n",
-            "deep.py": "import cleaner.pipeline\nx = " + "(" * 3000 + "1" + ")" * 3000 + "\n"}
+def test_deeply_nested_python_is_one_warning_naming_the_file(mini, tmp_path, capsys):
+    code = {
+        "__init__.py": "",
+        "pipeline.py": "def run(params, catalog):\n    return 1\n",
+        "deep.py": "import cleaner.pipeline\nx = " + "(" * 3000 + "1" + ")" * 3000 + "\n",
+    }
     run(mini, write_sdist(tmp_path / "d", "cleaner", code=code), alias="tidy")
     err = capsys.readouterr().err
     assert "cleaner/deep.py: not valid Python (too many nested parentheses" in err
     assert (mini / "src/demo/pipelines/tidy/deep.py").read_text().startswith("import cleaner.pipeline")
 
 
-def test_fs_args_yaml_with_aliases_is_refused(mini, tmp_path, tree_hash):  # noqa: F811
+def test_fs_args_yaml_with_aliases_is_refused(mini, tmp_path, tree_hash):
     args = tmp_path / "args.yml"
     lines = ["a: &a ['lol','lol','lol','lol','lol','lol','lol','lol','lol']"]
     for i in range(1, 9):
@@ -382,14 +459,14 @@ def test_fs_args_yaml_with_aliases_is_refused(mini, tmp_path, tree_hash):  # noq
     refused(mini, tree_hash, sdist, "anchors and aliases", fs_args=str(args))
 
 
-def test_a_download_past_its_deadline_is_refused(mini, server, tree_hash, monkeypatch):  # noqa: F811
+def test_a_download_past_its_deadline_is_refused(mini, server, tree_hash, monkeypatch):
     data = sdist_bytes("cleaner")
 
     def drip(handler):
         handler.send_response(200)
         handler.end_headers()
         for i in range(0, len(data), 64):
-            handler.wfile.write(data[i:i + 64])
+            handler.wfile.write(data[i : i + 64])
             handler.wfile.flush()
             time.sleep(0.05)
 
@@ -401,7 +478,7 @@ def test_a_download_past_its_deadline_is_refused(mini, server, tree_hash, monkey
     assert tree_hash(mini) == before
 
 
-def test_a_download_shorter_than_its_content_length_is_refused(mini, server, tree_hash):  # noqa: F811
+def test_a_download_shorter_than_its_content_length_is_refused(mini, server, tree_hash):
     data = sdist_bytes("cleaner")
 
     def short(handler):
@@ -424,9 +501,13 @@ def test_package_refuses_a_fifo_instead_of_waiting_on_it(tmp_path):
     from piperack.package import build
 
     root = tmp_path / "proj"
-    for rel, text in {"pyproject.toml": '[project]\nname = "demo"\nversion = "0.1.0"\n\n[tool.piperack]\npython_package = "demo"\n',
-                      "src/demo/__init__.py": "", "src/demo/pipelines/__init__.py": "",
-                      "src/demo/pipelines/ingest/__init__.py": "", "conf/base/parameters/x.yml": "a: 1\n"}.items():
+    for rel, text in {
+        "pyproject.toml": '[project]\nname = "demo"\nversion = "0.1.0"\n\n[tool.piperack]\npython_package = "demo"\n',
+        "src/demo/__init__.py": "",
+        "src/demo/pipelines/__init__.py": "",
+        "src/demo/pipelines/ingest/__init__.py": "",
+        "conf/base/parameters/x.yml": "a: 1\n",
+    }.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
     os.mkfifo(root / "src/demo/pipelines/ingest/pipe")
@@ -439,13 +520,19 @@ def test_package_refuses_a_fifo_instead_of_waiting_on_it(tmp_path):
 # -- 9. concurrency and interruption ----------------------------------------------------------------
 
 
-def test_concurrent_pulls_wait_for_each_other_and_lose_nothing(mini, tmp_path):  # noqa: F811
+def test_concurrent_pulls_wait_for_each_other_and_lose_nothing(mini, tmp_path):
     names = [f"p{i}" for i in range(6)]
     sdists = [write_sdist(tmp_path / "d", name) for name in names]
-    code = ("import sys\nfrom piperack import pull\nfrom piperack.project import find_project\n"
-            "pull.pull(sys.argv[1], project=find_project(sys.argv[2]))\n")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(s), str(mini)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for s in sdists]
+    code = (
+        "import sys\nfrom piperack import pull\nfrom piperack.project import find_project\n"
+        "pull.pull(sys.argv[1], project=find_project(sys.argv[2]))\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(s), str(mini)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for s in sdists
+    ]
     results = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), results
     pyproject = (mini / "pyproject.toml").read_text()
@@ -454,7 +541,7 @@ def test_concurrent_pulls_wait_for_each_other_and_lose_nothing(mini, tmp_path): 
         assert (mini / f"src/demo/pipelines/{name}/nodes.py").is_file()
 
 
-def test_sigterm_during_a_pull_leaves_no_temporary_files(mini, tmp_path, server, tree_hash):  # noqa: F811
+def test_sigterm_during_a_pull_leaves_no_temporary_files(mini, tmp_path, server, tree_hash):
     data = sdist_bytes("cleaner")
 
     def slow(handler):
@@ -467,11 +554,17 @@ def test_sigterm_during_a_pull_leaves_no_temporary_files(mini, tmp_path, server,
     server.routes["/cleaner-0.1.0.tar.gz"] = (200, {}, slow)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    code = ("import sys\nfrom piperack import pull\nfrom piperack.project import find_project\n"
-            "pull.pull(sys.argv[1], project=find_project(sys.argv[2]))\n")
+    code = (
+        "import sys\nfrom piperack import pull\nfrom piperack.project import find_project\n"
+        "pull.pull(sys.argv[1], project=find_project(sys.argv[2]))\n"
+    )
     before = tree_hash(mini)
-    proc = subprocess.Popen([sys.executable, "-c", code, f"{server.url}/cleaner-0.1.0.tar.gz", str(mini)],
-                            env=os.environ | {"TMPDIR": str(tmp)}, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, f"{server.url}/cleaner-0.1.0.tar.gz", str(mini)],
+        env=os.environ | {"TMPDIR": str(tmp)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for _ in range(200):
         if any(tmp.glob("piperack-pull-*/*/*")):
             break
@@ -482,9 +575,15 @@ def test_sigterm_during_a_pull_leaves_no_temporary_files(mini, tmp_path, server,
     assert tree_hash(mini) == before
 
 
-@pytest.mark.parametrize("error", [OSError(30, "Read-only file system"), OSError(28, "No space left on device"),
-                                   PermissionError(1, "Operation not permitted")])
-def test_final_writes_that_fail_roll_everything_back(mini, tmp_path, tree_hash, monkeypatch, error):  # noqa: F811
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(30, "Read-only file system"),
+        OSError(28, "No space left on device"),
+        PermissionError(1, "Operation not permitted"),
+    ],
+)
+def test_final_writes_that_fail_roll_everything_back(mini, tmp_path, tree_hash, monkeypatch, error):
     sdist = write_sdist(tmp_path / "d", "cleaner", requires=["scipy>=1"])
     before = tree_hash(mini)
     real = fsutil.atomic_write
@@ -503,9 +602,12 @@ def test_final_writes_that_fail_roll_everything_back(mini, tmp_path, tree_hash, 
 # -- 11. output -------------------------------------------------------------------------------------
 
 
-def test_newlines_in_archive_names_cannot_forge_dry_run_lines(mini, tmp_path, capsys):  # noqa: F811
-    code = {"__init__.py": "", "pipeline.py": "def run(p, c): ...\n",
-            "evil\n  write   src/demo/runner.py\n.py": "x = 1\n"}
+def test_newlines_in_archive_names_cannot_forge_dry_run_lines(mini, tmp_path, capsys):
+    code = {
+        "__init__.py": "",
+        "pipeline.py": "def run(p, c): ...\n",
+        "evil\n  write   src/demo/runner.py\n.py": "x = 1\n",
+    }
     run(mini, write_sdist(tmp_path / "d", "cleaner", code=code), dry_run=True)
     lines = capsys.readouterr().out.splitlines()
     assert not any(line.strip() == "write   src/demo/runner.py" for line in lines)
@@ -513,10 +615,12 @@ def test_newlines_in_archive_names_cannot_forge_dry_run_lines(mini, tmp_path, ca
 
 
 def test_non_table_tool_or_project_in_pyproject_is_one_line(tmp_path):
-    for text, match in [('tool = 3\n', r"\[tool\] must be a table"),
-                        ('project = "x"\n[tool.piperack]\npython_package = "demo"\n', r"\[project\] must be a table"),
-                        ('[tool]\npiperack = [1]\n', r"\[tool.piperack\] must be a table"),
-                        (b"\xff\xfe[tool]", "not UTF-8")]:
+    for text, match in [
+        ("tool = 3\n", r"\[tool\] must be a table"),
+        ('project = "x"\n[tool.piperack]\npython_package = "demo"\n', r"\[project\] must be a table"),
+        ("[tool]\npiperack = [1]\n", r"\[tool.piperack\] must be a table"),
+        (b"\xff\xfe[tool]", "not UTF-8"),
+    ]:
         (tmp_path / "pyproject.toml").write_bytes(text if isinstance(text, bytes) else text.encode())
         with pytest.raises(PiperackError, match=match):
             find_project(tmp_path)

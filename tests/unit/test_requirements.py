@@ -269,18 +269,23 @@ def test_merge_deduplicates_within_the_new_requirements():
 
 
 def test_merge_extras_and_markers():
-    res = merge_requirements("dask\npywin32>=300; sys_platform == 'win32'\n", _reqs(
-        "dask[dataframe]",  # new extras: added
-        "pywin32<300; sys_platform == 'darwin'",  # other platform: left to the resolver
-        "pywin32<300",  # applies everywhere: conflicts with the win32 line
-    ))
+    res = merge_requirements(
+        "dask\npywin32>=300; sys_platform == 'win32'\n",
+        _reqs(
+            "dask[dataframe]",  # new extras: added
+            "pywin32<300; sys_platform == 'darwin'",  # other platform: left to the resolver
+            "pywin32<300",  # applies everywhere: conflicts with the win32 line
+        ),
+    )
     assert [str(r) for r in res.added] == ["dask[dataframe]", 'pywin32<300; sys_platform == "darwin"']
     assert len(res.conflicts) == 1 and res.conflicts[0][1] == "pywin32<300"
 
 
 def test_merge_direct_urls():
-    res = merge_requirements("pkg @ https://a.invalid/pkg-1.tar.gz\n", _reqs(
-        "pkg @ https://b.invalid/pkg-2.tar.gz", "pkg @ https://a.invalid/pkg-1.tar.gz"))
+    res = merge_requirements(
+        "pkg @ https://a.invalid/pkg-1.tar.gz\n",
+        _reqs("pkg @ https://b.invalid/pkg-2.tar.gz", "pkg @ https://a.invalid/pkg-1.tar.gz"),
+    )
     assert len(res.conflicts) == 1 and len(res.present) == 1 and not res.added
 
 
@@ -381,7 +386,8 @@ PIP_COMPILE_FAILURE = """\
 Traceback (most recent call last):
   File "/x/piptools/resolver.py", line 677, in _do_resolve
     resolver.resolve(
-pip._vendor.resolvelib.resolvers.exceptions.RequirementsConflicted: Requirements conflict: SpecifierRequirement('pandas>=2.1'), SpecifierRequirement('pandas<1')
+pip._vendor.resolvelib.resolvers.exceptions.RequirementsConflicted: Requirements conflict: \
+SpecifierRequirement('pandas>=2.1'), SpecifierRequirement('pandas<1')
 
 The above exception was the direct cause of the following exception:
 
@@ -409,8 +415,10 @@ def test_explain_keeps_the_resolvers_reason_in_a_few_lines():
 
 def test_pins_and_diff():
     old = reqs.pins(PIP_COMPILE_HASHES)
-    assert old[("click", "")] == ("==8.5.1", (
-        "sha256:8bb5376d2006950386f8c6427613334a2acadc5f559cb80e638d00b4df957e37",))
+    assert old[("click", "")] == (
+        "==8.5.1",
+        ("sha256:8bb5376d2006950386f8c6427613334a2acadc5f559cb80e638d00b4df957e37",),
+    )
     assert ("pywin32", 'sys_platform == "win32"') in old
     new = reqs.pins(UV_SPLIT)
     added, removed, changed = reqs.diff_pins(reqs.pins(UV_SPLIT.replace("click==8.5.1", "click==8.4.0")), new)
@@ -421,8 +429,17 @@ def test_pins_and_diff():
 
 
 def test_resolver_commands_are_equivalent():
-    uv = reqs.resolver_command("uv", ["uv"], "requirements.in", "out.txt", upgrade_packages=["a", "b"],
-                               generate_hashes=True, python_version="3.12", universal=True, extra_args=["--x"])
+    uv = reqs.resolver_command(
+        "uv",
+        ["uv"],
+        "requirements.in",
+        "out.txt",
+        upgrade_packages=["a", "b"],
+        generate_hashes=True,
+        python_version="3.12",
+        universal=True,
+        extra_args=["--x"],
+    )
     assert uv[:4] == ["uv", "pip", "compile", "requirements.in"]
     for flag in ("--no-header", "--generate-hashes", "--universal", "--x"):
         assert flag in uv
@@ -433,4 +450,5 @@ def test_resolver_commands_are_equivalent():
         assert flag in pc
     assert reqs.header(["--generate-hashes"]) == (
         "# Pinned runtime dependencies, compiled from requirements.in. "
-        "Regenerate with: invoke build-reqs --generate-hashes\n")
+        "Regenerate with: invoke build-reqs --generate-hashes\n"
+    )

@@ -1,4 +1,5 @@
 """Unit tests of piperack.rewrite.rewrite_references (pure function, libcst)."""
+
 from __future__ import annotations
 
 import ast
@@ -30,8 +31,10 @@ def d(source: str) -> str:
         ("import os, demo.pipelines.ingest.nodes as n\n", "import os, ingest.nodes as n\n"),
         ("from demo.pipelines.ingest import nodes\n", "from ingest import nodes\n"),
         ("from demo.pipelines.ingest.nodes import fetch, clean\n", "from ingest.nodes import fetch, clean\n"),
-        ("from demo.pipelines.ingest.nodes import (\n    fetch,  # keep me\n    clean,\n)\n",
-         "from ingest.nodes import (\n    fetch,  # keep me\n    clean,\n)\n"),
+        (
+            "from demo.pipelines.ingest.nodes import (\n    fetch,  # keep me\n    clean,\n)\n",
+            "from ingest.nodes import (\n    fetch,  # keep me\n    clean,\n)\n",
+        ),
         ("from demo.pipelines.ingest.nodes import *\n", "from ingest.nodes import *\n"),
         ("from demo.pipelines import ingest\n", "import ingest\n"),
         ("from demo.pipelines import ingest as ing\n", "import ingest as ing\n"),
@@ -252,12 +255,15 @@ def test_syntax_error_propagates():
         rewrite_references("import demo.pipelines.ingest as\n", OLD, "ingest")
 
 
-@pytest.mark.parametrize("source", [
-    "import demo.pipelines.ingest\nx = " + "(" * 3000 + "1" + ")" * 3000 + "\n",
-    "import demo.pipelines.ingest\nx = " + "[" * 5000 + "]" * 5000 + "\n",
-    "import demo.pipelines.ingest\nx = " + "not " * 100_000 + "y\n",
-    "import demo.pipelines.ingest\nx = " + "-" * 200_000 + "1\n",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import demo.pipelines.ingest\nx = " + "(" * 3000 + "1" + ")" * 3000 + "\n",
+        "import demo.pipelines.ingest\nx = " + "[" * 5000 + "]" * 5000 + "\n",
+        "import demo.pipelines.ingest\nx = " + "not " * 100_000 + "y\n",
+        "import demo.pipelines.ingest\nx = " + "-" * 200_000 + "1\n",
+    ],
+)
 def test_deeply_nested_python_is_refused_in_one_line_not_a_crash(source):
     """libcst's native parser crashes the process on such nesting; CPython's parser refuses it first."""
     from piperack.rewrite import NotPython
@@ -270,8 +276,15 @@ def test_deeply_nested_python_is_refused_in_one_line_not_a_crash(source):
 def test_targets_limit_strings_to_module_paths_of_the_package():
     from piperack.rewrite import importable_paths
 
-    targets = importable_paths({"__init__.py": b"from .nodes import run\nVERSION = 1\n", "nodes.py": b"",
-                                "sub/__init__.py": b"", "sub/deep.py": b"", "data.yml": b""})
+    targets = importable_paths(
+        {
+            "__init__.py": b"from .nodes import run\nVERSION = 1\n",
+            "nodes.py": b"",
+            "sub/__init__.py": b"",
+            "sub/deep.py": b"",
+            "data.yml": b"",
+        }
+    )
     assert targets == {"nodes", "sub", "sub.deep", "run", "VERSION"}
     source = (
         "from unittest import mock\n"
@@ -319,7 +332,8 @@ CORPUS = [
         """
     ),
     "from demo.pipelines import ingest, other  # both\nprint(ingest)\n",
-    "x = (\n    'a'\n    'demo.pipelines.ingest.nodes'\n)\nimport demo.pipelines.ingest\r\ny = demo.pipelines.ingest\r\n",
+    "x = (\n    'a'\n    'demo.pipelines.ingest.nodes'\n)\n"
+    "import demo.pipelines.ingest\r\ny = demo.pipelines.ingest\r\n",
     "import demo.pipelines.ingest",  # no trailing newline
 ]
 

@@ -1,5 +1,6 @@
 """Unit tests of the micro-package format writer (piperack.sdist) and the package planner
 (piperack.package.build) on small projects written straight to disk (no baking)."""
+
 from __future__ import annotations
 
 import gzip
@@ -36,7 +37,7 @@ def _spec(**over) -> sdist.SdistSpec:
         },
         executable={"ingest/nodes.py"},
         tool={"module": "pipelines.ingest", "tests": True, "parameters": ["ingest/config/parameters/ingest.yml"]},
-        readme="# ingest\n\nText with \"quotes\" and ünïcode.\n",
+        readme='# ingest\n\nText with "quotes" and ünïcode.\n',
     )
     base.update(over)
     return sdist.SdistSpec(**base)
@@ -67,8 +68,13 @@ def test_archive_layout_owners_modes_and_times():
     names = [m.name for m in members]
     assert names == sorted(names, key=lambda n: n.split("/"))
     assert names[0] == "ingest-0.1.0"
-    assert {"ingest-0.1.0/PKG-INFO", "ingest-0.1.0/pyproject.toml", "ingest-0.1.0/README.md",
-            "ingest-0.1.0/ingest/config/parameters/ingest.yml", "ingest-0.1.0/tests/test_nodes.py"} <= set(names)
+    assert {
+        "ingest-0.1.0/PKG-INFO",
+        "ingest-0.1.0/pyproject.toml",
+        "ingest-0.1.0/README.md",
+        "ingest-0.1.0/ingest/config/parameters/ingest.yml",
+        "ingest-0.1.0/tests/test_nodes.py",
+    } <= set(names)
     assert all(n.startswith("ingest-0.1.0") for n in names)
     for m in members:
         assert (m.uid, m.gid, m.uname, m.gname) == (0, 0, "", "")
@@ -197,14 +203,22 @@ def test_build_collects_code_params_tests_and_requirements(proj):
     assert built.filename == "ingest-0.3.tar.gz"  # the module's own __version__
     assert built.dest_dir == proj.root / "dist"
     files = names(built)
-    assert sorted(files) == sorted([
-        "PKG-INFO", "README.md", "pyproject.toml",
-        "ingest/__init__.py", "ingest/nodes.py", "ingest/helpers.py", "ingest/queries/select.sql",
-        "ingest/requirements.txt",
-        "ingest/config/parameters/ingest.yml",  # never ingest_extra.yml: exact names only
-        "ingest/config/parameters/ingest/deep/more.yml",
-        "tests/__init__.py", "tests/test_nodes.py",
-    ])
+    assert sorted(files) == sorted(
+        [
+            "PKG-INFO",
+            "README.md",
+            "pyproject.toml",
+            "ingest/__init__.py",
+            "ingest/nodes.py",
+            "ingest/helpers.py",
+            "ingest/queries/select.sql",
+            "ingest/requirements.txt",
+            "ingest/config/parameters/ingest.yml",  # never ingest_extra.yml: exact names only
+            "ingest/config/parameters/ingest/deep/more.yml",
+            "tests/__init__.py",
+            "tests/test_nodes.py",
+        ]
+    )
     assert files["ingest/nodes.py"] == b"from ingest.helpers import x\n"
     assert files["tests/test_nodes.py"].decode() == (
         "from unittest import mock\nimport ingest.nodes\n\n"
@@ -330,7 +344,9 @@ def test_all_refuses_two_entries_writing_the_same_file(proj, capsys):
 
     write(proj.root, {"src/demo/utils/ingest/__init__.py": '__version__ = "0.3"\n'})
     with pytest.raises(PiperackError, match="1 of 2 package"):
-        _package_all(proj, [Job("pipelines.ingest", label="pipelines.ingest"), Job("utils.ingest", label="utils.ingest")])
+        _package_all(
+            proj, [Job("pipelines.ingest", label="pipelines.ingest"), Job("utils.ingest", label="utils.ingest")]
+        )
     out = capsys.readouterr().out
     assert "[2/2] utils.ingest  FAILED: writes dist/ingest-0.3.tar.gz, as 'pipelines.ingest' did" in out
     assert (proj.root / "dist/ingest-0.3.tar.gz").is_file()

@@ -1,5 +1,6 @@
 """Unit tests of piperack.update: the per-file decisions, ownership, hostile wheels and records,
 and that a failure while writing leaves the project as it was."""
+
 from __future__ import annotations
 
 import io
@@ -37,22 +38,48 @@ def actions(plan) -> dict[str, str]:
 
 def test_each_file_gets_the_decision_its_three_versions_call_for(proj):
     base = {
-        "same.txt": b"a\n", "template_only.txt": b"a\n", "team_only.txt": b"a\n", "both.txt": b"1\n2\n3\n4\n5\n",
-        "clash.txt": b"x\n", "dropped.txt": b"a\n", "dropped_changed.txt": b"a\n", "team_deleted.txt": b"a\n",
+        "same.txt": b"a\n",
+        "template_only.txt": b"a\n",
+        "team_only.txt": b"a\n",
+        "both.txt": b"1\n2\n3\n4\n5\n",
+        "clash.txt": b"x\n",
+        "dropped.txt": b"a\n",
+        "dropped_changed.txt": b"a\n",
+        "team_deleted.txt": b"a\n",
         "pyproject.toml": PYPROJECT.encode(),
     }
     theirs = {
-        "same.txt": b"a\n", "template_only.txt": b"b\n", "team_only.txt": b"a\n", "both.txt": b"1\n2\n3\n4\nfive\n",
-        "clash.txt": b"theirs\n", "new.txt": b"new\n", "team_deleted.txt": b"b\n", "pyproject.toml": PYPROJECT.encode(),
+        "same.txt": b"a\n",
+        "template_only.txt": b"b\n",
+        "team_only.txt": b"a\n",
+        "both.txt": b"1\n2\n3\n4\nfive\n",
+        "clash.txt": b"theirs\n",
+        "new.txt": b"new\n",
+        "team_deleted.txt": b"b\n",
+        "pyproject.toml": PYPROJECT.encode(),
     }
-    put(proj.root, {
-        "same.txt": b"a\n", "template_only.txt": b"a\n", "team_only.txt": b"mine\n", "both.txt": b"one\n2\n3\n4\n5\n",
-        "clash.txt": b"ours\n", "dropped.txt": b"a\n", "dropped_changed.txt": b"mine\n",
-    })
+    put(
+        proj.root,
+        {
+            "same.txt": b"a\n",
+            "template_only.txt": b"a\n",
+            "team_only.txt": b"mine\n",
+            "both.txt": b"one\n2\n3\n4\n5\n",
+            "clash.txt": b"ours\n",
+            "dropped.txt": b"a\n",
+            "dropped_changed.txt": b"mine\n",
+        },
+    )
     plan = engine.plan_update(proj, base, theirs, "1.0", "2.0")
     assert actions(plan) == {
-        "both.txt": "merge", "clash.txt": "conflict", "dropped.txt": "delete", "dropped_changed.txt": "keep",
-        "new.txt": "add", "team_deleted.txt": "keep", "team_only.txt": "keep", "template_only.txt": "update",
+        "both.txt": "merge",
+        "clash.txt": "conflict",
+        "dropped.txt": "delete",
+        "dropped_changed.txt": "keep",
+        "new.txt": "add",
+        "team_deleted.txt": "keep",
+        "team_only.txt": "keep",
+        "template_only.txt": "update",
     }
     by_path = {c.path: c for c in plan.changes}
     assert by_path["both.txt"].data == b"one\n2\n3\n4\nfive\n"
@@ -63,8 +90,14 @@ def test_each_file_gets_the_decision_its_three_versions_call_for(proj):
 
 
 def test_team_owned_paths_are_never_planned(proj):
-    owned = ["conf/base/parameters/x.yml", "data/x.duckdb", "src/demo/pipelines/ingest/nodes.py",
-             "src/tests/pipelines/ingest/test_nodes.py", "requirements.txt", "samples/cities.csv"]
+    owned = [
+        "conf/base/parameters/x.yml",
+        "data/x.duckdb",
+        "src/demo/pipelines/ingest/nodes.py",
+        "src/tests/pipelines/ingest/test_nodes.py",
+        "requirements.txt",
+        "samples/cities.csv",
+    ]
     base = {rel: b"old\n" for rel in owned}
     theirs = {rel: b"new\n" for rel in owned}
     put(proj.root, {rel: b"ours\n" for rel in owned})
@@ -92,14 +125,17 @@ def test_the_piperack_pin_is_raised_even_when_the_team_edited_the_file(proj):
     assert change.data == b"-r requirements.txt\npiperack==2.0\npytest>=8\n\nruff>=0.5\n"
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{oops", "not valid JSON"),
-    ("[]", "expected an object"),
-    ('{"piperack_version": "1..2"}', "is not a version"),
-    ('{"piperack_version": "1.0", "answers": {"a": [1]}}', "answer 'a' must be a string or true/false"),
-    ('{"piperack_version": "1.0", "answers": {"_extensions": "x"}}', "answer '_extensions'"),
-    (b"\xff\xfe", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{oops", "not valid JSON"),
+        ("[]", "expected an object"),
+        ('{"piperack_version": "1..2"}', "is not a version"),
+        ('{"piperack_version": "1.0", "answers": {"a": [1]}}', "answer 'a' must be a string or true/false"),
+        ('{"piperack_version": "1.0", "answers": {"_extensions": "x"}}', "answer '_extensions'"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+)
 def test_hostile_records_are_refused_in_one_line(proj, content, message):
     path = proj.root / ".piperack.json"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -118,8 +154,14 @@ def _wheel(tmp_path: Path, members: dict[str, bytes]) -> Path:
 
 
 def test_unpack_wheel_takes_only_the_template_and_refuses_unsafe_members(tmp_path):
-    good = _wheel(tmp_path, {"piperack/template/cookiecutter.json": b"{}", "piperack/tasks.py": b"x = 1\n",
-                             "piperack-1.0.dist-info/METADATA": b"Version: 1.0\n"})
+    good = _wheel(
+        tmp_path,
+        {
+            "piperack/template/cookiecutter.json": b"{}",
+            "piperack/tasks.py": b"x = 1\n",
+            "piperack-1.0.dist-info/METADATA": b"Version: 1.0\n",
+        },
+    )
     template = engine.unpack_wheel(good, tmp_path / "out")
     assert (template / "cookiecutter.json").read_bytes() == b"{}"
     assert not (tmp_path / "out" / "piperack" / "tasks.py").exists()

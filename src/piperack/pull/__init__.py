@@ -13,6 +13,7 @@ A pull runs in two phases, one module each:
 
 ``--all`` plans every manifest entry first and applies them as one transaction.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -51,16 +52,47 @@ def pull(
     with sigterm_interrupts(), project_lock(project.root, "pull or update"):
         restored = recover(project.root)
         if restored:
-            ui.warn(f"an earlier run was killed midway; put back {len(restored)} path(s) as they were: "
-                    + ", ".join(restored[:5]) + (" …" if len(restored) > 5 else ""))
+            ui.warn(
+                f"an earlier run was killed midway; put back {len(restored)} path(s) as they were: "
+                + ", ".join(restored[:5])
+                + (" …" if len(restored) > 5 else "")
+            )
         project = find_project(project.root)  # what the project holds now (another pull may have landed)
-        return _pull(project, source, all_=all_, alias=alias, destination=destination, env=env, fs_args=fs_args,
-                     force=force, dry_run=dry_run, sha256=sha256, index_url=index_url, allow_conflicts=allow_conflicts,
-                     allow_direct_references=allow_direct_references, max_bytes=max_bytes)
+        return _pull(
+            project,
+            source,
+            all_=all_,
+            alias=alias,
+            destination=destination,
+            env=env,
+            fs_args=fs_args,
+            force=force,
+            dry_run=dry_run,
+            sha256=sha256,
+            index_url=index_url,
+            allow_conflicts=allow_conflicts,
+            allow_direct_references=allow_direct_references,
+            max_bytes=max_bytes,
+        )
 
 
-def _pull(project, source, *, all_, alias, destination, env, fs_args, force, dry_run, sha256, index_url,
-          allow_conflicts, allow_direct_references, max_bytes) -> Plan:
+def _pull(
+    project,
+    source,
+    *,
+    all_,
+    alias,
+    destination,
+    env,
+    fs_args,
+    force,
+    dry_run,
+    sha256,
+    index_url,
+    allow_conflicts,
+    allow_direct_references,
+    max_bytes,
+) -> Plan:
     from .. import ui
     from ..archive import max_bytes_from_env, read_archive
     from .apply import apply, report
@@ -82,8 +114,15 @@ def _pull(project, source, *, all_, alias, destination, env, fs_args, force, dry
             args = load_fs_args(job.fs_args, job.base or Path.cwd()) if job.fs_args else {}
             secrets = secret_values(args)
             try:
-                fetched = fetch(job.target, work / f"{index}", base=job.base, fs_args=args, index_url=index_url,
-                                max_bytes=limit, expected_sha256=job.sha256)
+                fetched = fetch(
+                    job.target,
+                    work / f"{index}",
+                    base=job.base,
+                    fs_args=args,
+                    index_url=index_url,
+                    max_bytes=limit,
+                    expected_sha256=job.sha256,
+                )
                 top, files = read_archive(fetched.path, label=label, max_bytes=limit)
                 package = read_package(Staged(top, files), label)
                 placement = place(project, job, package, fetched.source, fetched.sha256)

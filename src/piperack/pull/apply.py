@@ -1,4 +1,5 @@
 """Applying a planned pull as one transaction, and saying what it did (or would do)."""
+
 from __future__ import annotations
 
 from .. import ui
@@ -38,8 +39,7 @@ def _catalog_line(project, placement) -> str | None:
     keys = ", ".join(placement.catalog_keys)
     if not missing:
         return f"  catalog     {rel} has the keys it reads: {keys}"
-    return (f"  catalog     it reads {keys} from its catalog: add {', '.join(missing)} to {rel} "
-            "(paths under data/)")
+    return f"  catalog     it reads {keys} from its catalog: add {', '.join(missing)} to {rel} (paths under data/)"
 
 
 def report(project, plan: Plan, dry_run: bool) -> None:
@@ -62,8 +62,10 @@ def report(project, plan: Plan, dry_run: bool) -> None:
         return
     for p in plan.placements:
         alias = f" as {p.module.rpartition('.')[2]}" if p.job.alias else ""
-        ui.info(f"pulled {show(p.package.dist_name)} {show(p.package.version)}{alias} from {show(p.source)} "
-                f"(sha256 {p.sha256[:12]}…)")
+        ui.info(
+            f"pulled {show(p.package.dist_name)} {show(p.package.version)}{alias} from {show(p.source)} "
+            f"(sha256 {p.sha256[:12]}…)"
+        )
         code_files = sum(1 for f in p.files if str(f).startswith(str(p.code_dir) + "/"))
         test_files = sum(1 for f in p.files if str(f).startswith(str(p.tests_dir) + "/"))
         replaced = " (replaced)" if p.removes else ""

@@ -1,5 +1,6 @@
 """pull's options: the jobs of one pull (a source, or every [tool.piperack.pull] entry), checked
 before anything is fetched or written."""
+
 from __future__ import annotations
 
 import keyword
@@ -18,7 +19,9 @@ def normalise_destination(value: str, what: str = "--destination") -> str:
     text = value.strip().strip("/")
     if "/" in value:
         if value.startswith("/") or any(part in ("", ".", "..") for part in value.strip("/").split("/")):
-            raise PiperackError(f"invalid {what} {value!r}: expected a module path such as 'pipelines' inside the project package")
+            raise PiperackError(
+                f"invalid {what} {value!r}: expected a module path such as 'pipelines' inside the project package"
+            )
         text = text.replace("/", ".")
     check_module_path(text, what=what)
     if any(not part.isascii() or keyword.iskeyword(part) for part in text.split(".")):
@@ -40,7 +43,9 @@ def validate_job(project, job: Job) -> None:
     project.env_dir(job.env, must_exist=False)  # refuses ../x, /etc, …
     if not isinstance(job.force, bool):
         raise PiperackError(f"invalid force {job.force!r}{where}: expected true or false")
-    if job.sha256 is not None and (not isinstance(job.sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", job.sha256.strip())):
+    if job.sha256 is not None and (
+        not isinstance(job.sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", job.sha256.strip())
+    ):
         raise PiperackError(f"invalid sha256 {job.sha256!r}{where}: expected 64 hexadecimal digits")
     if job.fs_args is not None and not isinstance(job.fs_args, str):
         raise PiperackError(f"invalid fs-args {job.fs_args!r}{where}: expected the path of a YAML file")
@@ -52,9 +57,21 @@ def jobs(project, source, all_, alias, destination, env, fs_args, force, sha256)
         raise PiperackError("give either a source or --all, not both")
     if all_:
         if any(v is not None for v in (alias, destination, env, fs_args, sha256)) or force:
-            raise PiperackError("--all takes its options from [tool.piperack.pull]; do not combine it with other options")
+            raise PiperackError(
+                "--all takes its options from [tool.piperack.pull]; do not combine it with other options"
+            )
         return jobs_from_manifest(project, "pull")
     if not source:
         raise PiperackError("give a source (a .tar.gz path, an fsspec URL or a package name) or --all")
-    return [Job(target=source, alias=alias, destination=destination, env=env or "base", fs_args=fs_args,
-                force=bool(force), sha256=sha256, base=Path.cwd())]
+    return [
+        Job(
+            target=source,
+            alias=alias,
+            destination=destination,
+            env=env or "base",
+            fs_args=fs_args,
+            force=bool(force),
+            sha256=sha256,
+            base=Path.cwd(),
+        )
+    ]

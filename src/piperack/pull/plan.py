@@ -1,5 +1,6 @@
 """Planning a pull, in memory: where each package's files land, what they conflict with, the
 new requirements.in and the pull record. Nothing in the project is touched here."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -75,11 +76,11 @@ def _param_target(rel: PurePosixPath, name: str, new_name: str) -> PurePosixPath
     ``parameters/<name>/**`` and Kedro 0.18's ``parameters_<name>.yml`` do, by exact name."""
     parts = list(rel.parts)
     if len(parts) == 1 and parts[0] in {f"parameters_{name}{s}" for s in YAML_SUFFIXES}:
-        parts = ["parameters", parts[0][len("parameters_"):]]  # Kedro: parameters_<name>.yml
+        parts = ["parameters", parts[0][len("parameters_") :]]  # Kedro: parameters_<name>.yml
     if len(parts) < 2 or parts[0] != "parameters":
         return None
     if len(parts) == 2 and parts[1] in {f"{name}{s}" for s in YAML_SUFFIXES}:
-        parts[1] = new_name + parts[1][len(name):]
+        parts[1] = new_name + parts[1][len(name) :]
     elif len(parts) > 2 and parts[1] == name:
         parts[1] = new_name
     else:
@@ -171,8 +172,9 @@ def _package_inits(project, root_rel: PurePosixPath, dest_parts: list[str], file
             files.setdefault(here / "__init__.py", b"")
 
 
-def _check_shadowing(project, source: str, root_rel: PurePosixPath, dest_parts: list[str], new_name: str,
-                     what: str) -> None:
+def _check_shadowing(
+    project, source: str, root_rel: PurePosixPath, dest_parts: list[str], new_name: str, what: str
+) -> None:
     """Refuse a place where the pulled module would shadow the project's own machinery or modules."""
     parts = [*dest_parts, new_name]
     for part in parts:
@@ -249,8 +251,9 @@ def place(project, job: Job, package: Package, source: str, sha256: str) -> Plac
     code_dir = pkg_rel.joinpath(*dest_parts, new_name)
     tests_dir = tests_rel.joinpath(*dest_parts, new_name)
     _check_shadowing(project, source, pkg_rel, dest_parts, new_name, "code")
-    placement = Placement(job=job, package=package, source=source, sha256=sha256, module=module,
-                          code_dir=code_dir, tests_dir=tests_dir)
+    placement = Placement(
+        job=job, package=package, source=source, sha256=sha256, module=module, code_dir=code_dir, tests_dir=tests_dir
+    )
     files = placement.files
 
     _package_inits(project, pkg_rel, dest_parts, files)
@@ -329,8 +332,11 @@ def _check_requires_python(project, placements: list[Placement]) -> None:
 
     from ..requirements import specifiers_compatible
 
-    ours = project.pyproject_data.get("project", {}).get("requires-python") if isinstance(
-        project.pyproject_data.get("project"), dict) else None
+    ours = (
+        project.pyproject_data.get("project", {}).get("requires-python")
+        if isinstance(project.pyproject_data.get("project"), dict)
+        else None
+    )
     for placement in placements:
         theirs = placement.package.requires_python
         if not theirs:
@@ -339,7 +345,9 @@ def _check_requires_python(project, placements: list[Placement]) -> None:
         try:
             SpecifierSet(theirs)
         except InvalidSpecifier:
-            raise PiperackError(f"{label}: its Requires-Python {theirs!r} is not a version specifier; refused") from None
+            raise PiperackError(
+                f"{label}: its Requires-Python {theirs!r} is not a version specifier; refused"
+            ) from None
         if isinstance(ours, str):
             try:
                 compatible = specifiers_compatible(ours, theirs)
@@ -347,12 +355,14 @@ def _check_requires_python(project, placements: list[Placement]) -> None:
                 continue  # the project's own value is for build-reqs and pip to judge
             if not compatible:
                 raise PiperackError(
-                    f"{label}: it requires Python {theirs}, which no Python the project allows ({ours}) satisfies; refused"
+                    f"{label}: it requires Python {theirs}, which no Python the project allows ({ours}) "
+                    "satisfies; refused"
                 )
 
 
-def finish_plan(project, placements: list[Placement], allow_conflicts: bool = False,
-                allow_direct: bool = False) -> Plan:
+def finish_plan(
+    project, placements: list[Placement], allow_conflicts: bool = False, allow_direct: bool = False
+) -> Plan:
     """Combine placements: cross-package clashes, requirements.in and the pyproject record."""
     from .. import requirements as reqs_mod
     from .record import with_pulled
@@ -366,7 +376,9 @@ def finish_plan(project, placements: list[Placement], allow_conflicts: bool = Fa
             conflicts.append(f"{item} already exists (from {label})")
         for path, data in placement.files.items():
             if path in owner and owner[path] is not placement and not path.name == "__init__.py":
-                conflicts.append(f"{path} would be written by both {owner[path].job.label or owner[path].source} and {label}")
+                conflicts.append(
+                    f"{path} would be written by both {owner[path].job.label or owner[path].source} and {label}"
+                )
             owner.setdefault(path, placement)
             plan.files.setdefault(path, data)
         for path in placement.removes:
@@ -375,7 +387,9 @@ def finish_plan(project, placements: list[Placement], allow_conflicts: bool = Fa
         plan.warnings += [f"{label}: {w}" for w in placement.warnings]
     if conflicts:
         lines = "; ".join(conflicts)
-        raise PiperackError(f"nothing pulled: {len(conflicts)} conflict(s): {lines} (use --force to replace the old module)")
+        raise PiperackError(
+            f"nothing pulled: {len(conflicts)} conflict(s): {lines} (use --force to replace the old module)"
+        )
 
     # Requirements.
     wanted = [req for placement in placements for req in placement.package.requires]
@@ -390,14 +404,18 @@ def finish_plan(project, placements: list[Placement], allow_conflicts: bool = Fa
         text, created = reqs_mod.plan_requirements_in(project)
         result = reqs_mod.merge_requirements(text, wanted)
         if result.conflicts and not allow_conflicts:
-            lines = "; ".join(f"{new} (the package) vs {existing} (requirements.in)" for existing, new in result.conflicts)
+            lines = "; ".join(
+                f"{new} (the package) vs {existing} (requirements.in)" for existing, new in result.conflicts
+            )
             raise PiperackError(
                 f"nothing pulled: no version satisfies both {lines}; pass --allow-conflicts to add it anyway "
                 "(then `invoke build-reqs` will say what to do)"
             )
         merged = result.text
         for existing, new in result.conflicts:
-            plan.warnings.append(f"requirement {str(new)!r} conflicts with requirements.in line {existing!r}; added anyway")
+            plan.warnings.append(
+                f"requirement {str(new)!r} conflicts with requirements.in line {existing!r}; added anyway"
+            )
             merged = (merged if merged.endswith("\n") or not merged else merged + "\n") + f"{new}\n"
         added = [str(r) for r in result.added] + [str(new) for _, new in result.conflicts]
         if added:
@@ -411,5 +429,7 @@ def finish_plan(project, placements: list[Placement], allow_conflicts: bool = Fa
         for p in placements
     }
     pyproject_text = project.pyproject.read_text(encoding="utf-8")
-    plan.changes[PurePosixPath(project.pyproject.relative_to(project.root).as_posix())] = with_pulled(pyproject_text, entries)
+    plan.changes[PurePosixPath(project.pyproject.relative_to(project.root).as_posix())] = with_pulled(
+        pyproject_text, entries
+    )
     return plan

@@ -3,6 +3,7 @@
 Nothing from the package is built, imported or executed: PKG-INFO and pyproject.toml are parsed
 as text, and the one import package is found by its folder.
 """
+
 from __future__ import annotations
 
 import keyword
@@ -68,8 +69,11 @@ def read_package(top: Staged, label: str) -> Package:
             data = tomllib.loads(pyproject.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise PiperackError(f"{label}: {top.name}/pyproject.toml is not valid TOML ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("tool", {}), dict) or (
-            "project" in data and not isinstance(data["project"], dict)):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("tool", {}), dict)
+        or ("project" in data and not isinstance(data["project"], dict))
+    ):
         raise PiperackError(f"{label}: {top.name}/pyproject.toml: [project] and [tool] must be tables; refused")
     requires_python = None
     if pkg_info is not None:
@@ -91,9 +95,15 @@ def read_package(top: Staged, label: str) -> Package:
         if requires_python is not None and not isinstance(requires_python, str):
             raise PiperackError(f"{label}: {top.name}/pyproject.toml requires-python must be a string; refused")
     else:
-        raise PiperackError(f"{label}: no PKG-INFO or pyproject.toml [project] in {top.name}/: not a micro-package sdist")
-    if not isinstance(meta.get("name"), str) or not isinstance(meta.get("version"), str) or not meta["name"] \
-            or not meta["version"]:
+        raise PiperackError(
+            f"{label}: no PKG-INFO or pyproject.toml [project] in {top.name}/: not a micro-package sdist"
+        )
+    if (
+        not isinstance(meta.get("name"), str)
+        or not isinstance(meta.get("version"), str)
+        or not meta["name"]
+        or not meta["version"]
+    ):
         raise PiperackError(f"{label}: {top.name}/PKG-INFO has no Name or Version")
     reqs = []
     for line in requires:
@@ -105,13 +115,18 @@ def read_package(top: Staged, label: str) -> Package:
             continue  # optional extras are not the package's own requirements
         reqs.append(req)
     packages = sorted(
-        d for d in top.top_dirs()
+        d
+        for d in top.top_dirs()
         if d != TESTS_DIR and not d.endswith(".egg-info") and top.read(f"{d}/__init__.py") is not None
     )
     if not packages:
-        raise PiperackError(f"{label}: no package in {top.name}/ (expected a folder with an __init__.py besides tests/)")
+        raise PiperackError(
+            f"{label}: no package in {top.name}/ (expected a folder with an __init__.py besides tests/)"
+        )
     if len(packages) > 1:
-        raise PiperackError(f"{label}: more than one package in {top.name}/: {', '.join(packages)} (expected exactly one)")
+        raise PiperackError(
+            f"{label}: more than one package in {top.name}/: {', '.join(packages)} (expected exactly one)"
+        )
     name = packages[0]
     if not name.isidentifier() or not name.isascii() or keyword.iskeyword(name) or name.startswith("__"):
         raise PiperackError(f"{label}: package folder {name!r} is not a Python identifier")
@@ -126,5 +141,13 @@ def read_package(top: Staged, label: str) -> Package:
         except PiperackError as exc:
             raise PiperackError(f"{label}: {top.name}/pyproject.toml {exc}") from None
     kind = "piperack" if recorded else "kedro"
-    return Package(top=top, name=name, dist_name=meta["name"], version=meta["version"], requires=reqs, module=module,
-                   kind=kind, requires_python=(requires_python or "").strip() or None)
+    return Package(
+        top=top,
+        name=name,
+        dist_name=meta["name"],
+        version=meta["version"],
+        requires=reqs,
+        module=module,
+        kind=kind,
+        requires_python=(requires_python or "").strip() or None,
+    )

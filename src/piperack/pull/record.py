@@ -3,6 +3,7 @@
 ``with_pulled(text, entries)`` returns the new pyproject.toml text (tomlkit keeps comments and
 formatting); it writes nothing, so a pull can apply it inside its transaction.
 """
+
 from __future__ import annotations
 
 
@@ -31,4 +32,3 @@ def with_pulled(pyproject_text: str, entries: dict[str, dict]) -> str:
         pulled[module] = value
     text = tomlkit.dumps(doc)
     return text if text.endswith("\n") else text + "\n"
-

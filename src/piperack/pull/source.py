@@ -9,6 +9,7 @@ the user's pip configuration (``pip config list``: index-url, extra-index-url, f
 instead of ``pip download``: pip prepares an sdist's metadata by running its build backend
 (setup.py), and a pull must never run code from the package.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -93,7 +94,7 @@ def redact(message: str, secrets: list[str]) -> str:
 
 
 def classify(source: str) -> str:
-    """"url" for ``scheme://…``, "path" for an existing file or something shaped like a file path,
+    """ "url" for ``scheme://…``, "path" for an existing file or something shaped like a file path,
     else "index" (a requirement such as ``ingest`` or ``ingest==0.2``)."""
     if _URL_RE.match(source):
         return "url"
@@ -113,8 +114,9 @@ def load_fs_args(path: str | os.PathLike, base: Path) -> dict:
         text = file.read_text(encoding="utf-8")
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise PiperackError(f"fs-args file {path}: YAML anchors and aliases are not accepted "
-                                    "(they can expand without bound)")
+                raise PiperackError(
+                    f"fs-args file {path}: YAML anchors and aliases are not accepted (they can expand without bound)"
+                )
         data = yaml.safe_load(text)
     except PiperackError:
         raise
@@ -134,9 +136,9 @@ def load_fs_args(path: str | os.PathLike, base: Path) -> dict:
 
 def _copy_stream(stream, dest: Path, label: str, max_bytes: int, total: int | None) -> str:
     """Copy a binary stream to ``dest`` (new file), hashing and enforcing the size limit."""
-    from ..ui import ByteProgress
-
     import time
+
+    from ..ui import ByteProgress
 
     digest = hashlib.sha256()
     size = 0
@@ -238,15 +240,23 @@ def _get_following(session, url: str, secrets: list[str], stream: bool, accept: 
             target = urljoin(url, response.headers["Location"])
             response.close()
             if urlsplit(target).scheme.lower() not in {"http", "https"}:
-                raise PiperackError(f"{strip_credentials(url)}: redirected to a {urlsplit(target).scheme}: URL; refused")
+                raise PiperackError(
+                    f"{strip_credentials(url)}: redirected to a {urlsplit(target).scheme}: URL; refused"
+                )
             url = target
             continue
         return response, url
     raise PiperackError(f"{strip_credentials(url)}: more than {MAX_REDIRECTS} redirects; refused")
 
 
-def _http_get(session, url: str, secrets: list[str], stream: bool = True, accept: str | None = None,
-              private: set[str] = frozenset()):
+def _http_get(
+    session,
+    url: str,
+    secrets: list[str],
+    stream: bool = True,
+    accept: str | None = None,
+    private: set[str] = frozenset(),
+):
     shown = strip_credentials(url)
     response, _ = _get_following(session, url, secrets, stream, accept, set(private))
     if response.status_code >= 400:
@@ -325,8 +335,12 @@ def _filesystem(protocol: str, url: str, fs_args: dict):
     except (ImportError, ValueError):
         hint = _backend_hint(protocol)
         if hint:
-            raise PiperackError(f"{strip_credentials(url)}: no fsspec backend for {protocol}:// is installed ({hint})") from None
-        raise PiperackError(f"{strip_credentials(url)}: unknown protocol {protocol}:// (no fsspec backend knows it)") from None
+            raise PiperackError(
+                f"{strip_credentials(url)}: no fsspec backend for {protocol}:// is installed ({hint})"
+            ) from None
+        raise PiperackError(
+            f"{strip_credentials(url)}: unknown protocol {protocol}:// (no fsspec backend knows it)"
+        ) from None
     try:
         return cls(**fs_args)
     except Exception as exc:  # noqa: BLE001 - any backend error becomes one redacted line
@@ -389,7 +403,10 @@ def _read_pip_settings(python: str) -> dict[str, str]:
     try:
         out = subprocess.run(
             [python, "-m", "pip", "config", "list"],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
         out = ""
@@ -470,8 +487,9 @@ def _read_location(location: str, session, secrets, accept: str | None = None) -
         except Exception as exc:  # noqa: BLE001 - a broken connection mid-page
             raise PiperackError(f"{shown}: reading the index page failed ({type(exc).__name__})") from None
         encoding = response.encoding or "utf-8"
-        return bytes(body).decode(encoding if encoding.lower() != "iso-8859-1" else "utf-8", errors="replace"), \
-            response.headers.get("Content-Type", "")
+        return bytes(body).decode(
+            encoding if encoding.lower() != "iso-8859-1" else "utf-8", errors="replace"
+        ), response.headers.get("Content-Type", "")
 
 
 def _parse_page(base: str, content: str, ctype: str) -> list[_Candidate]:
@@ -496,7 +514,11 @@ def _parse_page(base: str, content: str, ctype: str) -> list[_Candidate]:
         if not isinstance(files, list):
             raise PiperackError(f"{shown}: the index's JSON page has no list of files; refused")
         for item in files:
-            if not isinstance(item, dict) or not isinstance(item.get("filename"), str) or not isinstance(item.get("url"), str):
+            if (
+                not isinstance(item, dict)
+                or not isinstance(item.get("filename"), str)
+                or not isinstance(item.get("url"), str)
+            ):
                 raise PiperackError(f"{shown}: the index's JSON page lists a file without a filename and url; refused")
             hashes = item.get("hashes") if isinstance(item.get("hashes"), dict) else {}
             sha = hashes.get("sha256") if isinstance(hashes.get("sha256"), str) else None
@@ -512,7 +534,9 @@ def _parse_page(base: str, content: str, ctype: str) -> list[_Candidate]:
     return found
 
 
-def _index_candidates(name: str, indexes: list[str], find_links: list[str], session, secrets) -> tuple[list[_Candidate], list[str]]:
+def _index_candidates(
+    name: str, indexes: list[str], find_links: list[str], session, secrets
+) -> tuple[list[_Candidate], list[str]]:
     accept = "application/vnd.pypi.simple.v1+json, text/html;q=0.2"
     found: list[_Candidate] = []
     for index in indexes:
@@ -590,7 +614,8 @@ def _fetch_index(spec: str, workdir: Path, index_url: str | None, max_bytes: int
         if not chosen:
             if wheels:
                 raise PiperackError(
-                    f"{spec}: the index has only wheels for it (no .tar.gz sdist); a micro-package is pulled from its sdist "
+                    f"{spec}: the index has only wheels for it (no .tar.gz sdist); "
+                    "a micro-package is pulled from its sdist "
                     f"(searched {where})"
                 )
             raise PiperackError(f"{spec}: no sdist found matching it (searched {where})")
@@ -605,7 +630,9 @@ def _fetch_index(spec: str, workdir: Path, index_url: str | None, max_bytes: int
             with response:
                 digest = _copy_stream(response.raw, dest, strip_credentials(cand.url), max_bytes, None)
         if cand.sha256 and cand.sha256.lower() != digest:
-            raise PiperackError(f"{strip_credentials(cand.url)}: sha256 differs from the index's ({digest} != {cand.sha256})")
+            raise PiperackError(
+                f"{strip_credentials(cand.url)}: sha256 differs from the index's ({digest} != {cand.sha256})"
+            )
     return dest, digest, spec, str(version), strip_credentials(cand.origin)
 
 

@@ -46,13 +46,16 @@ def test_environment_variables_and_overrides(tmp_path, monkeypatch):
         load_config(tmp_path, "base", "parameters", "p")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("timeout=5", "expected <pipeline>.<key>=<value>"),
-    ("p.timeout", "expected <pipeline>.<key>=<value>"),
-    ("=5", "expected <pipeline>.<key>=<value>"),
-    ("p..x=1", "expected <pipeline>.<key>=<value>"),
-    ("nope.timeout=5", "no pipeline 'nope'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("timeout=5", "expected <pipeline>.<key>=<value>"),
+        ("p.timeout", "expected <pipeline>.<key>=<value>"),
+        ("=5", "expected <pipeline>.<key>=<value>"),
+        ("p..x=1", "expected <pipeline>.<key>=<value>"),
+        ("nope.timeout=5", "no pipeline 'nope'"),
+    ],
+)
 def test_bad_overrides_are_one_line(text, message):
     with pytest.raises(RunError, match=message):
         parse_params(text, ["p"])

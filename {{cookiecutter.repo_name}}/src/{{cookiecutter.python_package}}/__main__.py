@@ -1,4 +1,5 @@
 """`python -m {{ cookiecutter.python_package }} run [--pipeline NAME …] [--env ENV]`"""
+
 import sys
 
 from .runner import main

@@ -14,6 +14,7 @@ overrides parameters for one run (dotted keys, YAML-typed values). Logging comes
 conf/base/logging.yml (``logging.config.dictConfig``, overridable per env); ``--log-level`` sets
 the level.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -169,8 +170,9 @@ def parse_params(text: str, pipelines: list[str]) -> dict[str, dict]:
             raise RunError(f"--params {piece.strip()!r}: expected <pipeline>.<key>=<value>, e.g. ingest.timeout=5")
         owner = max((p for p in pipelines if key.startswith(p + ".")), key=len, default=None)
         if owner is None:
-            raise RunError(f"--params {key!r}: no pipeline {key.split('.')[0]!r} "
-                           f"(available: {', '.join(pipelines) or 'none'})")
+            raise RunError(
+                f"--params {key!r}: no pipeline {key.split('.')[0]!r} (available: {', '.join(pipelines) or 'none'})"
+            )
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
@@ -178,7 +180,7 @@ def parse_params(text: str, pipelines: list[str]) -> dict[str, dict]:
         if isinstance(value, (dict, list)) and raw.strip()[:1] not in "[{":
             value = raw
         node = result.setdefault(owner, {})
-        *parents, leaf = key[len(owner) + 1:].split(".")
+        *parents, leaf = key[len(owner) + 1 :].split(".")
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
@@ -221,8 +223,7 @@ def setup_logging(conf: Path, env: str, level: str | None) -> None:
         for path in dropped:
             log.warning("logging: cannot write %s; logging to the console only", path)
     else:
-        logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                            datefmt="%H:%M:%S")
+        logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     root = logging.getLogger()
     if level:
         root.setLevel(level)
@@ -333,7 +334,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 1
     except ModuleNotFoundError as exc:  # the project's requirements are not installed here
-        print(f"error: the Python package {exc.name!r} is not installed in this environment: "
-              "run `pip install -r requirements.txt`", file=sys.stderr)
+        print(
+            f"error: the Python package {exc.name!r} is not installed in this environment: "
+            "run `pip install -r requirements.txt`",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -59,11 +59,14 @@ def test_dates_of_any_year_are_kept(tmp_path):
     frame, stats = nodes.transform(path, {"name": "string", "founded": "date"}, ["name"])
     assert str(frame["founded"].dtype) == "datetime64[us]"
     assert stats["invalid"] == 2  # Impossible and Garbled; Unknown has no date, which is allowed
-    founded = dict(zip(frame["name"], frame["founded"].to_numpy().astype(str)))
+    founded = dict(zip(frame["name"], frame["founded"].to_numpy().astype(str), strict=True))
     assert founded == {
-        "Hastings": "1066-10-14T00:00:00.000000", "Aachen": "0800-12-25T00:00:00.000000",
-        "Rome": "0753-04-21T12:30:00.000000", "Colony": "2300-01-01T08:00:00.500000",
-        "Leap": "2024-02-29T00:00:00.000000", "Unknown": "NaT",
+        "Hastings": "1066-10-14T00:00:00.000000",
+        "Aachen": "0800-12-25T00:00:00.000000",
+        "Rome": "0753-04-21T12:30:00.000000",
+        "Colony": "2300-01-01T08:00:00.500000",
+        "Leap": "2024-02-29T00:00:00.000000",
+        "Unknown": "NaT",
     }
 
 
@@ -77,7 +80,9 @@ def test_old_dates_load_as_timestamps(tmp_path):
         kind = con.execute("SELECT data_type FROM information_schema.columns WHERE column_name = 'founded'").fetchall()
         assert kind == [("TIMESTAMP",)]
         assert [str(r[0]) for r in con.execute("SELECT founded FROM cities ORDER BY name").fetchall()] == [
-            "0800-12-25 00:00:00", "1237-01-01 00:00:00"]
+            "0800-12-25 00:00:00",
+            "1237-01-01 00:00:00",
+        ]
 
 
 def test_load_replaces_the_table(tmp_path):

@@ -1,4 +1,5 @@
 """The three steps of the ingest pipeline. Each returns what it did, for logging and tests."""
+
 from __future__ import annotations
 
 import os
@@ -44,9 +45,14 @@ def _session(retries: int, backoff: float):
     from urllib3.util.retry import Retry
 
     retry = Retry(
-        total=retries, connect=retries, read=retries, status=retries,
-        backoff_factor=backoff, status_forcelist=RETRY_STATUSES,
-        allowed_methods=frozenset({"GET"}), raise_on_status=False,
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        backoff_factor=backoff,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET"}),
+        raise_on_status=False,
     )
     session = requests.Session()
     session.mount("http://", HTTPAdapter(max_retries=retry))
@@ -54,8 +60,9 @@ def _session(retries: int, backoff: float):
     return session
 
 
-def _download(url: str, out, timeout: float, retries: int, backoff: float, deadline: float = DEADLINE,
-              max_bytes: int = MAX_BYTES) -> None:
+def _download(
+    url: str, out, timeout: float, retries: int, backoff: float, deadline: float = DEADLINE, max_bytes: int = MAX_BYTES
+) -> None:
     """Stream ``url`` into ``out``. A download that is cut short never passes for a whole file: the
     Content-Length is checked, and without one (nor chunked encoding, which marks its own end) the
     body must end with a line break, as a whole CSV does."""
@@ -66,9 +73,7 @@ def _download(url: str, out, timeout: float, retries: int, backoff: float, deadl
             with session.get(url, stream=True, timeout=timeout) as response:
                 if response.status_code >= 400:
                     retried = f" after {retries} retries" if response.status_code in RETRY_STATUSES else ""
-                    raise ExtractError(
-                        f"cannot download {url}: HTTP {response.status_code} {response.reason}{retried}"
-                    )
+                    raise ExtractError(f"cannot download {url}: HTTP {response.status_code} {response.reason}{retried}")
                 ends = time.monotonic() + deadline
                 size, last = 0, b""
                 for chunk in response.iter_content(CHUNK):
@@ -101,8 +106,15 @@ def _download(url: str, out, timeout: float, retries: int, backoff: float, deadl
         raise ExtractError(f"cannot download {url}: {type(exc).__name__}") from None
 
 
-def extract(source: str, dest: str | Path, timeout: float = 30, retries: int = 3, backoff: float = 0.5,
-            deadline: float = DEADLINE, max_bytes: int = MAX_BYTES) -> dict:
+def extract(
+    source: str,
+    dest: str | Path,
+    timeout: float = 30,
+    retries: int = 3,
+    backoff: float = 0.5,
+    deadline: float = DEADLINE,
+    max_bytes: int = MAX_BYTES,
+) -> dict:
     """Fetch ``source`` (http(s) URL, file:// URL or path) to ``dest``, streamed, replacing it atomically."""
     started = time.perf_counter()
     dest = Path(dest)
@@ -115,7 +127,9 @@ def extract(source: str, dest: str | Path, timeout: float = 30, retries: int = 3
             else:
                 path = Path(unquote(urlparse(source).path)) if scheme == "file" else Path(source)
                 if scheme not in {"", "file"} and not re.match(r"^[a-zA-Z]$", scheme):
-                    raise ExtractError(f"cannot read {source}: unsupported scheme {scheme!r} (use http, https, file or a path)")
+                    raise ExtractError(
+                        f"cannot read {source}: unsupported scheme {scheme!r} (use http, https, file or a path)"
+                    )
                 try:
                     with path.open("rb") as src:
                         shutil.copyfileobj(src, out, CHUNK)
@@ -146,9 +160,10 @@ def _coerce(series, kind: str):
     if kind == "date":
         return _dates(series)
     if kind == "bool":
-        mapped = series.astype("string").str.lower().map(
-            dict(true=True, yes=True, false=False, no=False)
-            | {"1": True, "0": False}
+        mapped = (
+            series.astype("string")
+            .str.lower()
+            .map(dict(true=True, yes=True, false=False, no=False) | {"1": True, "0": False})
         )
         return mapped.astype("boolean")
     return series.astype("string")

@@ -1,4 +1,5 @@
 """extract → transform → load, configured by conf/*/parameters/ingest.yml and conf/*/catalog/ingest.yml."""
+
 from __future__ import annotations
 
 import logging
@@ -38,7 +39,11 @@ def run(params: dict, catalog: dict) -> dict:
     frame, stats = nodes.transform(raw_path, params.get("columns") or {}, params.get("required") or [])
     log.info(
         "transform: %d rows read, %d invalid dropped, %d duplicates dropped, %d kept in %.2f s",
-        stats["rows_read"], stats["invalid"], stats["duplicates"], stats["rows_out"], stats["seconds"],
+        stats["rows_read"],
+        stats["invalid"],
+        stats["duplicates"],
+        stats["rows_out"],
+        stats["seconds"],
     )
 
     loaded = nodes.load(frame, database, table)
