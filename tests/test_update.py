@@ -18,7 +18,7 @@ from scripts import kitlib
 A = kitlib.kit_version()
 _parts = A.split(".")
 B = ".".join([_parts[0], str(int(_parts[1]) + 1), "0"])
-LINK = "A data-pipeline monorepo made with [piperack](https://github.com/org/piperack)."
+LINK = "Made with piperack: its tasks come from the `piperack` library pinned in `requirements-dev.txt`."
 TEMPLATE = "{{cookiecutter.repo_name}}"
 GIT = ["git", "-c", "user.name=Team", "-c", "user.email=team@example.invalid"]
 
