@@ -54,23 +54,82 @@ def timed(cmd: list[str], cwd: Path, env: dict) -> tuple[float, subprocess.Compl
     return seconds, result
 
 
-def bench_piperack(work: Path, n: int, runs: int) -> dict:
+def packaged_files(root: Path, modules: list[str]) -> list[str]:
+    """The project files the packages contain (module code, tests, parameter file), relative to root."""
+    out = []
+    for module in modules:
+        name = module.rsplit(".", 1)[-1]
+        for folder in (root / "src" / PKG / "pipelines" / name, root / "src" / "tests" / "pipelines" / name):
+            out += sorted(
+                str(p.relative_to(root)) for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+            )
+        out.append(f"conf/base/parameters/{name}.yml")
+    return out
+
+
+def tar_floor(root: Path, files: list[str], out: Path) -> float:
+    """Seconds of one `tar czf` process archiving exactly ``files`` (the floor of the issue)."""
+    listing = out.with_suffix(".list")
+    listing.write_text("\n".join(files) + "\n")
+    out.unlink(missing_ok=True)
+    seconds, _ = timed(["tar", "czf", str(out), "-C", str(root), "-T", str(listing)], root, dict(os.environ))
+    return seconds
+
+
+PROFILE = """
+import cProfile, io, pstats, sys
+from invoke import Program
+from piperack.tasks import namespace
+prof = cProfile.Profile()
+prof.enable()
+try:
+    Program(namespace=namespace).run(["invoke", "package", "--all", "--quiet"], exit=False)
+finally:
+    prof.disable()
+out = io.StringIO()
+pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(15)
+print(out.getvalue())
+"""
+
+
+def profile_all(root: Path, venv: Path, env: dict) -> str:
+    """cProfile top 15 (cumulative) of one in-process `invoke package --all` (imports of the tasks excluded)."""
+    shutil.rmtree(root / "dist", ignore_errors=True)
+    _, result = timed([str(venv / "bin" / "python"), "-c", PROFILE], root, env)
+    text = result.stdout
+    start = text.find("   Ordered by")
+    lines = [line.rstrip() for line in text[text.find("function calls") - 20 if start < 0 else 0 :].splitlines()]
+    keep = [line.replace(str(venv), "<venv>") for line in lines if line.strip()]
+    return "\n".join(keep[:20])
+
+
+def bench_piperack(work: Path, n: int, runs: int, profile: bool = False) -> dict:
     root = kitlib.bake(work / f"piperack-{n}", project_name="Bench Project", include_example="no")
     modules = projects.add_pipelines(root, PKG, n)
     set_manifest(root, modules)
     venv = kitlib.project_venv(root)
     env = kitlib.invoke_env(venv)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as in a user's shell (both tools alike)
-    times = []
+    files = packaged_files(root, modules)
+    times, floors = [], []
     for _ in range(runs):
         shutil.rmtree(root / "dist", ignore_errors=True)
         seconds, result = timed([str(venv / "bin" / "invoke"), "package", "--all"], root, env)
         times.append(seconds)
+        floors.append(tar_floor(root, files, work / f"floor-{n}.tar.gz"))
     made = sorted((root / "dist").glob("*.tar.gz"))
     if len(made) != n:
         raise SystemExit(f"error: piperack made {len(made)} archives for {n} pipelines")
     size = sum(p.stat().st_size for p in made)
-    return {"first": times[0], "median": statistics.median(times), "files": len(made), "bytes": size}
+    return {
+        "first": times[0],
+        "median": statistics.median(times),
+        "files": len(made),
+        "bytes": size,
+        "floor": statistics.median(floors),
+        "members": len(files),
+        "profile": profile_all(root, venv, env) if profile else "",
+    }
 
 
 def bench_kedro(work: Path, n: int, venv: Path) -> dict:

@@ -137,7 +137,7 @@ def register_credentials(credentials: dict) -> None:
     """``${credentials:a.b}`` in any config reads ``a.b`` from the merged credentials."""
     from omegaconf import OmegaConf
 
-    def lookup(path: str):
+    def lookup(path: str) -> object:
         node = credentials
         for part in str(path).split("."):
             if not isinstance(node, dict) or part not in node:
@@ -145,7 +145,7 @@ def register_credentials(credentials: dict) -> None:
             node = node[part]
         return node
 
-    OmegaConf.register_new_resolver("credentials", lookup, replace=True)
+    OmegaConf.register_resolver("credentials", lookup, replace=True)
 
 
 def parse_params(text: str, pipelines: list[str]) -> dict[str, dict]:
