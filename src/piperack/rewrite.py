@@ -64,12 +64,12 @@ class NotPython(ValueError):
     """CPython's parser refuses the source (a syntax error, or nesting too deep to parse)."""
 
 
-def check_parses(source: str) -> None:
-    """Raise ``NotPython`` (one line) unless CPython's own parser accepts ``source``."""
+def check_parses(source: str):
+    """Raise ``NotPython`` (one line) unless CPython's own parser accepts ``source``; return its ``ast``."""
     import ast
 
     try:
-        ast.parse(source)
+        return ast.parse(source)
     except SyntaxError as exc:
         raise NotPython(f"{exc.msg} (line {exc.lineno})") from None
     except (MemoryError, RecursionError, ValueError) as exc:
@@ -140,8 +140,9 @@ def rewrite_references(source: str, old: str, new: str, targets: frozenset[str] 
     # Fast path: every form we rewrite spells old's first component somewhere in the text.
     if not re.search(r"\b" + re.escape(old.split(".")[0]) + r"\b", source):
         return source
-    check_parses(source)  # libcst never sees what CPython's own parser refuses (deep nesting crashes it)
-    found = _node_spans(source, old)
+    # libcst never sees what CPython's own parser refuses (deep nesting crashes it); the tree is reused below
+    tree = check_parses(source)
+    found = _node_spans(source, old, tree)
     if found is not None:
         binds, spans = found
         if not spans:
@@ -152,7 +153,10 @@ def rewrite_references(source: str, old: str, new: str, targets: frozenset[str] 
                 if stop > end:
                     raise ValueError("overlapping spans")
                 text = source[start:stop]
-                if kind == "stmt":
+                fast = _rewrite_simple_span(text, kind, old, new, binds, targets)
+                if fast is not None:
+                    text = fast
+                elif kind == "stmt":
                     text = _rewrite_cst(text, old, new, binds=binds, targets=targets)
                 else:
                     text = _rewrite_cst_expression(text, old, new, binds=binds, targets=targets)
@@ -163,7 +167,7 @@ def rewrite_references(source: str, old: str, new: str, targets: frozenset[str] 
             return source if result == source else result
         except Exception:  # noqa: BLE001 - an odd span (e.g. implicit concatenation): slower paths below
             pass
-    spans = _statements_to_rewrite(source, old)
+    spans = _statements_to_rewrite(source, old, tree)
     if spans is None:  # not parseable by ast, or odd line breaks: let libcst handle the whole file
         result = _rewrite_cst(source, old, new, binds=None, targets=targets)
         return source if result == source else result
@@ -178,27 +182,73 @@ def rewrite_references(source: str, old: str, new: str, targets: frozenset[str] 
     return source if result == source else result
 
 
+# The span shapes that need no libcst (importing it costs more than packaging 50 pipelines): a
+# one-line import statement with plain names, a plain one-quote string literal without escapes or
+# prefix, and a dotted chain spelled without spaces or brackets. Each gives exactly what libcst's
+# rewrite of the same span gives (tests/unit/test_rewrite.py compares them); any other shape is None.
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+_FROM = re.compile(r"from([ \t]+)(" + _NAME + r")([ \t]+import[ \t]+[A-Za-z0-9_ \t,]+)")
+_IMPORT_ITEM = re.compile(r"([ \t]*)(" + _NAME + r")((?:[ \t]+as[ \t]+[A-Za-z_][A-Za-z0-9_]*)?[ \t]*)")
+
+
+def _rewrite_simple_span(
+    text: str, kind: str, old: str, new: str, binds: bool, targets: frozenset[str] | None
+) -> str | None:
+    """The rewrite of one span found by ``_node_spans`` without libcst, or None (let libcst do it)."""
+    if not text.isascii():
+        return None
+    if kind == "stmt":
+        match = _FROM.fullmatch(text)
+        if match:
+            swapped = _swap(match.group(2), old, new)
+            if swapped is None:
+                return None  # ``from parent import last``: libcst splits the statement
+            return f"from{match.group(1)}{swapped}{match.group(3)}"
+        if not text.startswith("import") or text[6:7] not in (" ", "\t"):
+            return None
+        items = []
+        for item in text[6:].split(","):
+            match = _IMPORT_ITEM.fullmatch(item)
+            if not match:
+                return None
+            swapped = _swap(match.group(2), old, new)
+            items.append(item if swapped is None else f"{match.group(1)}{swapped}{match.group(3)}")
+        return "import" + ",".join(items)
+    if text == old and is_identifier_path(text):
+        # a dotted chain (``_node_spans`` gives these only when a plain import binds the module)
+        return new if binds else None
+    if len(text) >= 2 and text[0] in "'\"" and text[-1] == text[0]:
+        value = text[1:-1]
+        if not value or "\\" in value or text[0] in value or not is_identifier_path(value):
+            return None
+        swapped = _string_swap(value, old, new, targets)
+        return text if swapped is None else f"{text[0]}{swapped}{text[0]}"
+    return None
+
+
 # str.splitlines breaks lines at these characters and Python's tokenizer does not, so line numbers
 # (and the offsets built from them) would disagree with the parser's: such sources are not indexed.
 _LINE_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 
-def _index(source: str, old: str, refuse: str):
+def _index(source: str, old: str, refuse: str, tree=None, find_binds: bool = True):
     """What both ``ast`` indexers below start from: ``(tree, binds, dotted, matches, imports)``, or
     None when ``source`` holds a character of ``refuse`` or ``ast`` cannot parse it.
 
     ``dotted(node)`` spells a Name/Attribute chain (``a.b.c``) or gives None; ``matches(name)`` says
     whether a name is ``old`` or inside it; ``imports(node)`` whether an Import/ImportFrom statement
     refers to ``old`` absolutely; ``binds`` whether a plain ``import old[.x]`` binds old's first name.
+    ``tree``: ``ast.parse(source)`` when the caller has it already (ast is only read, never changed).
     """
     import ast
 
     if any(ch in source for ch in refuse):
         return None
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        return None
+    if tree is None:
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            return None
     old_parent, _, old_last = old.rpartition(".")
 
     def dotted(node) -> str | None:
@@ -221,14 +271,20 @@ def _index(source: str, old: str, refuse: str):
             and (matches(node.module) or (node.module == old_parent and any(a.name == old_last for a in node.names)))
         )
 
-    binds = any(
-        isinstance(node, ast.Import) and any(a.asname is None and matches(a.name) for a in node.names)
-        for node in ast.walk(tree)
-    )
+    binds = _binds(ast.walk(tree), matches) if find_binds else None
     return tree, binds, dotted, matches, imports
 
 
-def _node_spans(source: str, old: str):
+def _binds(nodes, matches) -> bool:
+    """Whether one of ``nodes`` is a plain ``import old[.x]`` (no ``as``), binding old's first name."""
+    import ast
+
+    return any(
+        isinstance(node, ast.Import) and any(a.asname is None and matches(a.name) for a in node.names) for node in nodes
+    )
+
+
+def _node_spans(source: str, old: str, tree=None):
     """``(binds, [(start, stop, kind), ...])``: the exact source spans (character offsets) that
     mention ``old`` -- import statements (kind ``"stmt"``), and string literals, f-strings and dotted
     chains (kind ``"expr"``) -- found with the standard library's ``ast``; libcst then rewrites each
@@ -238,49 +294,68 @@ def _node_spans(source: str, old: str):
     import ast
 
     # A BOM too (only this path refuses it): a source holding one goes to the statement path.
-    index = _index(source, old, refuse=_LINE_BREAKS + "\ufeff")
+    index = _index(source, old, refuse=_LINE_BREAKS + "\ufeff", tree=tree, find_binds=False)
     if index is None:
         return None
-    tree, binds, dotted, matches, imports = index
+    tree, _, dotted, matches, imports = index
 
     def chain(node) -> bool:
-        if not binds:
-            return False
+        """A dotted chain spelling ``old`` (a reference only when a plain import binds it: see below)."""
         if "." in old:
             return isinstance(node, ast.Attribute) and dotted(node) == old
         return isinstance(node, ast.Name) and node.id == old and isinstance(node.ctx, ast.Load)
 
+    # One walk over the tree: whether a plain ``import old`` binds the name is only known at the end,
+    # so chains (and f-strings holding one) wait in ``chains`` until then. Every Import node is met
+    # (the walk only stops at imports, strings, f-strings and chains, none of which holds an Import),
+    # and a chain's children (shorter Name/Attribute prefixes) never hold a span of their own.
     found: list = []
+    chains: list = []
+    plain_imports: list = []
 
     def visit(node) -> None:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
+            if isinstance(node, ast.Import):
+                plain_imports.append(node)
             if imports(node):
                 found.append((node, "stmt"))
             return
         if isinstance(node, ast.JoinedStr):
             head = node.values[0] if node.values else None
-            if (
-                isinstance(head, ast.Constant) and isinstance(head.value, str) and head.value.startswith(old + ".")
-            ) or any(chain(inner) for inner in ast.walk(node)):
+            if isinstance(head, ast.Constant) and isinstance(head.value, str) and head.value.startswith(old + "."):
                 found.append((node, "expr"))
+            elif any(chain(inner) for inner in ast.walk(node)):
+                chains.append((node, "expr"))
             return
         if isinstance(node, ast.Constant):
             if matches(node.value):
                 found.append((node, "expr"))
             return
         if chain(node):
-            found.append((node, "expr"))
+            chains.append((node, "expr"))
             return
         for child in ast.iter_child_nodes(node):
             visit(child)
 
-    visit(tree)
-    if not found:
-        return binds, []
     lines = source.splitlines(keepends=True)
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line))
+    first, ascii_source = old.split(".")[0], source.isascii()
+    for stmt in tree.body:
+        # In ASCII source every name, import and string that can be rewritten spells ``first`` in the
+        # text (a string spelling it only through escapes or concatenation is never rewritten), so a
+        # top-level statement whose lines do not hold it has nothing to find; walking it is the cost.
+        if ascii_source:
+            top = min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))])
+            if first not in source[starts[top - 1] : starts[stmt.end_lineno or stmt.lineno]]:
+                continue
+        visit(stmt)
+    binds = _binds(plain_imports, matches)
+    if binds:
+        found += chains
+    if not found:
+        return binds, []
 
     def offset(lineno: int, col: int) -> int:  # ast columns count UTF-8 bytes
         line = lines[lineno - 1]
@@ -293,7 +368,7 @@ def _node_spans(source: str, old: str):
     return binds, spans
 
 
-def _statements_to_rewrite(source: str, old: str):
+def _statements_to_rewrite(source: str, old: str, tree=None):
     """``(binds, [(first_line, last_line), ...])`` of the top-level statements mentioning ``old``.
 
     ``binds`` says whether a plain ``import old[.x]`` binds old's first name (so dotted chains
@@ -301,7 +376,7 @@ def _statements_to_rewrite(source: str, old: str):
     """
     import ast
 
-    index = _index(source, old, refuse=_LINE_BREAKS)
+    index = _index(source, old, refuse=_LINE_BREAKS, tree=tree)
     if index is None:
         return None
     tree, binds, dotted, matches, imports = index

@@ -416,3 +416,59 @@ def test_real_files_fast_path_agrees_with_whole_file_libcst(name):
         fast = rewrite_references(src, old, new)
         assert fast == _rewrite_cst(src, old, new, binds=None)
         ast.parse(fast)
+
+
+SIMPLE_SPANS = [
+    ("stmt", "from demo.pipelines.ingest import nodes"),
+    ("stmt", "from  demo.pipelines.ingest.nodes\timport a as b,  c"),
+    ("stmt", "from demo.pipelines import ingest"),
+    ("stmt", "from demo.pipelines import ingest as x, other"),
+    ("stmt", "from demo.pipelines.ingest import *"),
+    ("stmt", "from demo.pipelines.ingest import (a, b)"),
+    ("stmt", "import demo.pipelines.ingest"),
+    ("stmt", "import os, demo.pipelines.ingest.nodes as n,demo.pipelines.ingest"),
+    ("stmt", "import demo.pipelines.ingestion, demo.pipelines.ingest"),
+    ("stmt", "import demo . pipelines.ingest"),
+    ("expr", "demo.pipelines.ingest"),
+    ("expr", '"demo.pipelines.ingest.nodes.get"'),
+    ("expr", "'demo.pipelines.ingest'"),
+    ("expr", '"demo.pipelines.ingest.yml"'),
+    ("expr", '"demo.pipelines.ingest.doubled"'),
+    ("expr", '"demo.pipelines.ingest\\x2enodes"'),
+    ("expr", 'r"demo.pipelines.ingest.nodes"'),
+    ("expr", '"""demo.pipelines.ingest.nodes"""'),
+    ("expr", '"demo.pipelines.ingest" ".nodes"'),
+    ("expr", 'f"demo.pipelines.ingest.{x}"'),
+]
+
+
+@pytest.mark.parametrize("kind,text", SIMPLE_SPANS)
+@pytest.mark.parametrize("binds", [True, False])
+@pytest.mark.parametrize("targets", [None, frozenset({"nodes"})])
+def test_spans_without_libcst_equal_libcst(kind, text, binds, targets):
+    """The shapes rewritten without libcst give exactly libcst's result; the others are left to it."""
+    from piperack.rewrite import _rewrite_cst, _rewrite_cst_expression, _rewrite_simple_span
+
+    for new in ("ingest", "other.place.ingest"):
+        fast = _rewrite_simple_span(text, kind, OLD, new, binds, targets)
+        if fast is None:
+            continue
+        cst = _rewrite_cst if kind == "stmt" else _rewrite_cst_expression
+        assert fast == cst(text, OLD, new, binds=binds, targets=targets), (text, new)
+
+
+def test_simple_files_are_rewritten_without_importing_libcst():
+    code = (
+        "from unittest import mock\n\nimport demo.pipelines.ingest.helpers\nfrom demo.pipelines.ingest import nodes\n\n"
+        "def test_x():\n    with mock.patch('demo.pipelines.ingest.nodes.ratio'):\n"
+        "        assert demo.pipelines.ingest.helpers.ratio(1, 0) == 0.0\n"
+    )
+    script = (
+        "import sys\nfrom piperack.rewrite import rewrite_references\n"
+        f"out = rewrite_references({code!r}, 'demo.pipelines.ingest', 'ingest')\n"
+        "assert 'demo' not in out, out\nassert 'libcst' not in sys.modules\n"
+    )
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", script], check=True)
