@@ -3,7 +3,6 @@ new requirements.in and the pull record. Nothing in the project is touched here.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -89,39 +88,15 @@ def _param_target(rel: PurePosixPath, name: str, new_name: str) -> PurePosixPath
     return PurePosixPath(*parts)
 
 
-class _AnchorRefused(Exception):
-    pass
-
-
-@functools.cache
-def _no_anchor_loader():
-    """yaml's SafeLoader refusing anchors and aliases as it meets them: every node of a document (scalar,
-    sequence, mapping or alias) is composed through ``compose_node``, so one pass checks them all before
-    any alias could be expanded (two passes, ``yaml.parse`` then ``safe_load``, cost twice the time)."""
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        def compose_node(self, parent, index):
-            event = self.peek_event()
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise _AnchorRefused
-            return super().compose_node(parent, index)
-
-    return Loader
-
-
 def _yaml_mapping(data: bytes, where: str):
     """The mapping in a pulled YAML file (anchors and aliases refused: they can expand without bound)."""
     import yaml
 
+    from .source import AnchorsRefused, load_yaml_refusing_anchors
+
     try:
-        text = data.decode("utf-8")
-        loader = _no_anchor_loader()(text)
-        try:
-            value = loader.get_single_data()
-        finally:
-            loader.dispose()
-    except _AnchorRefused:
+        value = load_yaml_refusing_anchors(data.decode("utf-8"))
+    except AnchorsRefused:
         raise PiperackError(f"{where}: YAML anchors and aliases are not accepted in pulled config; refused") from None
     except PiperackError:
         raise
