@@ -101,13 +101,15 @@ def venv_without_dev_tools(tmp_path_factory, wheelhouse):
     [
         (["test"], "pytest is not installed in this environment: run `pip install -r requirements-dev.txt`"),
         (
-            ["package", "pipelines.ingest"],
-            "the Python package 'libcst' is not installed in this environment: "
+            ["pull", "SDIST"],
+            "the Python package 'filelock' is not installed in this environment: "
             "run `pip install -r requirements-dev.txt`",
         ),
     ],
 )
-def test_a_missing_development_tool_is_one_line(project_copy, venv_without_dev_tools, args, missing):
+def test_a_missing_development_tool_is_one_line(project_copy, venv_without_dev_tools, tmp_path, args, missing):
+    sdist = write_sdist(tmp_path / "d", "cleaner")
+    args = [str(sdist) if arg == "SDIST" else arg for arg in args]
     env = kitlib.invoke_env(venv_without_dev_tools)
     result = subprocess.run(
         [str(venv_without_dev_tools / "bin" / "invoke"), *args],
