@@ -86,6 +86,18 @@ def install_piperack(
     )
 
 
+def small_venv(venv: Path, packages: list[str], wheelhouse: Path | None = None) -> Path:
+    """A fresh virtualenv holding only ``packages`` (and piperack from ``wheelhouse``, without its
+    dependencies, when given): a half-installed environment for the missing-tool tests."""
+    python = str(venv / "bin" / "python")
+    subprocess.run([*uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    if packages:
+        subprocess.run([*uv(), "pip", "install", "--quiet", "--python", python, *packages], check=True)
+    if wheelhouse is not None:
+        install_piperack(venv, wheelhouse)
+    return venv
+
+
 def project_venv(project: Path, wheelhouse: Path | None = None, python: str | None = None) -> Path:
     """A virtualenv with the project's requirements-dev.txt installed, piperack from ``wheelhouse``
     (default: ``default_wheelhouse()``).

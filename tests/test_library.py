@@ -268,12 +268,7 @@ def test_project_pins_piperack_and_carries_no_engine(project):
 
 @pytest.fixture(scope="session")
 def venv_without_piperack(tmp_path_factory) -> Path:
-    venv = tmp_path_factory.mktemp("no-piperack") / "venv"
-    subprocess.run([*kitlib.uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-    subprocess.run(
-        [*kitlib.uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), "invoke>=2.2"], check=True
-    )
-    return venv
+    return kitlib.small_venv(tmp_path_factory.mktemp("no-piperack") / "venv", ["invoke>=2.2"])
 
 
 @pytest.mark.parametrize("args", [["--list"], ["run"], ["package", "pipelines.ingest"], ["--help", "pull"]])

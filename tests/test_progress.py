@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import pty
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -77,23 +76,7 @@ def test_build_reqs_streams_the_resolvers_progress_on_a_terminal(project_copy, v
 def venv_without_dev_tools(tmp_path_factory, wheelhouse):
     """piperack and invoke, but not pytest nor libcst (a half-installed environment)."""
     venv = tmp_path_factory.mktemp("bare") / "venv"
-    subprocess.run([*kitlib.uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-    subprocess.run(
-        [
-            *kitlib.uv(),
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            str(venv / "bin" / "python"),
-            "invoke>=2.2",
-            "packaging>=24",
-            "pyyaml>=6",
-        ],
-        check=True,
-    )
-    kitlib.install_piperack(venv, wheelhouse)
-    return venv
+    return kitlib.small_venv(venv, ["invoke>=2.2", "packaging>=24", "pyyaml>=6"], wheelhouse)
 
 
 @pytest.mark.parametrize(

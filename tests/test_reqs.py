@@ -18,6 +18,7 @@ import pytest
 
 from piperack.buildreqs import pins  # pure helper: pins of a compiled file
 from piperack.requirements import parse_requirements
+from scripts import kitlib
 
 PYPI = "https://pypi.org/simple"
 PYPI_ENV = {
@@ -243,40 +244,7 @@ def test_both_resolvers_give_the_same_pins(project_copy, build):
 def _bare_venv(tmp_path: Path, wheelhouse: Path) -> Path:
     """A virtualenv with piperack, invoke and packaging but neither uv nor pip-tools (both are
     dependencies of piperack: a user who removed them)."""
-    venv = tmp_path / "bare"
-    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
-    uv_cmd = [uv] if uv else [sys.executable, "-m", "uv"]
-    subprocess.run([*uv_cmd, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-    subprocess.run(
-        [
-            *uv_cmd,
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            str(venv / "bin" / "python"),
-            "invoke>=2.2",
-            "packaging>=24",
-        ],
-        check=True,
-    )
-    subprocess.run(
-        [
-            *uv_cmd,
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            str(venv / "bin" / "python"),
-            "--no-deps",
-            "--no-index",
-            "--find-links",
-            str(wheelhouse),
-            "piperack",
-        ],
-        check=True,
-    )
-    return venv
+    return kitlib.small_venv(tmp_path / "bare", ["invoke>=2.2", "packaging>=24"], wheelhouse)
 
 
 def test_no_resolver_installed_is_a_one_line_error(project_copy, tmp_path, tree_hash, wheelhouse):
