@@ -78,6 +78,7 @@ def install_piperack(
             "--find-links",
             str(wheelhouse),
             "--no-deps",
+            "--compile-bytecode",
             "--reinstall-package",
             "piperack",
             f"piperack=={version or kit_version()}",
@@ -143,7 +144,8 @@ def project_venv(project: Path, wheelhouse: Path | None = None, python: str | No
 def cached_venv(venv: Path, python: str, install) -> Path:
     """A virtualenv at ``venv`` made once: ``install(venv)`` fills it (a list is `uv pip install` args).
 
-    A `.complete` marker says it is whole; a file lock lets parallel callers wait for one builder.
+    A `.complete` marker says it is whole, and `.compiled` that its bytecode is written
+    (``compile_bytecode``); a file lock lets parallel callers wait for one builder.
     """
     import fcntl
 
@@ -160,7 +162,30 @@ def cached_venv(venv: Path, python: str, install) -> Path:
                     [*uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *install], check=True
                 )
             (venv / ".complete").write_text("")
+        if not (venv / ".compiled").exists():
+            compile_bytecode(venv)
+            (venv / ".compiled").write_text("")
     return venv
+
+
+def compile_bytecode(venv: Path) -> None:
+    """Write the .pyc files of everything installed in ``venv``, as `pip install` does by default
+    (uv does not, and this machine sets PYTHONDONTWRITEBYTECODE): without them every process that
+    imports pandas compiles it from source again (1.3 s instead of 0.45 s here). Files that do not
+    compile (some packages ship Python 2 fixtures) are skipped, as pip skips them."""
+    subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            *map(str, venv.glob("lib/python*/site-packages")),
+        ],
+        stdout=subprocess.DEVNULL,
+        check=False,
+    )
 
 
 def invoke_env(venv: Path, wheelhouse: Path | None = None) -> dict:

@@ -42,6 +42,37 @@ def test_transform_cleans_types_and_counts(raw_csv):
     assert str(frame["population"].dtype) == "Int64"
 
 
+def test_integers_are_exact_and_only_whole_numbers_pass(tmp_path):
+    """Plain integers keep every digit (above 2**53 too); "1e3" and "12.0" are whole numbers;
+    fractions, infinities and values beyond int64 make the row invalid instead of failing the run."""
+    path = tmp_path / "raw.csv"
+    path.write_text(
+        "name,population\n"
+        "big,99999999999999999\n"
+        "signed,+7\n"
+        "negative,-12\n"
+        "exponent,1e3\n"
+        "point,12.0\n"
+        "fraction,1.5\n"
+        "infinite,inf\n"
+        "huge,1e30\n"
+        "words,many\n"
+        "empty,\n"
+    )
+    frame, stats = nodes.transform(path, {"name": "string", "population": "int"}, ["name"])
+    assert str(frame["population"].dtype) == "Int64"
+    kept = dict(zip(frame["name"], frame["population"].astype(object), strict=True))
+    assert kept == {
+        "big": 99999999999999999,
+        "signed": 7,
+        "negative": -12,
+        "exponent": 1000,
+        "point": 12,
+        "empty": pd.NA,
+    }
+    assert stats["invalid"] == 4  # fraction, infinite, huge, words
+
+
 def test_dates_of_any_year_are_kept(tmp_path):
     """Dates before 1677 and after 2262 (outside pandas' nanoseconds) parse like any other, on every pandas."""
     path = tmp_path / "raw.csv"
