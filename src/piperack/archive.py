@@ -55,21 +55,25 @@ def _member_kind(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def _check_name(name: str) -> PurePosixPath | str:
-    """The member's relative path, or a reason (str) to refuse it."""
+def _check_name(name: str) -> str | None:
+    """A reason (str) to refuse the member's name, or None."""
     if not name or "\x00" in name:
         return "an empty or invalid name"
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         return "an absolute path"
     if "\\" in name:
         return "a backslash in its name"
-    path = PurePosixPath(name)
-    if any(part == ".." for part in path.parts):
+    if ".." in name.split("/"):
         return "a path that climbs out with '..'"
-    parts = [p for p in path.parts if p not in ("", ".")]
-    if not parts:
+    if not _normal(name):
         return "an empty name"
-    return PurePosixPath(*parts)
+    return None
+
+
+def _normal(name: str) -> str:
+    """A checked member name as a relative POSIX path without empty or '.' parts (``a//./b/`` -> ``a/b``),
+    exactly as PurePosixPath spells it."""
+    return "/".join(part for part in name.split("/") if part not in ("", "."))
 
 
 def _open(archive: Path, label: str) -> tarfile.TarFile:
@@ -88,30 +92,33 @@ def _checked_members(tar: tarfile.TarFile, label: str):
     (the same folder listed twice is skipped: harmless) and a path under a file; once every member
     is read, for a path that is both a file and a folder. Size and count limits are the caller's.
     """
-    seen: dict[PurePosixPath, bool] = {}
+    seen: dict[str, bool] = {}  # normalised name -> is a folder
+    folders: set[str] = set()  # every parent folder of a member, listed or not
     while True:
         member = tar.next()
         if member is None:
             break
-        rel = _check_name(member.name)
-        if isinstance(rel, str):
-            raise PiperackError(f"{label}: refused member {member.name!r}: {rel}")
-        kind = _member_kind(member)
-        if kind:
-            raise PiperackError(f"{label}: refused member {member.name!r}: {kind}")
+        reason = _check_name(member.name) or _member_kind(member)
+        if reason:
+            raise PiperackError(f"{label}: refused member {member.name!r}: {reason}")
+        rel = _normal(member.name)
         if rel in seen:
             if member.isdir() and seen[rel]:
                 continue  # the same folder listed twice is harmless
             raise PiperackError(f"{label}: refused member {member.name!r}: listed more than once")
-        for parent in rel.parents:
-            if parent != PurePosixPath(".") and seen.get(parent) is False:
+        parent = rel
+        while "/" in parent:
+            parent = parent.rpartition("/")[0]
+            if seen.get(parent) is False:
                 raise PiperackError(f"{label}: refused member {member.name!r}: {parent} is a file")
+            if parent in folders:
+                break  # its own parents are in already
+            folders.add(parent)
         seen[rel] = member.isdir()
-        yield rel, member
-    folders = {parent for rel in seen for parent in rel.parents}  # linear: no pairwise comparison
-    for rel, is_dir in seen.items():
+        yield PurePosixPath(rel), member
+    for rel, is_dir in seen.items():  # linear: no pairwise comparison
         if not is_dir and rel in folders:
-            raise PiperackError(f"{label}: refused member {str(rel)!r}: it is both a file and a folder")
+            raise PiperackError(f"{label}: refused member {rel!r}: it is both a file and a folder")
 
 
 def _too_big(label: str, member: tarfile.TarInfo, limit: int) -> PiperackError:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from pathlib import Path
 from .errors import PiperackError
 
 DEFAULT_MODE = 0o644
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 TEMP_SUFFIX = ".piperack-tmp"
 
 
@@ -65,6 +67,14 @@ def atomic_write(path: Path, data: bytes | str, mode: int | None = None) -> None
         os.replace(tmp, path)
 
 
+@functools.cache
+def _umask() -> int:
+    """The process umask (read once: reading it means setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 class Transaction:
     """File operations under ``root`` that can be undone exactly, even after the process is killed.
 
@@ -83,6 +93,7 @@ class Transaction:
         self.root = Path(root)
         self.backup: Path | None = Path(tempfile.mkdtemp(prefix=self.BACKUP_PREFIX, dir=self.root))
         self.entries: list[dict] = []
+        self._folders: set[Path] = set()  # folders known to exist (made or checked by this transaction)
         self._journal = open(self.backup / self.JOURNAL, "w", encoding="utf-8")
 
     def _log(self, **entry) -> None:
@@ -91,29 +102,56 @@ class Transaction:
         self._journal.flush()
 
     def _mkdirs(self, folder: Path) -> None:
-        missing = []
+        if folder in self._folders:
+            return
+        wanted, missing = folder, []
         while not folder.exists():
             missing.append(folder)
             folder = folder.parent
         for path in reversed(missing):
             self._log(op="mkdir", path=str(path))
             path.mkdir(mode=0o755)
+        self._folders.add(wanted)
 
     def remove(self, rel) -> None:
         """Move a file or folder out of the way (restored on rollback)."""
         path = self.root / rel
         target = self.backup / f"moved-{len(self.entries)}"
+        self._folders.clear()  # a folder moved away may be one of them
         self._log(op="move", path=str(path), saved=str(target))
         os.replace(path, target)
 
     def create(self, rel, data: bytes) -> None:
-        """Write a file that must not exist yet (its missing folders are created too)."""
+        """Write a file that must not exist yet (its missing folders are created too).
+
+        The file is created in place with O_EXCL, not through a temporary file: nobody's file can be
+        replaced (one that appeared meanwhile is refused), and the journal entry written first means
+        a half-written file is removed by ``rollback`` or, after a kill, by ``recover``. Four system
+        calls a file instead of eleven: pulling 50 packages is mostly this.
+        """
         path = self.root / rel
         self._mkdirs(path.parent)
-        if path.exists() or path.is_symlink():
-            raise PiperackError(f"{rel} appeared while writing; nothing changed")
+        appeared = PiperackError(f"{rel} appeared while writing; nothing changed")
+        try:
+            os.lstat(path)  # any error but "no such file" (a name too long…) stops here, before the journal
+        except FileNotFoundError:
+            pass
+        else:
+            raise appeared
         self._log(op="create", path=str(path))
-        atomic_write(path, data, DEFAULT_MODE)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, DEFAULT_MODE)
+        except FileExistsError:  # created by someone else since the check: not ours to remove on rollback
+            self._log(op="cancel", path=str(path))
+            raise appeared from None
+        try:
+            if _umask() & DEFAULT_MODE:
+                os.fchmod(fd, DEFAULT_MODE)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
 
     def change(self, rel, data: bytes | str) -> None:
         """Write a file that may exist (its old bytes and mode come back on rollback)."""
@@ -146,7 +184,10 @@ def _undo(entries: list[dict]) -> None:
     Every entry is tried even when one fails (a file that became read-only): the first error is
     raised at the end, and the backup folder stays for ``recover`` to finish the job."""
     failures: list[BaseException] = []
+    cancelled = {entry["path"] for entry in entries if entry.get("op") == "cancel"}
     for entry in reversed(entries):
+        if entry.get("op") == "cancel" or (entry.get("op") == "create" and entry["path"] in cancelled):
+            continue
         try:
             _undo_one(entry)
         except OSError as exc:

@@ -22,6 +22,7 @@ a brute-force enumeration of a dense grid of versions.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,10 +288,17 @@ def _candidates(specs) -> list:
 
 def specifiers_compatible(a, b) -> bool:
     """True when some version satisfies both specifier sets (strings or SpecifierSets)."""
+    return _specifiers_compatible(str(a), str(b))
+
+
+@functools.lru_cache(maxsize=256)
+def _specifiers_compatible(a: str, b: str) -> bool:
+    """``specifiers_compatible`` of two specifier strings: packages pulled together mostly share
+    their Requires-Python and requirement ranges, so each pair is worked out once."""
     from packaging.specifiers import SpecifierSet
 
-    a = SpecifierSet(str(a))
-    b = SpecifierSet(str(b))
+    a = SpecifierSet(a)
+    b = SpecifierSet(b)
     both = a & b
     if not len(both):
         return True

@@ -64,8 +64,12 @@ class NotPython(ValueError):
     """CPython's parser refuses the source (a syntax error, or nesting too deep to parse)."""
 
 
+@functools.lru_cache(maxsize=16)
 def check_parses(source: str):
-    """Raise ``NotPython`` (one line) unless CPython's own parser accepts ``source``; return its ``ast``."""
+    """Raise ``NotPython`` (one line) unless CPython's own parser accepts ``source``; return its ``ast``.
+
+    Parsing is most of a pull's planning time, and a pull reads some files twice (the rewrite, then
+    the catalog keys of pipeline.py): the last few trees are kept. Callers only read them."""
     import ast
 
     try:

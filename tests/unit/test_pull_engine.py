@@ -301,7 +301,9 @@ def test_all_refuses_clashing_entries(mini, tmp_path, tree_hash):
     assert tree_hash(mini) == before
 
 
-@pytest.mark.parametrize("fail_at", [1, 3, 4, 8, 11, 12])  # 3 removals, 7 new files, 2 changed files
+# The apply's file operations, in order: 3 removals (a rename each), 7 new files (an open each), 2
+# changed files (an open of the temporary file and a rename each): 14 points a failure can strike.
+@pytest.mark.parametrize("fail_at", [1, 3, 4, 8, 10, 11, 12, 14])
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, OSError, "SIGTERM"])
 def test_interrupted_apply_rolls_back(mini, tmp_path, tree_hash, monkeypatch, fail_at, exc):
     v1 = write_sdist(tmp_path / "d", "cleaner", "0.1.0")
@@ -314,10 +316,10 @@ def test_interrupted_apply_rolls_back(mini, tmp_path, tree_hash, monkeypatch, fa
     )
     run(mini, v1)
     before = tree_hash(mini)
-    real_replace = os.replace
+    real_replace, real_open = os.replace, os.open
     calls = {"n": 0}
 
-    def flaky_replace(src, dst):
+    def strike() -> None:
         calls["n"] += 1
         if calls["n"] == fail_at:
             if exc == "SIGTERM":
@@ -326,12 +328,22 @@ def test_interrupted_apply_rolls_back(mini, tmp_path, tree_hash, monkeypatch, fa
                 os.kill(os.getpid(), signal.SIGTERM)  # the pull's handler turns it into KeyboardInterrupt
             else:
                 raise exc("simulated failure")
+
+    def flaky_replace(src, dst):
+        strike()
         return real_replace(src, dst)
 
+    def flaky_open(path, flags, *args, **kwargs):
+        if str(path).startswith(str(mini)) and flags & os.O_CREAT:
+            strike()
+        return real_open(path, flags, *args, **kwargs)
+
     monkeypatch.setattr(fsutil.os, "replace", flaky_replace)
+    monkeypatch.setattr(fsutil.os, "open", flaky_open)
     with pytest.raises(KeyboardInterrupt if exc == "SIGTERM" else exc):
         run(mini, v2, force=True)
     monkeypatch.setattr(fsutil.os, "replace", real_replace)
+    monkeypatch.setattr(fsutil.os, "open", real_open)
     assert calls["n"] >= fail_at
     assert tree_hash(mini) == before
     assert not list(mini.glob(".piperack-backup-*"))
@@ -350,3 +362,32 @@ def test_a_pull_killed_midway_is_undone_by_the_next_run(mini, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert "an earlier run was killed midway; put back" in err and "pyproject.toml" in err
     assert tree_hash(mini) == before
+
+
+def test_a_file_that_appears_midway_is_refused_and_never_removed(mini, monkeypatch):
+    """create() writes in place with O_EXCL: a file someone else made after the check (a race) is
+    neither overwritten nor removed by the rollback, nor by recover() after a kill."""
+    other = mini / "src" / "demo" / "theirs.py"
+    other.write_text("# not piperack's\n")
+    real_lstat = os.lstat
+
+    def not_there_yet(path, *args, **kwargs):  # the check runs before the file appears
+        if str(path).endswith("theirs.py"):
+            raise FileNotFoundError(path)
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(fsutil.os, "lstat", not_there_yet)
+    tx = fsutil.Transaction(mini)
+    with pytest.raises(PiperackError, match="appeared while writing"):
+        tx.create("src/demo/theirs.py", b"x = 1\n")
+    tx._journal.close()  # killed here: the journal says create, then cancel
+    monkeypatch.undo()
+    assert fsutil.recover(mini)
+    assert other.read_text() == "# not piperack's\n"
+    tx2 = fsutil.Transaction(mini)
+    monkeypatch.setattr(fsutil.os, "lstat", not_there_yet)
+    with pytest.raises(PiperackError):
+        tx2.create("src/demo/theirs.py", b"x = 1\n")
+    monkeypatch.undo()
+    tx2.rollback()
+    assert other.read_text() == "# not piperack's\n"

@@ -1,4 +1,5 @@
-"""Pulled YAML is read in one pass that refuses anchors and aliases wherever they sit (issue 14)."""
+"""Pulled YAML: anchors and aliases refused wherever they sit, and nesting bounded, with libyaml (an
+event pass, then the C loader) and without it (the pure-Python loader's one pass)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,18 @@ import pytest
 
 from piperack.errors import PiperackError
 from piperack.pull.plan import _yaml_mapping
+
+@pytest.fixture(params=["libyaml", "pure-python"])
+def loader(request, monkeypatch):
+    """Each test runs with PyYAML's C loader and, as on a machine without libyaml, without it."""
+    import yaml
+
+    if request.param == "libyaml":
+        assert yaml.__with_libyaml__, "this machine's PyYAML has libyaml: the fast path must be tested"
+    else:
+        monkeypatch.delattr(yaml, "CSafeLoader")
+    return request.param
+
 
 REFUSED_ANCHORS = [
     "a: &x 1\nb: *x\n",
@@ -18,7 +31,7 @@ REFUSED_ANCHORS = [
 
 
 @pytest.mark.parametrize("text", REFUSED_ANCHORS)
-def test_anchors_and_aliases_anywhere_are_refused(text):
+def test_anchors_and_aliases_anywhere_are_refused(text, loader):
     with pytest.raises(PiperackError, match="anchors and aliases are not accepted"):
         _yaml_mapping(text.encode(), "p.yml")
 
@@ -33,14 +46,31 @@ def test_anchors_and_aliases_anywhere_are_refused(text):
         b"\xff".decode("latin-1"),
     ],
 )
-def test_other_streams_are_refused(text):
+def test_other_streams_are_refused(text, loader):
     with pytest.raises(PiperackError, match="refused"):
         _yaml_mapping(text.encode("latin-1" if "\xff" in text else "utf-8"), "p.yml")
 
 
-def test_plain_mappings_read_as_safe_load_reads_them():
+def test_plain_mappings_read_as_safe_load_reads_them(loader):
     import yaml
 
     text = "a: 1\nb: [1, 2, {c: d}]\nwhen: 2024-01-01\nflag: yes\nempty:\n"
     assert _yaml_mapping(text.encode(), "p.yml") == yaml.safe_load(text)
     assert _yaml_mapping(b"", "p.yml") == {}
+
+
+@pytest.mark.parametrize("depth", [101, 100_000])
+def test_deep_nesting_is_refused_in_one_line(depth, loader):
+    """libyaml's composer recurses: 100,000 nested brackets crashed the process before the event pass
+    refused them. The pure-Python loader stops at Python's recursion limit instead."""
+    text = "a: " + "[" * depth + "]" * depth + "\n"
+    with pytest.raises(PiperackError, match="p.yml: (nested more than 100 levels deep|not valid YAML).*refused"):
+        _yaml_mapping(text.encode(), "p.yml")
+
+
+def test_nesting_up_to_the_limit_reads(loader):
+    text = "a: " + "[" * 99 + "1" + "]" * 99 + "\n"
+    value = _yaml_mapping(text.encode(), "p.yml")["a"]
+    for _ in range(98):
+        value = value[0]
+    assert value == [1]

@@ -92,12 +92,14 @@ def _yaml_mapping(data: bytes, where: str):
     """The mapping in a pulled YAML file (anchors and aliases refused: they can expand without bound)."""
     import yaml
 
-    from .source import AnchorsRefused, load_yaml_refusing_anchors
+    from .source import AnchorsRefused, NestedTooDeeply, load_yaml_refusing_anchors
 
     try:
         value = load_yaml_refusing_anchors(data.decode("utf-8"))
     except AnchorsRefused:
         raise PiperackError(f"{where}: YAML anchors and aliases are not accepted in pulled config; refused") from None
+    except NestedTooDeeply as exc:
+        raise PiperackError(f"{where}: {exc}; refused") from None
     except PiperackError:
         raise
     except (UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
@@ -197,16 +199,18 @@ def _check_shadowing(
                 )
 
 
-def _catalog_keys(files: dict, code_dir: PurePosixPath) -> list[str]:
-    """The catalog keys the pulled pipeline's pipeline.py reads (catalog["k"], catalog.get("k"),
-    f(catalog, "k")), found statically; empty when it does not use a piperack catalog."""
+def _catalog_keys(data: bytes | None) -> list[str]:
+    """The catalog keys a pulled pipeline.py (``data``, as in the archive) reads (catalog["k"],
+    catalog.get("k"), f(catalog, "k")), found statically; empty when it does not use a piperack
+    catalog. The rewrite parsed the same text already (``check_parses`` keeps the tree)."""
     import ast
 
-    data = files.get(code_dir / "pipeline.py")
+    from ..rewrite import check_parses
+
     if data is None:
         return []
     try:
-        tree = ast.parse(data.decode("utf-8"))
+        tree = check_parses(data.decode("utf-8"))
     except Exception:  # noqa: BLE001
         return []
     keys: set[str] = set()
@@ -297,7 +301,7 @@ def place(project, job: Job, package: Package, source: str, sha256: str) -> Plac
             if rel.suffix == ".py":
                 data = _rewrite(data, f"{TESTS_DIR}/{rel.as_posix()}", name, full, placement.warnings, targets)
             files[tests_dir / rel.as_posix()] = data
-    placement.catalog_keys = _catalog_keys(files, code_dir)
+    placement.catalog_keys = _catalog_keys(staged.read(f"{name}/pipeline.py"))
 
     # Conflicts with what is already in the project.
     existing = []

@@ -21,6 +21,7 @@ class Staged:
     def __init__(self, top: str, files: dict):
         self.name = top  # <name>-<version>
         self.files = files
+        self._order: list | None = None  # (posix string, path) of every file, sorted once
 
     def read(self, rel: str) -> bytes | None:
         return self.files.get(PurePosixPath(rel))
@@ -30,14 +31,16 @@ class Staged:
 
     def walk(self, folder: str):
         """(path relative to ``folder``, bytes) for every file under it, sorted, caches skipped."""
-        prefix = PurePosixPath(folder)
-        for rel in sorted(self.files):
-            if prefix not in rel.parents:
+        if self._order is None:
+            self._order = [(rel.as_posix(), rel) for rel in sorted(self.files)]
+        prefix = PurePosixPath(folder).as_posix() + "/"
+        for text, rel in self._order:
+            if not text.startswith(prefix):
                 continue
-            inner = rel.relative_to(prefix)
-            if any(skipped_dir(part) for part in inner.parts[:-1]) or skipped_file(inner.name):
+            parts = text[len(prefix) :].split("/")
+            if any(skipped_dir(part) for part in parts[:-1]) or skipped_file(parts[-1]):
                 continue
-            yield inner, self.files[rel]
+            yield PurePosixPath(*parts), self.files[rel]
 
 
 @dataclass
