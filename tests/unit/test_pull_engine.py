@@ -391,3 +391,53 @@ def test_a_file_that_appears_midway_is_refused_and_never_removed(mini, monkeypat
     monkeypatch.undo()
     tx2.rollback()
     assert other.read_text() == "# not piperack's\n"
+
+
+def _many(mini, tmp_path, count: int, bad: int | None = None) -> None:
+    entries = ""
+    for i in range(count):
+        sdist = write_sdist(tmp_path / "many", f"pkg{i:02d}", requires=[f"dep{i}>=1"])
+        if i == bad:
+            sdist.write_bytes(b"not an archive")
+        entries += f'"{sdist}" = {{}}\n'
+    (mini / "pyproject.toml").write_text(PYPROJECT + entries)
+
+
+def test_many_packages_plan_on_two_processes_with_the_same_result(mini, tmp_path, tree_hash, monkeypatch):
+    """From PARALLEL_FROM packages on, a forked process plans the second half: the project ends
+    byte for byte as when one process plans them all (PIPERACK_PULL_WORKERS=1)."""
+    import shutil
+
+    from piperack.pull import ENV_WORKERS, PARALLEL_FROM
+
+    count = PARALLEL_FROM + 4
+    _many(mini, tmp_path, count)
+    twin = tmp_path / "twin"
+    shutil.copytree(mini, twin)
+    monkeypatch.setenv(ENV_WORKERS, "1")
+    engine.pull(all_=True, project=find_project(twin))
+    monkeypatch.delenv(ENV_WORKERS)
+    forks, real_fork = [], os.fork
+
+    def counted_fork():
+        forks.append(1)
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", counted_fork)
+    plan = engine.pull(all_=True, project=find_project(mini))
+    assert forks == [1]  # the second half was planned by a forked process
+    assert [p.module for p in plan.placements] == [f"pipelines.pkg{i:02d}" for i in range(count)]
+    assert f"pipelines.pkg{count - 1:02d}" in (mini / "pyproject.toml").read_text()
+    assert f"dep{count - 1}>=1" in (mini / "requirements.in").read_text()
+    assert tree_hash(mini) == tree_hash(twin)
+
+
+@pytest.mark.parametrize("bad", [1, 10])  # in the half this process plans, then in the forked one's
+def test_a_refused_package_among_many_is_one_error_and_nothing_changes(mini, tmp_path, tree_hash, bad):
+    from piperack.pull import PARALLEL_FROM
+
+    _many(mini, tmp_path, PARALLEL_FROM + 4, bad=bad)
+    before = tree_hash(mini)
+    with pytest.raises(PiperackError, match=rf"pkg{bad:02d}-0.1.0.tar.gz: not a readable .tar.gz archive"):
+        engine.pull(all_=True, project=find_project(mini))
+    assert tree_hash(mini) == before

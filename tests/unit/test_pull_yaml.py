@@ -8,6 +8,7 @@ import pytest
 from piperack.errors import PiperackError
 from piperack.pull.plan import _yaml_mapping
 
+
 @pytest.fixture(params=["libyaml", "pure-python"])
 def loader(request, monkeypatch):
     """Each test runs with PyYAML's C loader and, as on a machine without libyaml, without it."""

@@ -94,11 +94,10 @@ def _pull(
     max_bytes,
 ) -> Plan:
     from .. import ui
-    from ..archive import max_bytes_from_env, read_archive
+    from ..archive import max_bytes_from_env
     from .apply import apply, report
     from .options import jobs, validate_job
-    from .plan import finish_plan, place
-    from .read import Staged, read_package
+    from .plan import finish_plan
     from .source import fetch, load_fs_args, redact, secret_values, strip_credentials
 
     limit = max_bytes if max_bytes is not None else max_bytes_from_env()
@@ -109,9 +108,15 @@ def _pull(
     with tempfile.TemporaryDirectory(prefix="piperack-pull-") as tmp:
         work = Path(tmp)
         items = ui.progress(todo, len(todo), "pulling") if len(todo) > 1 else todo
+        fetched_items: list = []  # (job, fetched archive, label, secrets), in manifest order
+        stopped: BaseException | None = None  # the first fetch that failed: later jobs are not tried
         for index, job in enumerate(items):
             label = strip_credentials(job.target)
-            args = load_fs_args(job.fs_args, job.base or Path.cwd()) if job.fs_args else {}
+            try:
+                args = load_fs_args(job.fs_args, job.base or Path.cwd()) if job.fs_args else {}
+            except PiperackError as exc:
+                stopped = exc
+                break
             secrets = secret_values(args)
             try:
                 fetched = fetch(
@@ -123,16 +128,19 @@ def _pull(
                     max_bytes=limit,
                     expected_sha256=job.sha256,
                 )
-                top, files = read_archive(fetched.path, label=label, max_bytes=limit)
-                package = read_package(Staged(top, files), label)
-                placement = place(project, job, package, fetched.source, fetched.sha256)
-                placement.index = fetched.index
-                placements.append(placement)
             except PiperackError as exc:
-                message = redact(str(exc), secrets)
-                if job.label:
-                    message = f"{job.label}: {message}"
-                raise PiperackError(message) from None
+                stopped = _labelled(exc, job, secrets, redact)
+                break
+            fetched_items.append((job, fetched, label, secrets))
+        # Errors come out as a one-by-one pull would meet them: the first job's first.
+        for (job, _, _, secrets), result in zip(fetched_items, _place_all(project, fetched_items, limit), strict=False):
+            if isinstance(result, PiperackError):
+                raise _labelled(result, job, secrets, redact) from None
+            if isinstance(result, BaseException):
+                raise result
+            placements.append(result)
+        if stopped is not None:
+            raise stopped from None
         plan = finish_plan(project, placements, allow_conflicts=allow_conflicts, allow_direct=allow_direct_references)
         if dry_run:
             report(project, plan, dry_run=True)
@@ -140,3 +148,103 @@ def _pull(
         apply(project, plan)
     report(project, plan, dry_run=False)
     return plan
+
+
+def _labelled(exc: PiperackError, job, secrets, redact) -> PiperackError:
+    message = redact(str(exc), secrets)
+    return PiperackError(f"{job.label}: {message}" if job.label else message)
+
+
+# Planning (checking and reading each archive, mapping and rewriting its files) is CPU work, mostly
+# CPython's parser: from this many packages on, a forked process plans the second half while this
+# one plans the first. PIPERACK_PULL_WORKERS=1 plans everything here.
+PARALLEL_FROM = 8
+ENV_WORKERS = "PIPERACK_PULL_WORKERS"
+
+
+def _place_one(project, item, limit):
+    """The placement of one fetched archive, or the PiperackError that refuses it."""
+    from ..archive import read_archive
+    from .plan import place
+    from .read import Staged, read_package
+
+    job, fetched, label, _ = item
+    try:
+        top, files = read_archive(fetched.path, label=label, max_bytes=limit)
+        package = read_package(Staged(top, files), label)
+        placement = place(project, job, package, fetched.source, fetched.sha256)
+    except PiperackError as exc:
+        return exc
+    placement.index = fetched.index
+    return placement
+
+
+def _place_run(project, items, limit) -> list:
+    """Placements in order, up to and including the first refusal."""
+    out = []
+    for item in items:
+        out.append(_place_one(project, item, limit))
+        if isinstance(out[-1], PiperackError):
+            break
+    return out
+
+
+def _place_all(project, items: list, limit) -> list:
+    """``_place_one`` of every item, in order, up to the first refusal; on two processes when there
+    are many. The child plans the second half and sends its results back pickled through a pipe;
+    it ignores Ctrl-C (this process stops it) and any error of its own comes back to be raised here.
+    """
+    import os
+
+    workers = os.environ.get(ENV_WORKERS, "").strip()
+    if len(items) < PARALLEL_FROM or workers == "1" or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+        return _place_run(project, items, limit)
+    import pickle
+    import signal
+
+    half = (len(items) + 1) // 2
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: plan the second half, send it, leave without running any cleanup
+        status = 0
+        try:
+            os.close(read_end)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            try:
+                results = _place_run(project, items[half:], limit)
+            except BaseException as exc:  # noqa: BLE001 - raised in the parent instead
+                results = [exc]
+            try:
+                data = pickle.dumps(results)
+            except Exception as exc:  # noqa: BLE001
+                data = pickle.dumps([RuntimeError(f"pull: a planning result could not be sent: {exc}")])
+            with os.fdopen(write_end, "wb") as out:
+                out.write(data)
+        except BaseException:  # noqa: BLE001 - the parent sees a short read and says so
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    done = False
+    try:
+        first = _place_run(project, items[:half], limit)
+        if isinstance(first[-1], PiperackError):
+            return first
+        with os.fdopen(read_end, "rb") as pipe:
+            read_end = None
+            data = pipe.read()
+        os.waitpid(pid, 0)
+        done = True
+        if not data:
+            raise PiperackError("pull: the process planning the second half of the packages stopped")
+        return first + pickle.loads(data)  # noqa: S301 - our own child's bytes, through our own pipe
+    finally:
+        if read_end is not None:
+            os.close(read_end)
+        if not done:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
