@@ -127,68 +127,114 @@ def profile(python: Path, project: Path, env: dict) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=5, help="timed runs of each command (after one warm-up)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+# What the example pipeline makes of the generated CSV (the same before and after issue 14's work):
+# the bench refuses to report a time for anything else.
+EXPECTED_SCHEMA = "city_name VARCHAR, country VARCHAR, population BIGINT, area_km2 DOUBLE, founded TIMESTAMP"
+
+
+def expected_rows(rows: int) -> int:
+    """Rows kept from make_csv(rows): 0.5% invalid populations dropped, the 1% duplicates dropped."""
+    return rows - rows // 200
+
+
+def measure(work: Path, rows: int, runs: int, extras: bool = True) -> dict:
+    """The pipeline (`invoke run`) and the floor, alternating run by run after a warm-up of each."""
     project = kitlib.bake(work)
     venv = kitlib.project_venv(project)
     python = venv / "bin" / "python"
     env = kitlib.invoke_env(venv)
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's shell: bytecode written once, then reused
     big = work / "big.csv"
-    make_csv(big, args.rows)
-    size_mb = big.stat().st_size / 1e6
+    make_csv(big, rows)
     bench_conf = project / "conf" / "bench"
     (bench_conf / "parameters").mkdir(parents=True)
     (bench_conf / "catalog").mkdir(parents=True)
     (bench_conf / "parameters" / "ingest.yml").write_text(f"source: {big}\n")
     (bench_conf / "catalog" / "ingest.yml").write_text("raw: data/01_raw/big.csv\ndatabase: data/bench.duckdb\n")
-    runs = args.runs
-
-    pipeline_wall, pipeline_mb, outs = median_run(
-        [str(venv / "bin" / "invoke"), "run", "--pipeline", "ingest", "--env", "bench"], project, env, runs
-    )
-    module_wall, module_mb, _ = median_run(
-        [str(python), "-m", project.name.replace("-", "_"), "run", "--pipeline", "ingest", "--env", "bench"],
-        project,
-        env | {"PYTHONPATH": str(project / "src")},
-        runs,
-    )
+    pipeline_cmd = [str(venv / "bin" / "invoke"), "run", "--pipeline", "ingest", "--env", "bench"]
+    floor_cmd = [str(python), "-c", FLOOR, str(big), str(work / "floor.duckdb")]
+    timed(pipeline_cmd, project, env)
+    timed(floor_cmd, project, env)
+    pipeline, floor = [], []
+    for _ in range(runs):  # alternating, so both sides see the same machine
+        pipeline.append(timed(pipeline_cmd, project, env))
+        floor.append(timed(floor_cmd, project, env))
     steps = [
-        {name: float(sec) for name, sec in re.findall(r"(extract|transform|load): .* in ([0-9.]+) s", out.stderr)}
-        for out in outs
+        {name: float(sec) for name, sec in re.findall(r"(extract|transform|load): .* in ([0-9.]+) s", r[2].stderr)}
+        for r in pipeline
     ]
-    step = {k: statistics.median(s[k] for s in steps) for k in ("extract", "transform", "load")}
-    rows, schema = table_schema(python, project / "data" / "bench.duckdb", "cities", env)
-    floor_wall, floor_mb, floor_outs = median_run(
-        [str(python), "-c", FLOOR, str(big), str(work / "floor.duckdb")], project, env, runs
-    )
-    floor_rows = int(floor_outs[-1].stdout.split()[0])
-    pandas_import, pandas_mb, _ = median_run([str(python), "-c", "import pandas"], project, env, runs)
-    bare_python, bare_mb, _ = median_run([str(python), "-c", "pass"], project, env, runs)
-    floor_inproc = statistics.median(float(o.stdout.split()[1]) for o in floor_outs)
-    steps_total = sum(step.values())
+    kept, schema = table_schema(python, project / "data" / "bench.duckdb", "cities", env)
+    if kept != expected_rows(rows) or schema != EXPECTED_SCHEMA:
+        raise SystemExit(
+            f"error: the pipeline wrote {kept} rows ({schema}); expected {expected_rows(rows)} ({EXPECTED_SCHEMA})"
+        )
+    result = {
+        "project": project,
+        "venv": venv,
+        "env": env,
+        "size_mb": big.stat().st_size / 1e6,
+        "pipeline": statistics.median(r[0] for r in pipeline),
+        "pipeline_range": (min(r[0] for r in pipeline), max(r[0] for r in pipeline)),
+        "pipeline_mb": statistics.median(r[1] for r in pipeline),
+        "floor": statistics.median(r[0] for r in floor),
+        "floor_range": (min(r[0] for r in floor), max(r[0] for r in floor)),
+        "floor_mb": statistics.median(r[1] for r in floor),
+        "floor_work": statistics.median(float(r[2].stdout.split()[1]) for r in floor),
+        "floor_rows": int(floor[-1][2].stdout.split()[0]),
+        "steps": {k: statistics.median(s[k] for s in steps) for k in ("extract", "transform", "load")},
+        "rows": kept,
+        "schema": schema,
+    }
+    if extras:
+        module_cmd = [
+            str(python),
+            "-m",
+            project.name.replace("-", "_"),
+            "run",
+            "--pipeline",
+            "ingest",
+            "--env",
+            "bench",
+        ]
+        module_env = env | {"PYTHONPATH": str(project / "src")}
+        result["module"], result["module_mb"], _ = median_run(module_cmd, project, module_env, runs)
+        result["pandas"], result["pandas_mb"], _ = median_run([str(python), "-c", "import pandas"], project, env, runs)
+        result["bare"], result["bare_mb"], _ = median_run([str(python), "-c", "pass"], project, env, runs)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5, help="timed runs of each command (after one warm-up)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = parser.parse_args()
+    runs = args.runs
+    m = measure(Path(tempfile.mkdtemp(prefix="bench-ingest-")), args.rows, runs)
+    project, venv, env = m["project"], m["venv"], m["env"]
+    python = venv / "bin" / "python"
+    size_mb, step, steps_total = m["size_mb"], m["steps"], sum(m["steps"].values())
+    pipeline_wall, pipeline_mb, module_wall, module_mb = m["pipeline"], m["pipeline_mb"], m["module"], m["module_mb"]
+    floor_wall, floor_mb, floor_inproc, floor_rows = m["floor"], m["floor_mb"], m["floor_work"], m["floor_rows"]
+    pandas_import, pandas_mb, bare_python, bare_mb = m["pandas"], m["pandas_mb"], m["bare"], m["bare_mb"]
+    rows, schema = m["rows"], m["schema"]
     ratio = pipeline_wall / floor_wall
     cprofile = profile(python, project, env | {"PYTHONPATH": str(project / "src")})
     body = f"""## Ingest pipeline vs DuckDB's read_csv
 
 `python -m benchmarks.bench_ingest --rows {args.rows} --runs {runs}` — a generated CSV of {args.rows + args.rows // 100:,} rows
-({size_mb:.0f} MB, 1% duplicates, 0.5% invalid). Each command runs once untimed, then {runs} times (median);
+({size_mb:.0f} MB, 1% duplicates, 0.5% invalid). Each command runs once untimed, then {runs} times (median), pipeline and floor alternating;
 all in the same generated project's virtualenv, in the same run, from a user's shell (bytecode written
 once, as `pip install` does; PYTHONDONTWRITEBYTECODE unset). Peak memory: the kernel's maximum resident
 set of the process and its children (`wait4`).
 
 | | seconds (whole process) | seconds (work only) | peak memory | rows in table |
 |---|---:|---:|---:|---:|
-| `invoke run --pipeline ingest` | {pipeline_wall:.2f} | {steps_total:.2f} (extract {step["extract"]:.2f}, transform {step["transform"]:.2f}, load {step["load"]:.2f}) | {pipeline_mb:,} MB | {rows:,} |
-| … the same pipeline as `python -m <pkg> run --pipeline ingest` (no invoke) | {module_wall:.2f} | | {module_mb:,} MB | |
-| a Python process: DuckDB `CREATE TABLE … AS SELECT * FROM read_csv(…)` (the floor) | {floor_wall:.2f} | {floor_inproc:.2f} | {floor_mb:,} MB | {floor_rows:,} |
+| `invoke run --pipeline ingest` | {pipeline_wall:.2f} | {steps_total:.2f} (extract {step["extract"]:.2f}, transform {step["transform"]:.2f}, load {step["load"]:.2f}) | {pipeline_mb:,.0f} MB | {rows:,} |
+| … the same pipeline as `python -m <pkg> run --pipeline ingest` (no invoke) | {module_wall:.2f} | | {module_mb:,.0f} MB | |
+| a Python process: DuckDB `CREATE TABLE … AS SELECT * FROM read_csv(…)` (the floor) | {floor_wall:.2f} | {floor_inproc:.2f} | {floor_mb:,.0f} MB | {floor_rows:,} |
 | **ratio `invoke run` / floor** | **{ratio:.1f}x** | **{steps_total / floor_inproc:.1f}x** | {pipeline_mb / floor_mb:.1f}x | |
-| for scale: `python -c "import pandas"` / `python -c "pass"` | {pandas_import:.2f} / {bare_python:.2f} | | {pandas_mb} / {bare_mb} MB | |
+| for scale: `python -c "import pandas"` / `python -c "pass"` | {pandas_import:.2f} / {bare_python:.2f} | | {pandas_mb:,.0f} / {bare_mb:,.0f} MB | |
 
 The table the pipeline wrote: `{schema}`. The pipeline does more than the floor (types every
 column, drops invalid rows and duplicates, keeps the previous table on failure); the floor keeps

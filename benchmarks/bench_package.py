@@ -140,6 +140,8 @@ def bench_piperack(work: Path, n: int, runs: int, profile: bool = False) -> dict
     return {
         "first": times[0],
         "median": statistics.median(times),
+        "times": times,
+        "per_archives": per_archive,
         "files": len(made),
         "bytes": size,
         "floor": statistics.median(floors),
