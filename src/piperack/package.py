@@ -417,11 +417,12 @@ def _package_all(project: Project, jobs: list[Job]) -> list[Built]:
     failed: list[tuple[str, str]] = []
     sums: dict[Path, dict[str, str]] = {}
     claimed: dict[Path, str] = {}  # archive path -> the entry that wrote it in this run
-    for index, job in enumerate(jobs, 1):
+    for index, (job, built) in enumerate(zip(jobs, _build_all(project, jobs), strict=True), 1):
         counter = str(index).rjust(width)
         prefix = f"[{counter}/{total}] {job.label}"
         try:
-            built = build(project, job)
+            if isinstance(built, Exception):
+                raise built
             if built.path in claimed:
                 raise PiperackError(
                     f"writes {_show(project, built.path)}, as {claimed[built.path]!r} did: give one an alias"
@@ -451,3 +452,20 @@ def _package_all(project: Project, jobs: list[Job]) -> list[Built]:
             print(f"  failed: {label}: {message}", file=sys.stderr, flush=True)
         raise PiperackError(f"{len(failed)} of {total} package(s) failed: {', '.join(line_ for line_, _ in failed)}")
     return done
+
+
+def _build_one(project: Project, job: Job):
+    """``build(project, job)``, or the user error (PiperackError, OSError) that stopped it."""
+    try:
+        return build(project, job)
+    except (PiperackError, OSError) as exc:
+        return exc
+
+
+def _build_all(project: Project, jobs: list[Job]) -> list:
+    """Every job's Built (or its error), in order. Building is CPU work (parsing, the rewrite, zlib):
+    with many jobs a forked process builds the second half (``workers.map_in_two``); the archives are
+    written here, in order, either way."""
+    from .workers import map_in_two
+
+    return map_in_two(lambda job: _build_one(project, job), jobs)

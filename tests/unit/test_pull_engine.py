@@ -404,13 +404,13 @@ def _many(mini, tmp_path, count: int, bad: int | None = None) -> None:
 
 
 def test_many_packages_plan_on_two_processes_with_the_same_result(mini, tmp_path, tree_hash, monkeypatch):
-    """From PARALLEL_FROM packages on, a forked process plans the second half: the project ends
-    byte for byte as when one process plans them all (PIPERACK_PULL_WORKERS=1)."""
+    """From workers.MIN_ITEMS packages on, a forked process plans the second half: the project ends
+    byte for byte as when one process plans them all (PIPERACK_WORKERS=1)."""
     import shutil
 
-    from piperack.pull import ENV_WORKERS, PARALLEL_FROM
+    from piperack.workers import ENV_WORKERS, MIN_ITEMS
 
-    count = PARALLEL_FROM + 4
+    count = MIN_ITEMS + 4
     _many(mini, tmp_path, count)
     twin = tmp_path / "twin"
     shutil.copytree(mini, twin)
@@ -434,9 +434,9 @@ def test_many_packages_plan_on_two_processes_with_the_same_result(mini, tmp_path
 
 @pytest.mark.parametrize("bad", [1, 10])  # in the half this process plans, then in the forked one's
 def test_a_refused_package_among_many_is_one_error_and_nothing_changes(mini, tmp_path, tree_hash, bad):
-    from piperack.pull import PARALLEL_FROM
+    from piperack.workers import MIN_ITEMS
 
-    _many(mini, tmp_path, PARALLEL_FROM + 4, bad=bad)
+    _many(mini, tmp_path, MIN_ITEMS + 4, bad=bad)
     before = tree_hash(mini)
     with pytest.raises(PiperackError, match=rf"pkg{bad:02d}-0.1.0.tar.gz: not a readable .tar.gz archive"):
         engine.pull(all_=True, project=find_project(mini))

@@ -155,13 +155,6 @@ def _labelled(exc: PiperackError, job, secrets, redact) -> PiperackError:
     return PiperackError(f"{job.label}: {message}" if job.label else message)
 
 
-# Planning (checking and reading each archive, mapping and rewriting its files) is CPU work, mostly
-# CPython's parser: from this many packages on, a forked process plans the second half while this
-# one plans the first. PIPERACK_PULL_WORKERS=1 plans everything here.
-PARALLEL_FROM = 8
-ENV_WORKERS = "PIPERACK_PULL_WORKERS"
-
-
 def _place_one(project, item, limit):
     """The placement of one fetched archive, or the PiperackError that refuses it."""
     from ..archive import read_archive
@@ -179,72 +172,11 @@ def _place_one(project, item, limit):
     return placement
 
 
-def _place_run(project, items, limit) -> list:
-    """Placements in order, up to and including the first refusal."""
-    out = []
-    for item in items:
-        out.append(_place_one(project, item, limit))
-        if isinstance(out[-1], PiperackError):
-            break
-    return out
-
-
 def _place_all(project, items: list, limit) -> list:
-    """``_place_one`` of every item, in order, up to the first refusal; on two processes when there
-    are many. The child plans the second half and sends its results back pickled through a pipe;
-    it ignores Ctrl-C (this process stops it) and any error of its own comes back to be raised here.
-    """
-    import os
+    """``_place_one`` of every item, in order, up to the first refusal. Planning is CPU work (mostly
+    CPython's parser): with many packages, a forked process plans the second half (``workers``)."""
+    from ..workers import map_in_two
 
-    workers = os.environ.get(ENV_WORKERS, "").strip()
-    if len(items) < PARALLEL_FROM or workers == "1" or not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
-        return _place_run(project, items, limit)
-    import pickle
-    import signal
-
-    half = (len(items) + 1) // 2
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: plan the second half, send it, leave without running any cleanup
-        status = 0
-        try:
-            os.close(read_end)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            try:
-                results = _place_run(project, items[half:], limit)
-            except BaseException as exc:  # noqa: BLE001 - raised in the parent instead
-                results = [exc]
-            try:
-                data = pickle.dumps(results)
-            except Exception as exc:  # noqa: BLE001
-                data = pickle.dumps([RuntimeError(f"pull: a planning result could not be sent: {exc}")])
-            with os.fdopen(write_end, "wb") as out:
-                out.write(data)
-        except BaseException:  # noqa: BLE001 - the parent sees a short read and says so
-            status = 1
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    done = False
-    try:
-        first = _place_run(project, items[:half], limit)
-        if isinstance(first[-1], PiperackError):
-            return first
-        with os.fdopen(read_end, "rb") as pipe:
-            read_end = None
-            data = pipe.read()
-        os.waitpid(pid, 0)
-        done = True
-        if not data:
-            raise PiperackError("pull: the process planning the second half of the packages stopped")
-        return first + pickle.loads(data)  # noqa: S301 - our own child's bytes, through our own pipe
-    finally:
-        if read_end is not None:
-            os.close(read_end)
-        if not done:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(pid, 0)
+    return map_in_two(
+        lambda item: _place_one(project, item, limit), items, stop=lambda result: isinstance(result, PiperackError)
+    )

@@ -1,0 +1,99 @@
+"""CPU-bound work over many items on two processes: ``map_in_two``.
+
+Packaging and pulling many micro-packages is mostly CPython's own parser and zlib, one package at a
+time, and the machines piperack runs on have more than one core. From ``MIN_ITEMS`` items on, a
+forked child computes the second half while this process computes the first; the child sends its
+results back pickled through a pipe and leaves with ``os._exit`` (no cleanup of the parent's state
+runs twice, no output is flushed twice). The child ignores Ctrl-C; this process kills it on any
+error or interruption. ``PIPERACK_WORKERS=1`` (or a machine without ``fork``, or one core) keeps
+everything in this process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+MIN_ITEMS = 8
+ENV_WORKERS = "PIPERACK_WORKERS"
+
+
+def _run(fn: Callable, items: Sequence, stop: Callable | None) -> list:
+    out = []
+    for item in items:
+        out.append(fn(item))
+        if stop is not None and stop(out[-1]):
+            break
+    return out
+
+
+def _one_process(count: int) -> bool:
+    return (
+        count < MIN_ITEMS
+        or os.environ.get(ENV_WORKERS, "").strip() == "1"
+        or not hasattr(os, "fork")
+        or (os.cpu_count() or 1) < 2
+    )
+
+
+def map_in_two(fn: Callable, items: Sequence, stop: Callable | None = None) -> list:
+    """``[fn(item) for item in items]``, in order. With ``stop``, the list ends at the first result
+    for which ``stop(result)`` is true (as a loop that breaks there would end it).
+
+    ``fn`` should return its expected failures as values; an exception it raises in the child is
+    raised here, in this process, when the results are read. Results must pickle.
+    """
+    if _one_process(len(items)):
+        return _run(fn, items, stop)
+    import pickle
+    import signal
+
+    half = (len(items) + 1) // 2
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the second half, sent back, then leave at once
+        status = 0
+        try:
+            os.close(read_end)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            try:
+                payload = ("ok", _run(fn, items[half:], stop))
+            except BaseException as exc:  # noqa: BLE001 - raised in the parent instead
+                payload = ("raise", exc)
+            try:
+                data = pickle.dumps(payload)
+            except Exception as exc:  # noqa: BLE001
+                data = pickle.dumps(("raise", RuntimeError(f"a result could not be sent back: {exc}")))
+            with os.fdopen(write_end, "wb") as out:
+                out.write(data)
+        except BaseException:  # noqa: BLE001 - the parent sees no data and says so
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    reaped = False
+    try:
+        first = _run(fn, items[:half], stop)
+        if stop is not None and first and stop(first[-1]):
+            return first
+        with os.fdopen(read_end, "rb") as pipe:
+            read_end = None
+            data = pipe.read()
+        os.waitpid(pid, 0)
+        reaped = True
+        if not data:
+            raise RuntimeError("the process working on the second half stopped without a result")
+        kind, value = pickle.loads(data)  # noqa: S301 - our own child's bytes, through our own pipe
+        if kind == "raise":
+            raise value
+        return first + value
+    finally:
+        if read_end is not None:
+            os.close(read_end)
+        if not reaped:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
