@@ -18,6 +18,11 @@ EXAMPLE_PATHS = [
 
 def main() -> None:
     root = Path.cwd()
+    # pip writes bytecode for every .py file of the piperack it installs, the template's too: the
+    # __pycache__ folders it left in the template are not part of a new project.
+    for cache in sorted(root.rglob("__pycache__"), reverse=True):
+        if cache.is_dir() and not cache.is_symlink():
+            shutil.rmtree(cache)
     if not INCLUDE_EXAMPLE:
         for rel in EXAMPLE_PATHS:
             path = root / rel
