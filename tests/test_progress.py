@@ -85,7 +85,7 @@ def venv_without_dev_tools(tmp_path_factory, wheelhouse):
         (["test"], "pytest is not installed in this environment: run `pip install -r requirements-dev.txt`"),
         (
             ["pull", "SDIST"],
-            "the Python package 'filelock' is not installed in this environment: "
+            "the Python package 'tomlkit' is not installed in this environment: "
             "run `pip install -r requirements-dev.txt`",
         ),
     ],

@@ -254,17 +254,63 @@ def recover(root: Path) -> list[str]:
 
 @contextmanager
 def project_lock(root: Path, what: str = "piperack") -> Iterator[None]:
-    """One piperack writer per project at a time: others wait (and say so) instead of racing."""
+    """One piperack writer per project at a time: others wait (and say so) instead of racing.
+
+    The lock is a file in the temp folder named by the project's resolved path, held with
+    ``flock`` on POSIX (the kernel drops it when the process dies, even by SIGKILL). The filelock
+    package does the same job on other systems; it is not used on POSIX because importing it
+    (asyncio, decimal, platform, …) costs 40–50 ms, a fifth of what `tar xzf` takes for the 50
+    archives a `pull --all` is measured against.
+    """
     import hashlib
-
-    from filelock import FileLock, Timeout
-
-    from . import ui
 
     folder = Path(tempfile.gettempdir()) / "piperack-locks"
     folder.mkdir(mode=0o777, exist_ok=True)
     key = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:20]
-    lock = FileLock(str(folder / f"{key}.lock"))
+    path = folder / f"{key}.lock"
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        with _filelock(path, what):
+            yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        if not _flock_within(fd, fcntl, seconds=0.2):
+            from . import ui
+
+            ui.warn(f"another {what} is writing to this project; waiting for it to finish")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _flock_within(fd: int, fcntl, seconds: float) -> bool:
+    """Take an exclusive flock on ``fd`` if it comes free within ``seconds``."""
+    import time
+
+    ends = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= ends:
+                return False
+            time.sleep(0.02)
+
+
+@contextmanager
+def _filelock(path: Path, what: str) -> Iterator[None]:
+    from filelock import FileLock, Timeout
+
+    from . import ui
+
+    lock = FileLock(str(path))
     try:
         lock.acquire(timeout=0.2)
     except Timeout:
