@@ -160,6 +160,7 @@ def measure(root: Path, env: dict, invoke: list[str], base: str, tag: str, packa
     ours = docker("history", "--format", "{{.Size}}", tag).splitlines()
     ours = ours[: len(ours) - len(docker("history", "--format", "{{.Size}}", base).splitlines())]
     out["venv_layer"] = max(ours, key=human_bytes)  # the dependency layer is by far the largest of ours
+    out["code_layer"] = ours[0]  # the newest layer: the project's code (COPY src/<package>/)
     return out
 
 
@@ -246,7 +247,10 @@ def main() -> None:
         ),
         (
             "final image size",
-            [f"{mb(r['size'])} (dependency layer {r['venv_layer']})" for r in results.values()],
+            [
+                f"{mb(r['size'])} (dependency layer {r['venv_layer']}, code layer {r['code_layer']})"
+                for r in results.values()
+            ],
             mb(seed["size"]),
         ),
         ("runs as", [f"`{r['user']}`, `docker-run`: your uid:gid" for r in results.values()], f"`{seed['user']}`"),
@@ -254,8 +258,18 @@ def main() -> None:
     table = "| | " + " | ".join(f"piperack, {n}" for n in names) + " | seed tutorial's Dockerfile |\n"
     table += "|---|" + "---:|" * (len(names) + 1) + "\n"
     table += "".join(f"| {label} | " + " | ".join(cells) + f" | {seed_cell} |\n" for label, cells, seed_cell in rows)
-    met = all(r["rebuild"] < 0.1 * r["cold"] for r in results.values())
-    met_docker = all(r["rebuild"] < 0.1 * r["cold_docker"] for r in results.values())
+    goal = 0.05  # issue 14: a code-only rebuild under 5% of the cold build
+    met = all(r["rebuild"] < goal * r["cold"] for r in results.values())
+    met_docker = all(r["rebuild"] < goal * r["cold_docker"] for r in results.values())
+    slower = [n.replace("legacy", "the legacy") for n, r in results.items() if r["cold_docker"] > seed["cold"]]
+    slower_note = (
+        f"With {' and '.join(slower)}, piperack's no-cache `docker build` takes longer than the seed's: "
+        "its runtime stage copies the virtualenv out of the dependency stage, the price of an image without "
+        "pip, wheelhouse or build backend."
+        if slower
+        else "piperack's no-cache `docker build` is no slower than the seed's, although its runtime stage copies "
+        "the virtualenv out of the dependency stage (the price of an image without pip, wheelhouse or build backend)."
+    )
     body = f"""\
 ## Docker
 
@@ -266,16 +280,20 @@ seed tutorial's Dockerfile on the same base and project. 1-minute load average a
 (the machine is shared; absolute seconds move with it, the ratios much less).
 
 {table}
-Goal: a code-only rebuild under 10% of the cold build — {"**met**" if met else "**not met**"}
+Goal (issue 14): a code-only rebuild under {100 * goal:.0f}% of the cold build, image size reported —
+{"**met**" if met else "**not met**"}
 {"(also against a no-cache `docker build` with the wheelhouse already filled)" if met_docker else "(but not against a no-cache `docker build` with the wheelhouse already filled)"}.
-A code-only rebuild re-runs only the project's own install step (pip builds and installs one small
-wheel in a container) and adds one small layer; the dependency layers come from the cache (the
-tests assert that layer by layer). The seed's Dockerfile also keeps its dependency install above
-`COPY . .`, so it rebuilds quickly as well (it only copies files), but it needs PyPI during the
-build (adapted here to the same wheelhouse, since this machine has no network in builds), ships
-the whole folder (data, conf/local secrets, .git, the wheelhouse) and pip, and runs as root. The
-piperack cold build costs more because the runtime stage copies the virtualenv out of the
-dependency stage: the price of an image without pip, wheelhouse or build backend.
+A code-only rebuild runs no RUN step (no pip, no container; the tests assert it from docker's
+log): the code is the image's last layer, a plain `COPY src/<package>/`, and every layer below it
+comes from the cache (the tests assert that layer by layer), including the project's metadata
+(its `.dist-info` and a `.pth` naming /app/src, from an editable install against an empty stub of
+the package that depends on pyproject.toml, README and requirements.in alone). What is left is
+invoke and docker's own start-up, sending the context (with the legacy builder, the whole
+wheelhouse every time; BuildKit sends only what changed) and the COPY. The seed's Dockerfile also
+keeps its dependency install above `COPY . .`, so its rebuild only copies files too (the whole
+folder), but it needs PyPI during the build (adapted here to the same wheelhouse, since this
+machine has no network in builds), ships the whole folder (data, conf/local secrets, .git, the
+wheelhouse) and pip, and runs as root. {slower_note}
 """
     print(body)
     if not args.no_write:

@@ -65,6 +65,18 @@ def docker_exe() -> str:
     return exe
 
 
+def find_image(image: str) -> tuple[str, str]:
+    """(the docker executable, ``image``'s id or "" when the engine does not have it).
+
+    One `docker image inspect`: an engine that answers it is up, so `docker version` is asked only
+    when it fails, to tell a missing image from an engine that does not answer (one clear line)."""
+    exe = docker_exe()
+    image_id = _image_id(exe, image)
+    if not image_id:
+        check_engine()
+    return exe, image_id
+
+
 def check_engine() -> str:
     """The docker executable, once an engine answers; else one clear line saying how to start one."""
     exe = docker_exe()
@@ -196,9 +208,11 @@ class Target:
         return tags
 
 
-def probe_base_image(exe: str, base_image: str, cache: Path | None = None) -> Target:
-    """Ask the base image for its Python version and platform (cached by image id)."""
-    image_id = _image_id(exe, base_image)
+def probe_base_image(exe: str, base_image: str, cache: Path | None = None, image_id: str | None = None) -> Target:
+    """Ask the base image for its Python version and platform (cached by image id; ``image_id``
+    when the caller already looked it up, "" for an image the engine does not have)."""
+    if image_id is None:
+        image_id = _image_id(exe, base_image)
     cached = {}
     if cache and image_id and cache.is_file():
         try:
@@ -253,9 +267,12 @@ def probe_base_image(exe: str, base_image: str, cache: Path | None = None) -> Ta
 
 
 def _image_id(exe: str, image: str) -> str:
-    proc = subprocess.run(
-        [exe, "image", "inspect", "--format", go_format(".Id"), image], capture_output=True, text=True
-    )
+    try:
+        proc = subprocess.run(
+            [exe, "image", "inspect", "--format", go_format(".Id"), image], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        raise PiperackError(f"the Docker engine did not answer within 30 s; {ENGINE_HINT}") from None
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
@@ -264,15 +281,20 @@ def check_requires_python(project, target: Target, base_image: str) -> None:
     spec = project.pyproject_data.get("project", {}).get("requires-python")
     if not spec:
         return
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    simple = re.fullmatch(r"\s*>=\s*(\d+)\.(\d+)\s*", spec)
+    if simple:  # the usual ">=3.11", decided without importing packaging (every rebuild asks)
+        fits = tuple(int(x) for x in target.python.split(".")[:2]) >= (int(simple[1]), int(simple[2]))
+    else:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-    try:
-        allowed = SpecifierSet(spec)
-    except InvalidSpecifier:
-        raise PiperackError(
-            f"{project.pyproject}: [project] requires-python {spec!r} is not a valid specifier"
-        ) from None
-    if not allowed.contains(target.python + ".0", prereleases=True) and not allowed.contains(target.python + ".99"):
+        try:
+            allowed = SpecifierSet(spec)
+        except InvalidSpecifier:
+            raise PiperackError(
+                f"{project.pyproject}: [project] requires-python {spec!r} is not a valid specifier"
+            ) from None
+        fits = allowed.contains(target.python + ".0", prereleases=True) or allowed.contains(target.python + ".99")
+    if not fits:
         raise PiperackError(
             f"base image {base_image!r} has Python {target.python}, but pyproject.toml requires-python is "
             f"{spec!r}; pick a matching base image (--base-image python:<version>-slim)"
@@ -437,8 +459,8 @@ def build(
     tag = tag or default_tag(project)
     base_image = base_image or dockerfile_base_image(project)
     uid, gid = image_ids(uid, gid)
-    exe = check_engine()
-    target = probe_base_image(exe, base_image, cache=project.root / STATE_DIR / "base-images.json")
+    exe, image_id = find_image(base_image)
+    target = probe_base_image(exe, base_image, cache=project.root / STATE_DIR / "base-images.json", image_id=image_id)
     check_requires_python(project, target, base_image)
     ensure_wheelhouse(project, target, refresh=refresh_wheelhouse or no_cache)
     cmd = build_command(exe, project, tag, base_image, uid, gid, pairs, no_cache, extra)
@@ -475,8 +497,8 @@ def run_command(
 def _container(project, command: list[str], tag: str | None, network: str | None, docker_args: str | None) -> int:
     extra = split_docker_args(docker_args)
     tag = tag or default_tag(project)
-    exe = check_engine()
-    if not _image_id(exe, tag):
+    exe, image_id = find_image(tag)
+    if not image_id:
         raise PiperackError(f"no image {tag!r} in the local engine; build it first: invoke docker-build --tag {tag}")
     # Mount points must exist on the host, owned by the user (docker would create them as root).
     (project.root / "data").mkdir(exist_ok=True)

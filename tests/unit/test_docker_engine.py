@@ -155,3 +155,37 @@ def test_base_image_python_must_satisfy_requires_python(tmp_path):
         docker.check_requires_python(project, target(python="3.11"), "b")
     project.pyproject_data["project"]["requires-python"] = "~=3.11.4"
     docker.check_requires_python(project, target(python="3.11"), "b")
+
+
+@pytest.mark.parametrize("spec", [">=3.11", ">= 3.10", ">=3.12", " >=3.9 ", ">=4.0"])
+@pytest.mark.parametrize("python", ["3.9", "3.10", "3.11", "3.12", "3.13"])
+def test_requires_python_shortcut_agrees_with_packaging(tmp_path, spec, python):
+    """A plain ">=X.Y" is decided without importing packaging; the answer must be packaging's
+    (",>=0" keeps the same meaning but takes the packaging path)."""
+
+    def fits(text) -> bool:
+        project = FakeProject(tmp_path)
+        project.pyproject_data["project"]["requires-python"] = text
+        try:
+            docker.check_requires_python(project, target(python=python), "b")
+        except PiperackError:
+            return False
+        return True
+
+    assert fits(spec) == fits(spec + ",>=0")
+
+
+def test_find_image_asks_the_engine_only_when_the_image_lookup_fails(monkeypatch):
+    asked = []
+    monkeypatch.setattr(docker, "docker_exe", lambda: "docker")
+    monkeypatch.setattr(docker, "check_engine", lambda: asked.append("version") or "docker")
+    monkeypatch.setattr(docker, "_image_id", lambda exe, image: "sha256:1" if image == "have" else "")
+    assert docker.find_image("have") == ("docker", "sha256:1") and asked == []
+    assert docker.find_image("missing") == ("docker", "") and asked == ["version"]
+
+    def no_engine():
+        raise PiperackError("no Docker engine answers")
+
+    monkeypatch.setattr(docker, "check_engine", no_engine)
+    with pytest.raises(PiperackError, match="no Docker engine answers"):
+        docker.find_image("missing")
