@@ -73,6 +73,30 @@ def test_integers_are_exact_and_only_whole_numbers_pass(tmp_path):
     assert stats["invalid"] == 4  # fraction, infinite, huge, words
 
 
+def test_drop_duplicates_is_pandas_own_on_awkward_values():
+    """The fast path (a selective column first) keeps exactly the rows pandas' drop_duplicates keeps:
+    missing values, -0.0 and 0.0, NaN, text, dates, booleans, in their first-seen order."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    size = 4_000
+    frame = pd.DataFrame(
+        {
+            "text": pd.array(rng.choice(["a", "b", None, "ç"], size), dtype="string"),
+            "count": pd.array(rng.choice([1, 2, None], size), dtype="Int64"),
+            "ratio": pd.array(rng.choice([0.0, -0.0, 1.5, None], size), dtype="Float64"),
+            "raw": rng.choice([np.nan, 0.0, -0.0, 2.0], size),
+            "when": rng.choice(np.array(["2024-01-01", "NaT", "1066-10-14"], dtype="datetime64[us]"), size),
+            "flag": pd.array(rng.choice([True, False, None], size), dtype="boolean"),
+        }
+    )
+    frame = pd.concat([frame, frame.sample(500, random_state=1)], ignore_index=True)
+    expected = frame.drop_duplicates(ignore_index=True)
+    fast = nodes.drop_duplicates(frame, min_rows=1)
+    pd.testing.assert_frame_equal(fast, expected)
+    assert len(expected) < len(frame)
+
+
 def test_dates_of_any_year_are_kept(tmp_path):
     """Dates before 1677 and after 2262 (outside pandas' nanoseconds) parse like any other, on every pandas."""
     path = tmp_path / "raw.csv"
