@@ -255,13 +255,15 @@ def _index(source: str, old: str, refuse: str, tree=None, find_binds: bool = Tru
             return None
     old_parent, _, old_last = old.rpartition(".")
 
-    def dotted(node) -> str | None:
-        if isinstance(node, ast.Name):
-            return node.id
-        if isinstance(node, ast.Attribute):
-            left = dotted(node.value)
-            return None if left is None else f"{left}.{node.attr}"
-        return None
+    def dotted(node) -> str | None:  # a loop, not recursion: a recursive closure is a reference cycle
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return None
+        parts.append(node.id)
+        return ".".join(reversed(parts))
 
     def matches(name) -> bool:
         return isinstance(name, str) and (name == old or name.startswith(old + "."))
@@ -317,29 +319,28 @@ def _node_spans(source: str, old: str, tree=None):
     chains: list = []
     plain_imports: list = []
 
-    def visit(node) -> None:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            if isinstance(node, ast.Import):
-                plain_imports.append(node)
-            if imports(node):
-                found.append((node, "stmt"))
-            return
-        if isinstance(node, ast.JoinedStr):
-            head = node.values[0] if node.values else None
-            if isinstance(head, ast.Constant) and isinstance(head.value, str) and head.value.startswith(old + "."):
-                found.append((node, "expr"))
-            elif any(chain(inner) for inner in ast.walk(node)):
+    def visit(root) -> None:  # a stack, not recursion: a recursive closure is a reference cycle
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                if isinstance(node, ast.Import):
+                    plain_imports.append(node)
+                if imports(node):
+                    found.append((node, "stmt"))
+            elif isinstance(node, ast.JoinedStr):
+                head = node.values[0] if node.values else None
+                if isinstance(head, ast.Constant) and isinstance(head.value, str) and head.value.startswith(old + "."):
+                    found.append((node, "expr"))
+                elif any(chain(inner) for inner in ast.walk(node)):
+                    chains.append((node, "expr"))
+            elif isinstance(node, ast.Constant):
+                if matches(node.value):
+                    found.append((node, "expr"))
+            elif chain(node):
                 chains.append((node, "expr"))
-            return
-        if isinstance(node, ast.Constant):
-            if matches(node.value):
-                found.append((node, "expr"))
-            return
-        if chain(node):
-            chains.append((node, "expr"))
-            return
-        for child in ast.iter_child_nodes(node):
-            visit(child)
+            else:
+                stack.extend(reversed(list(ast.iter_child_nodes(node))))
 
     lines = source.splitlines(keepends=True)
     starts = [0]

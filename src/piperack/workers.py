@@ -19,15 +19,27 @@ ENV_WORKERS = "PIPERACK_WORKERS"
 
 
 def _run(fn: Callable, items: Sequence, stop: Callable | None) -> list:
-    out = []
-    for item in items:
-        out.append(fn(item))
-        if stop is not None and stop(out[-1]):
-            break
-    return out
+    """The loop itself, with the cyclic garbage collector paused: the objects of a batch (archives in
+    memory, syntax trees) are freed by reference counting as each item ends, and collections in
+    between only walk a growing heap again and again (about a tenth of planning 50 packages)."""
+    import gc
+
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        out = []
+        for item in items:
+            out.append(fn(item))
+            if stop is not None and stop(out[-1]):
+                break
+        return out
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _one_process(count: int) -> bool:
+    """Whether to keep the work in this process."""
     return (
         count < MIN_ITEMS
         or os.environ.get(ENV_WORKERS, "").strip() == "1"
