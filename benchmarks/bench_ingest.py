@@ -108,7 +108,7 @@ def table_schema(python: Path, database: Path, table: str, env: dict) -> tuple[i
 
 
 def profile(python: Path, project: Path, env: dict) -> str:
-    """cProfile of one whole pipeline process (imports included), top 15 by cumulative time."""
+    """cProfile of one whole pipeline process (imports included), top 30 by cumulative time."""
     stats = project / "data" / "ingest.prof"
     cmd = [str(python), "-m", "cProfile", "-o", str(stats), "-m", project.name.replace("-", "_")]
     subprocess.run(
@@ -116,7 +116,7 @@ def profile(python: Path, project: Path, env: dict) -> str:
     )
     show = (
         "import io, pstats, sys; out = io.StringIO(); "
-        "pstats.Stats(sys.argv[1], stream=out).sort_stats('cumulative').print_stats(15); print(out.getvalue())"
+        "pstats.Stats(sys.argv[1], stream=out).sort_stats('cumulative').print_stats(30); print(out.getvalue())"
     )
     text = subprocess.run(
         [str(python), "-c", show, str(stats)], env=env, capture_output=True, text=True, check=True
@@ -241,7 +241,7 @@ column, drops invalid rows and duplicates, keeps the previous table on failure);
 every row with the types DuckDB guesses. Goal (issue 14): `invoke run` within 3x of the floor,
 whole processes — **{"met" if ratio <= 3 else "not met"}** ({ratio:.1f}x).
 
-cProfile of one `python -m <pkg> run --pipeline ingest` process (imports included), top 15 by cumulative time:
+cProfile of one `python -m <pkg> run --pipeline ingest` process (imports included), top 30 by cumulative time:
 
 ```
 {cprofile}

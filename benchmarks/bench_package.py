@@ -110,7 +110,8 @@ print(out.getvalue())
 def profile_all(root: Path, venv: Path, env: dict) -> str:
     """cProfile top 15 (cumulative) of one in-process `invoke package --all` (imports of the tasks excluded)."""
     shutil.rmtree(root / "dist", ignore_errors=True)
-    _, result = timed([str(venv / "bin" / "python"), "-c", PROFILE], root, env)
+    # One process (PIPERACK_WORKERS=1): the profiler sees only its own process, not a forked one.
+    _, result = timed([str(venv / "bin" / "python"), "-c", PROFILE], root, env | {"PIPERACK_WORKERS": "1"})
     text = result.stdout
     text = text[text.rfind("\n", 0, max(text.find("function calls"), 0)) + 1 :]
     keep = [line.rstrip().replace(str(venv), "<venv>") for line in text.splitlines() if line.strip()]
@@ -246,7 +247,7 @@ def main() -> None:
         ]
     if profile:
         lines += [
-            f"cProfile of one in-process `invoke package --all` at N = {args.profile_n} (tasks already imported), "
+            f"cProfile of one in-process `invoke package --all` at N = {args.profile_n} (tasks already imported; one process, PIPERACK_WORKERS=1), "
             "top 15 by cumulative time:",
             "",
             "```",

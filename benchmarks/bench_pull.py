@@ -158,7 +158,7 @@ def profile_pull(work: Path, sdists: list[Path], venv: Path) -> str:
     result = subprocess.run(
         [str(venv / "bin" / "python"), "-c", PROFILE],
         cwd=project,
-        env=user_env(venv),
+        env=user_env(venv) | {"PIPERACK_WORKERS": "1"},  # the profiler sees only its own process
         capture_output=True,
         text=True,
     )
@@ -268,7 +268,7 @@ def main() -> None:
     ]
     if profile:
         table += [
-            f"cProfile of one in-process `invoke pull --all` at N = {args.profile_n} (tasks already imported), "
+            f"cProfile of one in-process `invoke pull --all` at N = {args.profile_n} (tasks already imported; one process, PIPERACK_WORKERS=1), "
             "top 15 by cumulative time:",
             "",
             "```",
