@@ -20,6 +20,12 @@ from invoke.exceptions import Exit
 from .update import HELP as UPDATE_HELP
 
 
+def _before_exit() -> None:
+    from .workers import before_exit
+
+    before_exit()
+
+
 @contextmanager
 def user_errors():
     """Turn the engine's user errors into one line on stderr and exit status 1 (no traceback)."""
@@ -227,6 +233,7 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None, q
     ui.QUIET = quiet
     with user_errors():
         engine.package(project(c), module=module, alias=alias, destination=destination, env=env, all_=all)
+    _before_exit()
 
 
 # --- pull ---
@@ -297,6 +304,7 @@ def pull(
             allow_direct_references=allow_direct_references,
             project=project(c),
         )
+    _before_exit()
 
 
 # --- build-reqs ---

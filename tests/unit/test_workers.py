@@ -117,3 +117,14 @@ def test_package_all_builds_on_two_processes_the_same_archives(tmp_path, monkeyp
     assert forks == [1]
     assert {p.name: p.read_bytes() for p in (root / "dist").glob("*.tar.gz")} == together
     assert len(together) == COUNT
+
+
+def test_before_exit_hides_the_heap_from_the_final_collections():
+    import gc
+
+    before = gc.get_freeze_count()
+    try:
+        workers.before_exit()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()  # this test process lives on
