@@ -189,7 +189,7 @@ def test_output_names_the_catalog_keys_the_pipeline_reads(mini, tmp_path, capsys
     code = {
         "__init__.py": "",
         "pipeline.py": "def run(params, catalog):\n    raw = catalog['raw']\n"
-        "    db = catalog.get('database')\n    return _need(catalog, 'table_dir')\n",
+        "    db = catalog.get('database')\n    return _need(\n        catalog,\n        'table_dir',\n    )\n",
     }
     run(mini, write_sdist(tmp_path / "d", "cleaner", code=code), destination="pipelines.shared")
     out = capsys.readouterr().out

@@ -204,21 +204,35 @@ def _catalog_keys(data: bytes | None) -> list[str]:
     catalog.get("k"), f(catalog, "k")), found statically; empty when it does not use a piperack
     catalog. The rewrite parsed the same text already (``check_parses`` keeps the tree)."""
     import ast
+    import bisect
 
     from ..rewrite import check_parses
 
     if data is None:
         return []
     try:
-        tree = check_parses(data.decode("utf-8"))
+        source = data.decode("utf-8")
+        tree = check_parses(source)
     except Exception:  # noqa: BLE001
         return []
     keys: set[str] = set()
+    # Only the lines that spell "catalog" can hold a reference: subtrees that span none are skipped.
+    lines = [number for number, line in enumerate(source.splitlines(), 1) if "catalog" in line]
 
     def is_catalog(node) -> bool:
         return isinstance(node, ast.Name) and node.id == "catalog"
 
-    for node in ast.walk(tree):
+    def may_refer(node) -> bool:
+        first = getattr(node, "lineno", None)
+        if first is None:
+            return True
+        at = bisect.bisect_left(lines, first)
+        return at < len(lines) and lines[at] <= (node.end_lineno or first)
+
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        stack.extend(child for child in ast.iter_child_nodes(node) if may_refer(child))
         if isinstance(node, ast.Subscript) and is_catalog(node.value):
             if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
                 keys.add(node.slice.value)
