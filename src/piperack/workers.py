@@ -5,13 +5,14 @@ time, and the machines piperack runs on have more than one core. From ``MIN_ITEM
 forked child computes the second half while this process computes the first; the child sends its
 results back pickled through a pipe and leaves with ``os._exit`` (no cleanup of the parent's state
 runs twice, no output is flushed twice). The child ignores Ctrl-C; this process kills it on any
-error or interruption. ``PIPERACK_WORKERS=1`` (or a machine without ``fork``, or one core) keeps
-everything in this process.
+error or interruption. ``PIPERACK_WORKERS=1``, one core, or a system other than Linux (fork without
+exec is unsafe on macOS, absent on Windows) keeps everything in this process.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Sequence
 
 MIN_ITEMS = 8
@@ -43,7 +44,7 @@ def _one_process(count: int) -> bool:
     return (
         count < MIN_ITEMS
         or os.environ.get(ENV_WORKERS, "").strip() == "1"
-        or not hasattr(os, "fork")
+        or not sys.platform.startswith("linux")  # fork without exec is unsafe on macOS, absent on Windows
         or (os.cpu_count() or 1) < 2
     )
 
