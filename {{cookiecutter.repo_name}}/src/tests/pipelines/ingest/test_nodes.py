@@ -157,3 +157,11 @@ def test_failed_load_keeps_the_previous_table(tmp_path):
         nodes.load(unloadable, db, "t")
     with duckdb.connect(str(db)) as con:
         assert con.execute("select a from t order by a").fetchall() == [(1,), (2,)]
+
+
+def test_a_missing_key_names_the_pipelines_own_config_file():
+    """Pulled under another name (invoke pull --alias), the message names that name's file."""
+    from {{ cookiecutter.python_package }}.pipelines.ingest import pipeline
+
+    with pytest.raises(pipeline.ConfigError, match=r"missing catalog key 'raw' \(conf/<env>/catalog/ingest\.yml\)"):
+        pipeline.run({"source": "x.csv", "table": "t"}, {})

@@ -7,6 +7,7 @@ import logging
 from {{ cookiecutter.python_package }}.pipelines.ingest import nodes
 
 log = logging.getLogger(__name__)
+NAME = __name__.split(".")[-2]  # this pipeline's folder: "ingest", or the name it was pulled under
 
 
 class ConfigError(Exception):
@@ -15,7 +16,7 @@ class ConfigError(Exception):
 
 def _require(config: dict, key: str, where: str):
     if key not in config or config[key] in (None, ""):
-        raise ConfigError(f"missing {where} key {key!r} (conf/<env>/{where}/ingest.yml)")
+        raise ConfigError(f"missing {where} key {key!r} (conf/<env>/{where}/{NAME}.yml)")
     return config[key]
 
 
