@@ -55,25 +55,20 @@ def _member_kind(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def _check_name(name: str) -> str | None:
-    """A reason (str) to refuse the member's name, or None."""
+def _check_name(name: str) -> tuple[str | None, str]:
+    """(a reason to refuse the member's name or None, the name as a relative POSIX path without
+    empty or '.' parts: ``a//./b/`` -> ``a/b``, exactly as PurePosixPath spells it)."""
     if not name or "\x00" in name:
-        return "an empty or invalid name"
+        return "an empty or invalid name", ""
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        return "an absolute path"
+        return "an absolute path", ""
     if "\\" in name:
-        return "a backslash in its name"
-    if ".." in name.split("/"):
-        return "a path that climbs out with '..'"
-    if not _normal(name):
-        return "an empty name"
-    return None
-
-
-def _normal(name: str) -> str:
-    """A checked member name as a relative POSIX path without empty or '.' parts (``a//./b/`` -> ``a/b``),
-    exactly as PurePosixPath spells it."""
-    return "/".join(part for part in name.split("/") if part not in ("", "."))
+        return "a backslash in its name", ""
+    parts = name.split("/")
+    if ".." in parts:
+        return "a path that climbs out with '..'", ""
+    normal = "/".join(part for part in parts if part not in ("", "."))
+    return (None if normal else "an empty name"), normal
 
 
 def _open(archive: Path, label: str) -> tarfile.TarFile:
@@ -98,10 +93,10 @@ def _checked_members(tar: tarfile.TarFile, label: str):
         member = tar.next()
         if member is None:
             break
-        reason = _check_name(member.name) or _member_kind(member)
+        reason, rel = _check_name(member.name)
+        reason = reason or _member_kind(member)
         if reason:
             raise PiperackError(f"{label}: refused member {member.name!r}: {reason}")
-        rel = _normal(member.name)
         if rel in seen:
             if member.isdir() and seen[rel]:
                 continue  # the same folder listed twice is harmless

@@ -98,7 +98,7 @@ def _pull(
     from .apply import apply, report
     from .options import jobs, validate_job
     from .plan import finish_plan
-    from .source import fetch, load_fs_args, redact, secret_values, strip_credentials
+    from .source import fetch, load_fs_args, secret_values, strip_credentials
 
     limit = max_bytes if max_bytes is not None else max_bytes_from_env()
     todo = jobs(project, source, all_, alias, destination, env, fs_args, force, sha256)
@@ -129,15 +129,13 @@ def _pull(
                     expected_sha256=job.sha256,
                 )
             except PiperackError as exc:
-                stopped = _labelled(exc, job, secrets, redact)
+                stopped = _labelled(exc, job, secrets)
                 break
             fetched_items.append((job, fetched, label, secrets))
         # Errors come out as a one-by-one pull would meet them: the first job's first.
         for (job, _, _, secrets), result in zip(fetched_items, _place_all(project, fetched_items, limit), strict=False):
             if isinstance(result, PiperackError):
-                raise _labelled(result, job, secrets, redact) from None
-            if isinstance(result, BaseException):
-                raise result
+                raise _labelled(result, job, secrets) from None
             placements.append(result)
         if stopped is not None:
             raise stopped from None
@@ -150,7 +148,10 @@ def _pull(
     return plan
 
 
-def _labelled(exc: PiperackError, job, secrets, redact) -> PiperackError:
+def _labelled(exc: PiperackError, job, secrets) -> PiperackError:
+    """``exc`` as the user sees it: secrets of the job's fs-args redacted, the manifest entry named."""
+    from .source import redact
+
     message = redact(str(exc), secrets)
     return PiperackError(f"{job.label}: {message}" if job.label else message)
 
