@@ -64,6 +64,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .errors import funnel
+
+    try:
+        with funnel():
+            return _main(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -74,37 +84,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    from .errors import PiperackError
+    if args.command == "new":
+        from . import bake
 
-    try:
-        if args.command == "new":
-            from . import bake
+        answers = bake.parse_answers(args.answers)
+        bake.bake(args.output_dir, answers, no_input=args.no_input, overwrite=args.overwrite)
+    elif args.command == "update":
+        from . import update
+        from .project import find_project
 
-            answers = bake.parse_answers(args.answers)
-            bake.bake(args.output_dir, answers, no_input=args.no_input, overwrite=args.overwrite)
-        elif args.command == "update":
-            from . import update
-            from .project import find_project
-
-            update.update(
-                find_project(),
-                check_only=args.check,
-                dry_run=args.dry_run,
-                diff=args.diff,
-                from_source=args.from_source,
-                from_version=args.from_version,
-                allow_dirty=args.allow_dirty,
-                ask=args.ask,
-            )
-    except PiperackError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, EOFError) as exc:
-        aborted = (
-            "interrupted" if isinstance(exc, KeyboardInterrupt) else "no answer on standard input (use --no-input)"
+        update.update(
+            find_project(),
+            check_only=args.check,
+            dry_run=args.dry_run,
+            diff=args.diff,
+            from_source=args.from_source,
+            from_version=args.from_version,
+            allow_dirty=args.allow_dirty,
+            ask=args.ask,
         )
-        print(f"error: {aborted}", file=sys.stderr)
-        return 130 if isinstance(exc, KeyboardInterrupt) else 1
     return 0
 
 

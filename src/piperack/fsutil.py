@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import PiperackError
+from .errors import PiperackError, signals_interrupt
 
 DEFAULT_MODE = 0o644
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
@@ -336,22 +336,12 @@ def _signals_ignored() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @contextmanager
 def sigterm_interrupts() -> Iterator[None]:
-    """Inside the block SIGTERM raises KeyboardInterrupt, as Ctrl-C does, so ``finally`` blocks
-    (temporary folders, rollbacks) run when a pull or an update is killed politely."""
-    old = None
-    if threading.current_thread() is threading.main_thread():
-        old = signal.signal(signal.SIGTERM, _interrupt)
-    try:
+    """Inside the block SIGTERM raises KeyboardInterrupt (errors.Interrupted), as Ctrl-C does, so
+    ``finally`` blocks (temporary folders, rollbacks) run when a pull or an update is killed politely."""
+    with signals_interrupt(signal.SIGTERM):
         yield
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
 
 
 @contextmanager
@@ -360,10 +350,7 @@ def transaction(root: Path) -> Iterator[Transaction]:
 
     SIGTERM is turned into KeyboardInterrupt inside the block, so ``kill`` rolls back like Ctrl-C.
     """
-    old_term = None
-    if threading.current_thread() is threading.main_thread():
-        old_term = signal.signal(signal.SIGTERM, _interrupt)
-    try:
+    with signals_interrupt(signal.SIGTERM):
         tx = Transaction(root)
         try:
             yield tx
@@ -372,6 +359,3 @@ def transaction(root: Path) -> Iterator[Transaction]:
                 tx.rollback()
             raise
         tx.commit()
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)

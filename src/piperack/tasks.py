@@ -8,16 +8,20 @@ modules, imported inside the task so that `invoke --list` stays fast.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-from contextlib import contextmanager
-from pathlib import Path
 
-from invoke import Collection, task
-from invoke.exceptions import Exit
+from .errors import exit_on_signals
 
-from .update import HELP as UPDATE_HELP
+if sys.argv and sys.argv[0].rpartition("/")[2] in {"invoke", "inv"}:  # the invoke program, not a test
+    exit_on_signals()
+
+from contextlib import contextmanager  # noqa: E402 - after the handlers: a Ctrl-C from here on is one line
+from pathlib import Path  # noqa: E402
+
+from invoke import Collection, task  # noqa: E402
+from invoke.exceptions import Exit  # noqa: E402
+
+from .update import HELP as UPDATE_HELP  # noqa: E402
 
 
 def _before_exit() -> None:
@@ -28,30 +32,12 @@ def _before_exit() -> None:
 
 @contextmanager
 def user_errors():
-    """Turn the engine's user errors into one line on stderr and exit status 1 (no traceback)."""
-    from .errors import PiperackError
+    """The error funnel (errors.funnel) for a task: one line on stderr and the exit status, no
+    traceback; SIGTERM stops the task like Ctrl-C. Wrap the whole body, imports included."""
+    from .errors import funnel
 
-    try:
+    with funnel(lambda code: Exit(code=code)):
         yield
-    except PiperackError as exc:
-        raise Exit(f"error: {exc}", code=1) from None
-    except KeyboardInterrupt:
-        raise Exit("interrupted: nothing was left half-done", code=130) from None
-    except ModuleNotFoundError as exc:  # a development dependency piperack needs is not installed
-        raise Exit(
-            f"error: the Python package {exc.name!r} is not installed in this environment: "
-            "run `pip install -r requirements-dev.txt`",
-            code=1,
-        ) from None
-    except BrokenPipeError:  # `invoke pull --dry-run … | head`: the reader left; say nothing more
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush is quiet
-        except OSError:
-            pass
-        raise Exit(code=141) from None
-    except OSError as exc:  # disk full, read-only or immutable files, names too long …
-        where = f": {exc.filename}" if exc.filename else ""
-        raise Exit(f"error: {exc.strerror or exc}{where} (nothing was changed)", code=1) from None
 
 
 def project(c):
@@ -63,21 +49,9 @@ def project(c):
         return find_project(start)
 
 
-def _require_tool(module: str) -> None:
-    """One line naming the install command when a development tool the task runs is missing."""
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        raise Exit(
-            f"error: {module} is not installed in this environment: run `pip install -r requirements-dev.txt`", code=1
-        )
-
-
-def _python_env(root: Path) -> dict:
-    """Environment for running the project's code from the working tree (src/ first on the path)."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root / "src"), env.get("PYTHONPATH")]))
-    return env
+def _exit(code: int) -> None:
+    if code:
+        raise Exit(code=code)
 
 
 @task(
@@ -91,43 +65,14 @@ def _python_env(root: Path) -> dict:
     },
 )
 def run(c, pipeline=None, env="local", params=None, log_level=None):
-    """Run the project's pipelines (same as `python -m <package> run`)."""
-    proj = project(c)
-    pkg = proj.package
-    cmd = [sys.executable, "-m", pkg, "run", "--env", env]
-    for name in pipeline or []:
-        cmd += ["--pipeline", name]
-    if params is not None:
-        cmd += ["--params", params]
-    if log_level:
-        cmd += ["--log-level", log_level]
-    code = _run_forwarding_signals(cmd, cwd=proj.root, env=_python_env(proj.root))
-    if code:
-        raise Exit(code=code)
+    """Run the project's pipelines (same as `python -m <package> run`).
 
+    Ctrl-C and SIGTERM reach the pipeline; the exit status is the runner's (130, 143 when stopped)."""
+    with user_errors():
+        from . import commands
 
-def _run_forwarding_signals(cmd: list[str], **kwargs) -> int:
-    """Run ``cmd``; a SIGTERM to this process goes to it too (a scheduler stopping `invoke run`
-    stops the pipeline, not only invoke), and its exit code is returned."""
-    import signal
-
-    child = subprocess.Popen(cmd, **kwargs)
-
-    def forward(signum, frame):
-        child.send_signal(signum)
-
-    old = signal.signal(signal.SIGTERM, forward)
-    interrupts = 0
-    try:
-        while True:
-            try:
-                return child.wait()
-            except KeyboardInterrupt:  # Ctrl-C reached the child too (same process group): let it stop
-                interrupts += 1
-                if interrupts > 1:
-                    child.kill()
-    finally:
-        signal.signal(signal.SIGTERM, old)
+        code = commands.run(project(c), pipeline or [], env, params=params, log_level=log_level)
+    _exit(code)
 
 
 @task(help={"args": "Extra pytest arguments, e.g. --args='-k ingest -x'."})
@@ -135,13 +80,11 @@ def test(c, args=""):
     """Run the project's tests (src/tests) with pytest."""
     import shlex
 
-    root = project(c).root
-    _require_tool("pytest")
-    code = subprocess.run(
-        [sys.executable, "-m", "pytest", *shlex.split(args)], cwd=root, env=_python_env(root)
-    ).returncode
-    if code:
-        raise Exit(code=code)
+    with user_errors():
+        from . import commands
+
+        code = commands.test(project(c), shlex.split(args))
+    _exit(code)
 
 
 @task(help={"fix": "Fix what ruff can fix and reformat the files, instead of only reporting."})
@@ -150,18 +93,13 @@ def lint(c, fix=False):
 
     Exits non-zero listing what to change; `--fix` applies ruff's safe fixes and its formatter.
     """
-    _require_tool("ruff")
-    root = project(c).root
-    ruff = [sys.executable, "-m", "ruff"]
-    steps = (
-        [[*ruff, "check", "--fix", "."], [*ruff, "format", "."]]
-        if fix
-        else [[*ruff, "check", "."], [*ruff, "format", "--check", "."]]
-    )
-    failed = 0
-    for step in steps:
-        failed |= subprocess.run(step, cwd=root).returncode
-    if failed:
+    with user_errors():
+        from . import commands
+
+        code = commands.lint(project(c), fix)
+    if code > 128:
+        raise Exit(code=code)
+    if code:
         raise Exit("error: ruff found problems (see above); `invoke lint --fix` fixes what it can", code=1)
 
 
@@ -171,9 +109,9 @@ def lint(c, fix=False):
 )
 def new_pipeline(c, name):
     """Create a modular pipeline: code, parameters and a passing test, in their three places."""
-    from . import scaffold
-
     with user_errors():
+        from . import scaffold
+
         scaffold.create_pipeline(project(c), name)
 
 
@@ -227,11 +165,11 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None, q
     path, size and sha256 and updates <destination>/SHA256SUMS. `pip install` the file, or pull it
     into another project (`invoke pull`, `kedro micropkg pull`). Nothing is written on an error.
     """
-    from . import package as engine
-    from . import ui
-
-    ui.QUIET = quiet
     with user_errors():
+        from . import package as engine
+        from . import ui
+
+        ui.QUIET = quiet
         engine.package(project(c), module=module, alias=alias, destination=destination, env=env, all_=all)
     _before_exit()
 
@@ -284,11 +222,11 @@ def pull(
     run. Archives unpacking to more than 200 MB are refused ($PIPERACK_PULL_MAX_BYTES, e.g. 1G,
     changes the limit). Each pull is recorded in pyproject.toml [tool.piperack.pulled].
     """
-    from . import pull as engine
-    from . import ui
-
-    ui.QUIET = quiet
     with user_errors():
+        from . import pull as engine
+        from . import ui
+
+        ui.QUIET = quiet
         engine.pull(
             source,
             all_=all,
@@ -343,10 +281,10 @@ def build_reqs(
     """
     import shlex
 
-    from . import buildreqs, ui
-
-    ui.QUIET = quiet
     with user_errors():
+        from . import buildreqs, ui
+
+        ui.QUIET = quiet
         buildreqs.build_reqs(
             project(c),
             resolver=resolver,
@@ -384,10 +322,10 @@ def docker_build(
     First fills .docker/wheelhouse/ with wheels for the base image's Python and platform (reused
     until requirements.txt changes), so `docker build` itself needs no network; its output streams.
     """
-    from . import docker, ui
-
-    ui.QUIET = quiet
     with user_errors():
+        from . import docker, ui
+
+        ui.QUIET = quiet
         code = docker.build(
             project(c),
             tag=tag,
@@ -418,9 +356,9 @@ def docker_run(c, pipeline=None, env=None, tag=None, network=None, docker_args="
 
     The container is removed afterwards; its exit code is this task's.
     """
-    from . import docker
-
     with user_errors():
+        from . import docker
+
         code = docker.run(project(c), pipelines=pipeline, env=env, tag=tag, network=network, docker_args=docker_args)
     if code:
         raise Exit(code=code)
@@ -438,11 +376,11 @@ def docker_cmd(c, tag=None, network=None, docker_args=""):
     """Run any command in the image, with docker-run's mounts and user: invoke docker-cmd -- CMD [ARGS…]."""
     import shlex
 
-    from . import docker
-
     # invoke joins the words after `--` with spaces; take them from argv to keep their quoting.
     command = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else shlex.split(c.remainder)
     with user_errors():
+        from . import docker
+
         code = docker.cmd(project(c), command, tag=tag, network=network, docker_args=docker_args)
     if code:
         raise Exit(code=code)
@@ -461,9 +399,9 @@ def update_project(
     changed are merged line by line (conflicts marked inline, exit 1). Pipelines, conf/, data/ and
     requirements.txt are never touched. All writes happen at the end, or none. See docs/updating.md.
     """
-    from . import update as engine
-
     with user_errors():
+        from . import update as engine
+
         engine.update(
             project(c),
             check_only=check,
@@ -509,9 +447,9 @@ def airflow_dag(c, target="docker", pipeline=None, env="local", image=None, netw
     (schedule, retries, order via depends_on, ...). It imports only Airflow, its providers and the
     standard library, and the same inputs give the same bytes. See docs/airflow.md.
     """
-    from . import airflow as engine
-
     with user_errors():
+        from . import airflow as engine
+
         engine.airflow_dag(
             project(c),
             target=target,
@@ -545,9 +483,9 @@ def airflow_test(
     engine (build the image first). For --target kubernetes, each task's pod is validated against the
     Kubernetes API schema instead (no cluster). Exits non-zero unless every task succeeded.
     """
-    from . import airflow as engine
-
     with user_errors():
+        from . import airflow as engine
+
         code = engine.airflow_test(
             project(c),
             target=target,

@@ -68,12 +68,16 @@ def run_streaming(cmd: list[str], label: str, show=None, **kwargs):
     with subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", **kwargs
     ) as proc:
-        for line in proc.stdout:
-            lines.append(line)
-            text = line.rstrip() if show is None else show(line)
-            if live and text:
-                sys.stderr.write(f"  {label} | {text}\n")
-                sys.stderr.flush()
+        try:
+            for line in proc.stdout:
+                lines.append(line)
+                text = line.rstrip() if show is None else show(line)
+                if live and text:
+                    sys.stderr.write(f"  {label} | {text}\n")
+                    sys.stderr.flush()
+        except BaseException:  # Ctrl-C or SIGTERM here (or a closed stderr): the tool stops too
+            stop_child(proc)
+            raise
     return subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines), "")
 
 
@@ -95,3 +99,19 @@ class ByteProgress:
         if self.live:
             sys.stderr.write("\n")
             sys.stderr.flush()
+
+
+def stop_child(proc, grace: float = 5.0) -> None:
+    """End a child process this command started: SIGTERM, then SIGKILL if it outlives ``grace``."""
+    import subprocess
+
+    if proc.poll() is not None:
+        return
+    try:
+        proc.terminate()
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    except ProcessLookupError:
+        pass

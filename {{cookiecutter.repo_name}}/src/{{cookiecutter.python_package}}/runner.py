@@ -21,6 +21,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -312,6 +313,21 @@ def run(pipelines: list[str] | None, env: str, conf: Path, params: str | None = 
         log.info("pipeline %s: done in %.2f s", name, time.perf_counter() - started)
 
 
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM: the run stops where it is; the exit status is 128 + the signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum, frame):
+    # One stop per run: a terminal's Ctrl-C and the same signal passed on by `invoke run` are one.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m {__package__}", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -323,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL (default: logging.yml's)")
     sub.add_parser("list", help="list the pipelines")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         if args.command == "list":
             print("\n".join(available_pipelines()))
@@ -340,4 +358,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"interrupted: the run stopped ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
     return 0
