@@ -214,10 +214,13 @@ def _copy_stream(stream, dest: Path, label: str, max_bytes: int, total: int | No
     limit_seconds = deadline_seconds()
     ends = time.monotonic() + limit_seconds
     bar = ByteProgress(f"downloading {label}", total)
+    # read1: whatever has arrived (up to CHUNK), so a server that drips bytes meets the deadline
+    # between reads instead of holding a read that waits for a whole CHUNK.
+    read = getattr(stream, "read1", None) or stream.read
     try:
         with open(dest, "xb") as out:
             while True:
-                chunk = stream.read(CHUNK)
+                chunk = read(CHUNK)
                 if not chunk:
                     break
                 if time.monotonic() > ends:
