@@ -157,3 +157,63 @@ def tool(name: str) -> str:
 def ci_env() -> dict:
     """The PIPERACK_TEST_* settings .ci/services.sh published (.ci/run sources them into the env)."""
     return {k: v for k, v in os.environ.items() if k.startswith("PIPERACK_TEST_")}
+
+
+def wait_until(predicate, what: str, timeout: float = 60, proc: subprocess.Popen | None = None) -> None:
+    """Wait for a state, never for a time: poll ``predicate`` until it is true, and fail loudly
+    naming ``what`` when ``timeout`` passes or ``proc`` ends first (with its output)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the process ended (exit {proc.returncode}) before {what}:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached after {timeout} s: {what}")
+        time.sleep(0.02)
+
+
+class StallingServer:
+    """An HTTP server on 127.0.0.1 that answers every GET with a status line, headers and the first
+    bytes of ``prefix``, then stalls until the test ends: a download (or an index request) caught
+    in the middle. ``arrived`` is set once a request has been answered that far, so a test signals
+    the client at a known state instead of after a guessed sleep.
+
+        with StallingServer() as server:
+            ... start the client on server.url ...
+            wait_until(server.arrived.is_set, "the request reached the server", proc=proc)
+    """
+
+    def __init__(self, prefix: bytes = b"\x1f\x8b" + b"x" * 100, length: int = 100_000):
+        import http.server
+        import threading
+
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        stall = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Length", str(length))
+                self.end_headers()
+                self.wfile.write(prefix)
+                self.wfile.flush()
+                stall.arrived.set()
+                stall.release.wait(120)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> StallingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()

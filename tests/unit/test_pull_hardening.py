@@ -4,8 +4,10 @@ project: every refusal is one line, and a refused pull leaves the project byte-f
 from __future__ import annotations
 
 import http.server
+import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -18,7 +20,7 @@ from piperack import fsutil
 from piperack.errors import PiperackError
 from piperack.project import find_project
 from piperack.pull import source as source_mod
-from tests.pull_support import sdist_bytes, write_sdist
+from tests.pull_support import StallingServer, sdist_bytes, wait_until, write_sdist
 from tests.unit.test_pull_engine import run
 
 
@@ -462,18 +464,26 @@ def test_fs_args_yaml_with_aliases_is_refused(mini, tmp_path, tree_hash):
 def test_a_download_past_its_deadline_is_refused(mini, server, tree_hash, monkeypatch):
     data = sdist_bytes("cleaner")
 
-    def drip(handler):
+    def drip(handler):  # a byte at a time, for as long as the client listens: only the deadline ends it
         handler.send_response(200)
         handler.end_headers()
-        for i in range(0, len(data), 64):
-            handler.wfile.write(data[i : i + 64])
-            handler.wfile.flush()
-            time.sleep(0.05)
+        ends = time.monotonic() + 120
+        try:
+            for i in itertools.count():
+                handler.wfile.write(data[i % len(data) : i % len(data) + 1])
+                handler.wfile.flush()
+                time.sleep(0.01)
+                if time.monotonic() > ends:
+                    return
+        except OSError:  # the client hung up
+            return
 
     server.routes["/cleaner-0.1.0.tar.gz"] = (200, {}, drip)
     monkeypatch.setenv("PIPERACK_PULL_TIMEOUT", "0.5")
     before = tree_hash(mini)
-    with pytest.raises(PiperackError, match=r"took longer than 0.5 s"):
+    url = f"{server.url}/cleaner-0.1.0.tar.gz"
+    expected = f"{url}: the download took longer than 0.5 s (the limit; $PIPERACK_PULL_TIMEOUT changes it); refused"
+    with pytest.raises(PiperackError, match=f"^{re.escape(expected)}$"):
         engine_pull(mini, f"{server.url}/cleaner-0.1.0.tar.gz")
     assert tree_hash(mini) == before
 
@@ -541,17 +551,7 @@ def test_concurrent_pulls_wait_for_each_other_and_lose_nothing(mini, tmp_path):
         assert (mini / f"src/demo/pipelines/{name}/nodes.py").is_file()
 
 
-def test_sigterm_during_a_pull_leaves_no_temporary_files(mini, tmp_path, server, tree_hash):
-    data = sdist_bytes("cleaner")
-
-    def slow(handler):
-        handler.send_response(200)
-        handler.end_headers()
-        handler.wfile.write(data[:100])
-        handler.wfile.flush()
-        time.sleep(30)
-
-    server.routes["/cleaner-0.1.0.tar.gz"] = (200, {}, slow)
+def test_sigterm_during_a_pull_leaves_no_temporary_files(mini, tmp_path, tree_hash):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     code = (
@@ -559,18 +559,19 @@ def test_sigterm_during_a_pull_leaves_no_temporary_files(mini, tmp_path, server,
         "pull.pull(sys.argv[1], project=find_project(sys.argv[2]))\n"
     )
     before = tree_hash(mini)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, f"{server.url}/cleaner-0.1.0.tar.gz", str(mini)],
-        env=os.environ | {"TMPDIR": str(tmp)},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    for _ in range(200):
-        if any(tmp.glob("piperack-pull-*/*/*")):
-            break
-        time.sleep(0.05)
-    proc.terminate()
-    proc.communicate(timeout=30)
+    with StallingServer(prefix=sdist_bytes("cleaner")[:100]) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, f"{server.url}/cleaner-0.1.0.tar.gz", str(mini)],
+            env=os.environ | {"TMPDIR": str(tmp)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_until(server.arrived.is_set, "the download reached the server", proc=proc)
+        wait_until(lambda: any(tmp.glob("piperack-pull-*/*")), "the download's file exists", proc=proc)
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "Interrupted: signal 15" in err, err  # the engine alone: no funnel here
     assert not list(tmp.glob("piperack-pull-*"))
     assert tree_hash(mini) == before
 

@@ -17,21 +17,40 @@ def pid_and_square(n: int) -> tuple[int, int]:
     return os.getpid(), n * n
 
 
-def no_children_left() -> bool:
+@pytest.fixture(autouse=True)
+def forked(monkeypatch) -> list[int]:
+    """The pids this test's map_in_two forked (and only those: the session's servers are children of
+    pytest too)."""
+    pids: list[int] = []
+    real_fork = os.fork
+
+    def recording_fork() -> int:
+        pid = real_fork()
+        if pid:
+            pids.append(pid)
+        return pid
+
+    monkeypatch.setattr(workers.os, "fork", recording_fork)
+    return pids
+
+
+def reaped(pid: int) -> bool:
+    """True when ``pid`` was waited for already (no zombie left behind); False while it runs."""
     try:
-        return os.waitpid(-1, os.WNOHANG) == (0, 0) and False
+        os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         return True
+    return False
 
 
-def test_the_second_half_runs_in_another_process_and_results_keep_their_order():
+def test_the_second_half_runs_in_another_process_and_results_keep_their_order(forked):
     results = workers.map_in_two(pid_and_square, list(range(COUNT)))
     assert [square for _, square in results] == [n * n for n in range(COUNT)]
     pids = [pid for pid, _ in results]
     half = (COUNT + 1) // 2
     assert set(pids[:half]) == {os.getpid()}
-    assert len(set(pids[half:])) == 1 and pids[half] != os.getpid()
-    assert no_children_left()
+    assert set(pids[half:]) == set(forked) and len(forked) == 1
+    assert reaped(forked[0])
 
 
 @pytest.mark.parametrize("count, env", [(workers.MIN_ITEMS - 1, ""), (COUNT, "1")])
@@ -42,13 +61,13 @@ def test_few_items_or_one_worker_stay_in_this_process(monkeypatch, count, env):
 
 
 @pytest.mark.parametrize("at", [2, COUNT - 3])  # in this process's half, in the child's half
-def test_stop_ends_the_list_at_the_first_match_as_a_loop_would(at):
+def test_stop_ends_the_list_at_the_first_match_as_a_loop_would(at, forked):
     results = workers.map_in_two(lambda n: n, list(range(COUNT)), stop=lambda n: n in (at, COUNT - 1))
     assert results == list(range(at + 1))
-    assert no_children_left()
+    assert len(forked) == 1 and reaped(forked[0])
 
 
-def test_an_exception_in_the_child_is_raised_here():
+def test_an_exception_in_the_child_is_raised_here(forked):
     def boom(n: int) -> int:
         if n == COUNT - 2:
             raise PiperackError(f"item {n} refused")
@@ -56,10 +75,10 @@ def test_an_exception_in_the_child_is_raised_here():
 
     with pytest.raises(PiperackError, match=f"item {COUNT - 2} refused"):
         workers.map_in_two(boom, list(range(COUNT)))
-    assert no_children_left()
+    assert len(forked) == 1 and reaped(forked[0])
 
 
-def test_an_exception_here_stops_the_child_and_leaves_no_process():
+def test_an_exception_here_stops_the_child_and_leaves_no_process(forked):
     parent = os.getpid()
 
     def slow_child(n: int) -> int:
@@ -73,7 +92,7 @@ def test_an_exception_here_stops_the_child_and_leaves_no_process():
 
     with pytest.raises(KeyboardInterrupt):
         workers.map_in_two(slow_child, list(range(COUNT)))
-    assert no_children_left()
+    assert len(forked) == 1 and reaped(forked[0])
 
 
 def test_a_result_that_cannot_be_sent_back_is_a_clear_error():
