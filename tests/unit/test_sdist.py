@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import tarfile
 import tomllib
 from email.parser import Parser
@@ -17,6 +18,17 @@ from piperack.errors import PiperackError
 from piperack.options import Job, jobs_from_manifest
 from piperack.package import build, update_sums
 from piperack.project import find_project
+
+# What the format promises (docs/architecture.md, "The sdist format"), written out here rather than
+# read from piperack.sdist: every member and the gzip header carry 2000-01-01T00:00:00Z unless
+# SOURCE_DATE_EPOCH (1980 or later) says otherwise; [tool.piperack] format = 1; setuptools>=64.
+FIXED_MTIME = 946684800  # int(datetime(2000, 1, 1, tzinfo=UTC).timestamp())
+FORMAT_VERSION = 1
+
+
+def exact(message: str) -> str:
+    """A ``match=`` pattern for exactly this one-line message."""
+    return f"^{re.escape(message)}$"
 
 
 def _spec(**over) -> sdist.SdistSpec:
@@ -62,8 +74,9 @@ def test_build_is_byte_identical_and_independent_of_dict_order():
     assert sdist.build_sdist(_spec(version="0.1.1")) != one
 
 
-def test_archive_layout_owners_modes_and_times():
-    data = sdist.build_sdist(_spec(), mtime=sdist.DEFAULT_MTIME)
+def test_archive_layout_owners_modes_and_times(monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    data = sdist.build_sdist(_spec())  # the default time: the format's fixed one
     members = _members(data)
     names = [m.name for m in members]
     assert names == sorted(names, key=lambda n: n.split("/"))
@@ -78,7 +91,7 @@ def test_archive_layout_owners_modes_and_times():
     assert all(n.startswith("ingest-0.1.0") for n in names)
     for m in members:
         assert (m.uid, m.gid, m.uname, m.gname) == (0, 0, "", "")
-        assert m.mtime == sdist.DEFAULT_MTIME
+        assert m.mtime == FIXED_MTIME
         if m.isdir():
             assert m.mode == 0o755
         elif m.name.endswith("nodes.py") and "/ingest/" in m.name:
@@ -88,21 +101,27 @@ def test_archive_layout_owners_modes_and_times():
     # gzip header: no file name, the fixed time
     assert data[:3] == b"\x1f\x8b\x08"
     assert data[3] == 0  # FLG: no FNAME
-    assert int.from_bytes(data[4:8], "little") == sdist.DEFAULT_MTIME
+    assert int.from_bytes(data[4:8], "little") == FIXED_MTIME
     assert gzip.decompress(data)  # valid stream
+
+
+def test_fixed_time_is_the_start_of_2000():
+    from datetime import UTC, datetime
+
+    assert datetime.fromtimestamp(FIXED_MTIME, UTC) == datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def test_source_date_epoch(monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     assert {m.mtime for m in _members(sdist.build_sdist(_spec()))} == {1700000000}
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "12")  # before 1980: wheels could not be built from it
-    assert {m.mtime for m in _members(sdist.build_sdist(_spec()))} == {sdist.DEFAULT_MTIME}
+    assert {m.mtime for m in _members(sdist.build_sdist(_spec()))} == {FIXED_MTIME}
 
 
 def test_pyproject_is_valid_toml_with_origin_and_only_the_package_installed():
     data = sdist.build_sdist(_spec())
     doc = tomllib.loads(_read(data, "ingest-0.1.0/pyproject.toml").decode())
-    assert doc["build-system"]["build-backend"] == "setuptools.build_meta"
+    assert doc["build-system"] == {"requires": ["setuptools>=64"], "build-backend": "setuptools.build_meta"}
     assert doc["project"]["name"] == "ingest"
     assert doc["project"]["version"] == "0.1.0"
     assert doc["project"]["dependencies"] == _spec().requires
@@ -111,7 +130,7 @@ def test_pyproject_is_valid_toml_with_origin_and_only_the_package_installed():
     assert "tests" not in doc["tool"]["setuptools"]["packages"]
     assert doc["tool"]["setuptools"]["package-data"] == {"ingest": ["**/*"]}
     assert doc["tool"]["piperack"]["module"] == "pipelines.ingest"
-    assert doc["tool"]["piperack"]["format"] == sdist.FORMAT_VERSION
+    assert doc["tool"]["piperack"]["format"] == FORMAT_VERSION
     assert doc["tool"]["piperack"]["tests"] is True
 
 
@@ -131,7 +150,7 @@ def test_no_dependencies_and_generated_file_clash():
     doc = tomllib.loads(sdist.pyproject_toml(_spec(requires=[], requires_python=None)))
     assert doc["project"]["dependencies"] == []
     assert "requires-python" not in doc["project"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=exact("generated files cannot be given: ['PKG-INFO']")):
         sdist.build_sdist(_spec(files={"PKG-INFO": b"x"}))
 
 
@@ -264,62 +283,120 @@ def test_missing_init_is_added(proj):
     assert files["nsmod/__init__.py"] == b""
 
 
+IDENTIFIER = "expected a dotted Python module path such as 'pipelines.ingest'"
+ALIAS = "it must be a Python identifier such as 'my_pipeline'"
+ENV = "an env is a folder name directly under conf/ (letters, digits, '_', '-', '.')"
+
+
 @pytest.mark.parametrize(
     "job, message",
     [
-        (Job("pipelines.nope"), "no module demo.pipelines.nope"),
-        (Job("../x"), "invalid module path"),
-        (Job("pipelines/ingest"), "invalid module path"),
-        (Job("pipelines.ingest", alias="1abc"), "invalid alias '1abc'"),
-        (Job("pipelines.ingest", alias="class"), "invalid alias 'class'"),
-        (Job("pipelines.ingest", alias="json"), "standard library"),
-        (Job("pipelines.ingest", alias="demo"), "project's own package"),
-        (Job("pipelines.ingest", alias="tests"), "tests/"),
-        (Job("pipelines.ingest", alias="ingestion"), "src/demo/pipelines/ingestion"),
-        (Job("pipelines.ingest", env="prod"), "no such env 'prod'"),
-        (Job("pipelines.ingest", env="../x"), "invalid env"),
+        (Job("pipelines.nope"), "no module demo.pipelines.nope: src/demo/pipelines/nope/ does not exist"),
+        (Job("../x"), f"invalid module path '../x': {IDENTIFIER}"),
+        (Job("pipelines/ingest"), f"invalid module path 'pipelines/ingest': {IDENTIFIER}"),
+        (Job("pipelines.ingest", alias="1abc"), f"invalid alias '1abc': {ALIAS}"),
+        (Job("pipelines.ingest", alias="class"), f"invalid alias 'class': it is a Python keyword; {ALIAS}"),
+        (
+            Job("pipelines.ingest", alias="json"),
+            "alias 'json' collides with a module of Python's standard library: choose another name",
+        ),
+        (
+            Job("pipelines.ingest", alias="demo"),
+            "alias 'demo' collides with the project's own package: choose another name",
+        ),
+        (
+            Job("pipelines.ingest", alias="tests"),
+            "alias 'tests' collides with the sdist's tests/ folder: choose another name",
+        ),
+        (
+            Job("pipelines.ingest", alias="ingestion"),
+            "alias 'ingestion' collides with the existing module src/demo/pipelines/ingestion: choose another name",
+        ),
+        (
+            Job("pipelines.ingest", env="prod"),
+            "no such env 'prod': conf/prod/ does not exist (available: base, local)",
+        ),
+        (Job("pipelines.ingest", env="../x"), f"invalid env '../x': {ENV}"),
     ],
 )
 def test_errors(proj, job, message):
-    with pytest.raises(PiperackError, match=message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(PiperackError, match=exact(message)):
         build(proj, job)
 
 
 def test_module_named_tests_needs_an_alias_and_stdlib_names_warn(proj):
     write(proj.root, {"src/demo/utils/tests/__init__.py": "", "src/demo/utils/email/__init__.py": ""})
-    with pytest.raises(PiperackError, match="cannot be named 'tests'.*--alias"):
+    with pytest.raises(
+        PiperackError,
+        match=exact(
+            "demo.utils.tests: a micro-package cannot be named 'tests' (the sdist's tests/ folder); "
+            "package it with --alias NAME"
+        ),
+    ):
         build(proj, Job("utils.tests"))
     assert build(proj, Job("utils.tests", alias="checks")).filename == "checks-1.2.0.tar.gz"
     built = build(proj, Job("utils.email"))
-    assert any("standard-library module" in w for w in built.warnings)
+    assert built.warnings == [
+        "'email' is also a standard-library module: pip-installing the package would shadow it "
+        "(pulling it into a project is fine); --alias NAME avoids that"
+    ]
     assert not build(proj, Job("utils.email", alias="mailer")).warnings
 
 
 def test_requirement_option_lines_are_refused_naming_the_line(proj):
     write(proj.root, {"src/demo/pipelines/ingest/requirements.txt": "pandas\n-r ../../other.txt\n"})
-    with pytest.raises(PiperackError, match=r"requirements\.txt:2.*-r \.\./\.\./other\.txt"):
+    with pytest.raises(
+        PiperackError,
+        match=exact(
+            "src/demo/pipelines/ingest/requirements.txt:2: option lines are not supported here (-r, -c, -e, "
+            "--index-url, --extra-index-url, --find-links, ...): '-r ../../other.txt'; list plain requirements"
+        ),
+    ):
         build(proj, Job("pipelines.ingest"))
 
 
 def test_single_file_module_and_config_folder_and_outside_links(proj, tmp_path):
     write(proj.root, {"src/demo/utils/single.py": "x = 1\n"})
-    with pytest.raises(PiperackError, match="single-file module"):
+    with pytest.raises(
+        PiperackError,
+        match=exact(
+            "demo.utils.single is a single-file module (src/demo/utils/single.py); micro-packages are folders: "
+            "move it to src/demo/utils/single/__init__.py"
+        ),
+    ):
         build(proj, Job("utils.single"))
     write(proj.root, {"src/demo/pipelines/ingest/config/x.yml": "a: 1\n"})
-    with pytest.raises(PiperackError, match="own config/ folder"):
+    with pytest.raises(
+        PiperackError,
+        match=exact(
+            "src/demo/pipelines/ingest/config/: the micro-package format keeps parameters in <name>/config/, "
+            "so the module cannot have its own config/ folder; rename it"
+        ),
+    ):
         build(proj, Job("pipelines.ingest"))
     (proj.root / "src/demo/pipelines/ingest/config/x.yml").unlink()
     (proj.root / "src/demo/pipelines/ingest/config").rmdir()
     outside = tmp_path / "secret.txt"
     outside.write_text("secret")
     (proj.root / "src/demo/pipelines/ingest/leak.txt").symlink_to(outside)
-    with pytest.raises(PiperackError, match="outside the project"):
+    with pytest.raises(
+        PiperackError,
+        match=exact(
+            "src/demo/pipelines/ingest/leak.txt: a symbolic link to something outside the project cannot be packaged"
+        ),
+    ):
         build(proj, Job("pipelines.ingest"))
 
 
 def test_invalid_python_is_a_clear_error(proj):
     write(proj.root, {"src/demo/pipelines/ingest/broken.py": "import demo.pipelines.ingest as\n"})
-    with pytest.raises(PiperackError, match=r"broken\.py: not valid Python"):
+    with pytest.raises(
+        PiperackError,
+        match=exact(
+            "src/demo/pipelines/ingest/broken.py: not valid Python, cannot rewrite its imports "
+            "(invalid syntax (line 1))"
+        ),
+    ):
         build(proj, Job("pipelines.ingest"))
 
 
@@ -335,7 +412,10 @@ def test_manifest_jobs(proj):
         ("utils.cleaning", None, None, "base"),
     ]
     (proj.root / "pyproject.toml").write_text(PYPROJECT + '\n[tool.piperack.package]\n"x" = {alias = 3}\n')
-    with pytest.raises(PiperackError, match="'alias' must be a non-empty string"):
+    with pytest.raises(
+        PiperackError,
+        match=exact("pyproject.toml [tool.piperack.package] \"x\": option 'alias' must be a non-empty string, got 3"),
+    ):
         jobs_from_manifest(find_project(proj.root), "package")
 
 
@@ -343,7 +423,7 @@ def test_all_refuses_two_entries_writing_the_same_file(proj, capsys):
     from piperack.package import _package_all
 
     write(proj.root, {"src/demo/utils/ingest/__init__.py": '__version__ = "0.3"\n'})
-    with pytest.raises(PiperackError, match="1 of 2 package"):
+    with pytest.raises(PiperackError, match=exact("1 of 2 package(s) failed: utils.ingest")):
         _package_all(
             proj, [Job("pipelines.ingest", label="pipelines.ingest"), Job("utils.ingest", label="utils.ingest")]
         )
