@@ -183,7 +183,9 @@ class StallingServer:
             wait_until(server.arrived.is_set, "the request reached the server", proc=proc)
     """
 
-    def __init__(self, prefix: bytes = b"\x1f\x8b" + b"x" * 100, length: int = 100_000):
+    def __init__(
+        self, prefix: bytes = b"\x1f\x8b" + b"x" * 100, length: int = 100_000, content_type: str = "application/gzip"
+    ):
         import http.server
         import threading
 
@@ -194,6 +196,7 @@ class StallingServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
                 self.send_response(200)
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(length))
                 self.end_headers()
                 self.wfile.write(prefix)

@@ -60,24 +60,35 @@ def run_streaming(cmd: list[str], label: str, show=None, **kwargs):
     """Run ``cmd`` with its output captured (for error messages) and, on a terminal, shown line by
     line as it comes (``  label | …``; ``show(line)`` may rewrite a line or return None to hide it),
     so long work shows its progress. Returns a CompletedProcess whose ``stdout`` holds stdout and
-    stderr together."""
+    stderr together.
+
+    The tool gets a temporary folder of its own as TMPDIR, removed when it has ended: a tool
+    stopped by Ctrl-C or SIGTERM (uv, pip) leaves nothing in the shared temporary directory."""
+    import os
+    import shutil
     import subprocess
+    import tempfile
 
     live = progress_enabled()
     lines: list[str] = []
-    with subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", **kwargs
-    ) as proc:
-        try:
-            for line in proc.stdout:
-                lines.append(line)
-                text = line.rstrip() if show is None else show(line)
-                if live and text:
-                    sys.stderr.write(f"  {label} | {text}\n")
-                    sys.stderr.flush()
-        except BaseException:  # Ctrl-C or SIGTERM here (or a closed stderr): the tool stops too
-            stop_child(proc)
-            raise
+    scratch = tempfile.mkdtemp(prefix="piperack-tool-")
+    env = dict(kwargs.pop("env", None) or os.environ) | {"TMPDIR": scratch, "TEMP": scratch, "TMP": scratch}
+    try:
+        with subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=env, **kwargs
+        ) as proc:
+            try:
+                for line in proc.stdout:
+                    lines.append(line)
+                    text = line.rstrip() if show is None else show(line)
+                    if live and text:
+                        sys.stderr.write(f"  {label} | {text}\n")
+                        sys.stderr.flush()
+            except BaseException:  # Ctrl-C or SIGTERM here (or a closed stderr): the tool stops too
+                stop_child(proc)
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines), "")
 
 

@@ -360,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
-        print(f"interrupted: the run stopped ({signal.Signals(signum).name})", file=sys.stderr)
+        word = "interrupted" if signum == signal.SIGINT else "terminated"
+        print(f"{word}: the run stopped ({signal.Signals(signum).name})", file=sys.stderr)
         return 128 + signum
     return 0
