@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -14,6 +15,12 @@ from piperack import fsutil
 from piperack import update as engine
 from piperack.errors import PiperackError
 from piperack.project import find_project
+
+
+def exact(message: str) -> str:
+    """A ``match=`` pattern for exactly this one-line message."""
+    return f"^{re.escape(message)}$"
+
 
 PYPROJECT = '[project]\nname = "demo"\nversion = "0.1.0"\n\n[tool.piperack]\npython_package = "demo"\n'
 
@@ -85,8 +92,9 @@ def test_each_file_gets_the_decision_its_three_versions_call_for(proj):
     assert by_path["both.txt"].data == b"one\n2\n3\n4\nfive\n"
     assert by_path["clash.txt"].data == b"<<<<<<< project\nours\n=======\ntheirs\n>>>>>>> piperack 2.0\n"
     assert by_path["team_only.txt"].data is None and by_path["dropped_changed.txt"].data is None
-    assert "team changed it" in by_path["dropped_changed.txt"].note
-    assert "not restored" in by_path["team_deleted.txt"].note
+    assert by_path["dropped_changed.txt"].note == "dropped by the template; kept: the team changed it"
+    assert by_path["team_deleted.txt"].note == "deleted by the team; the template changed it: not restored"
+    assert by_path["team_only.txt"].note == "changed by the team only"
 
 
 def test_team_owned_paths_are_never_planned(proj):
@@ -113,7 +121,7 @@ def test_binary_files_are_never_merged(proj):
     plan = engine.plan_update(proj, {"logo.png": b"\x89PNG\0base"}, {"logo.png": b"\x89PNG\0theirs"}, "1.0", "2.0")
     [change] = plan.changes
     assert (change.action, change.data) == ("conflict", None)
-    assert "binary" in change.note
+    assert change.note == "binary: not merged; the project's file is kept"
 
 
 def test_the_piperack_pin_is_raised_even_when_the_team_edited_the_file(proj):
@@ -128,18 +136,21 @@ def test_the_piperack_pin_is_raised_even_when_the_team_edited_the_file(proj):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("{oops", "not valid JSON"),
-        ("[]", "expected an object"),
-        ('{"piperack_version": "1..2"}', "is not a version"),
-        ('{"piperack_version": "1.0", "answers": {"a": [1]}}', "answer 'a' must be a string or true/false"),
-        ('{"piperack_version": "1.0", "answers": {"_extensions": "x"}}', "answer '_extensions'"),
-        (b"\xff\xfe", "not valid JSON"),
+        ("{oops", "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        ("[]", "expected an object with piperack_version and answers"),
+        ('{"piperack_version": "1..2"}', "piperack_version '1..2' is not a version"),
+        ('{"piperack_version": "1.0", "answers": {"a": [1]}}', "answer 'a' must be a string or true/false, got [1]"),
+        (
+            '{"piperack_version": "1.0", "answers": {"_extensions": "x"}}',
+            "answer '_extensions' must be a string or true/false, got 'x'",
+        ),
+        (b"\xff\xfe", "not valid JSON ('utf-8' codec can't decode byte 0xff in position 0: invalid start byte)"),
     ],
 )
 def test_hostile_records_are_refused_in_one_line(proj, content, message):
     path = proj.root / ".piperack.json"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    with pytest.raises(PiperackError, match=message):
+    with pytest.raises(PiperackError, match=exact(f".piperack.json: {message}")):
         engine.read_record(proj)
 
 
@@ -166,14 +177,21 @@ def test_unpack_wheel_takes_only_the_template_and_refuses_unsafe_members(tmp_pat
     assert (template / "cookiecutter.json").read_bytes() == b"{}"
     assert not (tmp_path / "out" / "piperack" / "tasks.py").exists()
     evil = _wheel(tmp_path, {"piperack/template/cookiecutter.json": b"{}", "../../escape.txt": b"x"})
-    with pytest.raises(PiperackError, match="unsafe member name '../../escape.txt'"):
+    with pytest.raises(
+        PiperackError, match=exact("piperack-1.0-py3-none-any.whl: unsafe member name '../../escape.txt'; refused")
+    ):
         engine.unpack_wheel(evil, tmp_path / "out2")
     assert not (tmp_path / "escape.txt").exists()
     empty = _wheel(tmp_path, {"piperack/tasks.py": b""})
-    with pytest.raises(PiperackError, match="carries no piperack template"):
+    with pytest.raises(
+        PiperackError,
+        match=exact(
+            "piperack-1.0-py3-none-any.whl: carries no piperack template (piperack/template/cookiecutter.json)"
+        ),
+    ):
         engine.unpack_wheel(empty, tmp_path / "out3")
     (tmp_path / "junk.whl").write_bytes(b"not a zip")
-    with pytest.raises(PiperackError, match="not a readable wheel"):
+    with pytest.raises(PiperackError, match=exact("junk.whl: not a readable wheel (File is not a zip file)")):
         engine.unpack_wheel(tmp_path / "junk.whl", tmp_path / "out4")
 
 
