@@ -54,17 +54,43 @@ def demo(c, output="build/demo", project_name="Demo Project"):
         print(f"  {city:<12} {country:<10} {population:>10,}")
 
 
+HOG = """
+import os, sys, time
+parent, ends = os.getppid(), time.monotonic() + float(sys.argv[1])
+while time.monotonic() < ends and os.getppid() == parent:
+    for _ in range(200_000):
+        pass
+"""
+
+
 @task(
     help={
         "args": "Extra pytest arguments, e.g. --args='-k pull -x'.",
+        "under-load": "Run the suite while a CPU hog keeps every core busy (one busy process per core, "
+        "stopped when the suite ends): the verdict must be the same as on an idle machine.",
+        "hog-limit": "With --under-load: the hog's own time limit in seconds, should this task die without "
+        "stopping it (default: 7200).",
     }
 )
-def test(c, args=""):
+def test(c, args="", under_load=False, hog_limit=7200):
     """Run the whole test suite: library unit tests and template tests (bake → install → invoke → files)."""
     import shlex
 
-    cmd = [sys.executable, "-m", "pytest", "tests", *shlex.split(args)]
-    code = subprocess.run(cmd, cwd=KIT).returncode
+    hogs = []
+    if under_load:
+        count = os.cpu_count() or 2
+        hogs = [subprocess.Popen([sys.executable, "-c", HOG, str(hog_limit)]) for _ in range(count)]
+        print(f"under load: {count} busy processes (pids {', '.join(str(h.pid) for h in hogs)})", flush=True)
+    try:
+        cmd = [sys.executable, "-m", "pytest", "tests", *shlex.split(args)]
+        code = subprocess.run(cmd, cwd=KIT).returncode
+    finally:
+        for hog in hogs:
+            hog.terminate()
+        for hog in hogs:
+            hog.wait()
+        if hogs:
+            print(f"under load: stopped the {len(hogs)} busy processes", flush=True)
     if code:
         raise Exit(code=code)
 
