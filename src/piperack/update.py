@@ -21,6 +21,7 @@ planned in memory and written at the end as one ``fsutil.transaction``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -254,8 +255,11 @@ def download_template(version: str, work: Path) -> Path:
         str(dest),
         f"piperack=={version}",
     ]
+    scratch = work / "pip-tmp"  # pip's temporary folders inside ours: gone with it, also after Ctrl-C
+    scratch.mkdir(parents=True, exist_ok=True)
+    env = os.environ | {"TMPDIR": str(scratch), "TEMP": str(scratch), "TMP": str(scratch)}
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise PiperackError(
             f"could not run pip to fetch piperack=={version} ({first_line(exc)}): "
