@@ -1,10 +1,12 @@
 """Prune what the answers left out, then say what to do next."""
+
+import os
 import shutil
 from pathlib import Path
 
-PACKAGE = {{ cookiecutter.python_package | py_string }}
-PYTHON_VERSION = {{ cookiecutter.python_version | py_string }}
-INCLUDE_EXAMPLE = {{ "True" if cookiecutter.include_example else "False" }}
+PACKAGE = {{cookiecutter.python_package | py_string}}
+PYTHON_VERSION = {{cookiecutter.python_version | py_string}}
+INCLUDE_EXAMPLE = {{"True" if cookiecutter.include_example else "False"}}
 
 EXAMPLE_PATHS = [
     f"src/{PACKAGE}/pipelines/ingest",
@@ -30,16 +32,22 @@ def main() -> None:
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
-    print(f"\nCreated {root.name}/. Next steps:\n")
-    print(f"  cd {root.name}")
-    print(f"  python{PYTHON_VERSION} -m venv .venv && . .venv/bin/activate")
-    print("  pip install -r requirements-dev.txt -e .")
-    if INCLUDE_EXAMPLE:
-        print("  invoke run            # runs the example pipeline 'ingest' on samples/cities.csv")
+    lines = [
+        f"\nCreated {root.name}/. Next steps:\n",
+        f"  cd {root.name}",
+        f"  python{PYTHON_VERSION} -m venv .venv && . .venv/bin/activate",
+        "  pip install -r requirements-dev.txt -e .",
+        "  invoke run            # runs the example pipeline 'ingest' on samples/cities.csv"
+        if INCLUDE_EXAMPLE
+        else "  invoke new-pipeline my_pipeline",
+        "  invoke test",
+        "  invoke --list         # package, pull, build-reqs, docker-build, docker-run, …\n",
+    ]
+    staging = os.environ.get("PIPERACK_NEW_STAGING")
+    if staging:  # `piperack new` renders aside first: it says this once the project is in place
+        Path(staging, "next-steps.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     else:
-        print("  invoke new-pipeline my_pipeline")
-    print("  invoke test")
-    print("  invoke --list         # package, pull, build-reqs, docker-build, docker-run, …\n")
+        print("\n".join(lines))
 
 
 main()

@@ -23,8 +23,8 @@ TERMINATED = "terminated: nothing was left half-done\n"
 
 
 def temporary_files(tmp):
-    """What a command left in its TMPDIR, beside the lock folder that stays by design."""
-    return sorted(p.name for p in tmp.iterdir() if p.name != "piperack-locks")
+    """What a command left in its TMPDIR (nothing: the project lock lives in no file)."""
+    return sorted(p.name for p in tmp.iterdir())
 
 
 def start(cmd, cwd, env, stdin=subprocess.DEVNULL):

@@ -13,8 +13,8 @@ from tests.pull_support import StallingServer, wait_until, write_sdist
 
 
 def temporary_files(tmp):
-    """What a command left in its TMPDIR, beside the lock folder that stays by design."""
-    return sorted(p.name for p in tmp.iterdir() if p.name != "piperack-locks")
+    """What a command left in its TMPDIR (nothing: the project lock lives in no file)."""
+    return sorted(p.name for p in tmp.iterdir())
 
 
 def one_line_error(result, *fragments):

@@ -90,10 +90,14 @@ def plan(project: Project, name: str) -> dict[Path, str]:
 
 
 def create_pipeline(project: Project, name: str) -> list[Path]:
-    files = plan(project, name)
-    for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+    """Write the new pipeline's files in one write session: all of them, or none."""
+    from .fsutil import transaction, write_session
+
+    with write_session(project.root, "new-pipeline"):
+        files = plan(project, name)
+        with transaction(project.root) as tx:
+            for path, text in files.items():
+                tx.create(path.relative_to(project.root), text.encode("utf-8"))
     ui.info(f"Created pipeline {name!r}:")
     for path in files:
         ui.info(f"  {path.relative_to(project.root)}")

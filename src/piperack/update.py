@@ -402,16 +402,22 @@ def plan_update(
     project: Project, base: dict[str, bytes], theirs: dict[str, bytes], base_version: str, new_version: str
 ) -> Plan:
     """What the update does to each template-owned file (nothing is written here)."""
+    from .fsutil import confined, read_confined
+
     plan = Plan(base_version=base_version, new_version=new_version)
     labels = ("project", f"piperack {base_version} (base)", f"piperack {new_version}")
     for rel in sorted(set(base) | set(theirs)):
         if team_owned(rel, project.package):
             continue
-        path = project.root / rel
+        try:
+            path = confined(project.root, rel)
+        except PiperackError:
+            plan.changes.append(Change(rel, "keep", note="below a symbolic link in the project: left alone"))
+            continue
         if path.is_symlink() or (path.exists() and not path.is_file()):
             plan.changes.append(Change(rel, "keep", note="not a regular file in the project: left alone"))
             continue
-        ours = path.read_bytes() if path.is_file() else None
+        ours = read_confined(project.root, rel)
         plan.current[rel] = ours
         old, new = base.get(rel), theirs.get(rel)
         if rel == RECORD:  # the record always becomes the new template's: version and answers
@@ -508,14 +514,41 @@ def update(
     ask: bool = False,
 ) -> Plan | None:
     """Run ``invoke update-project``; PiperackError on a refusal (nothing written) or on conflicts."""
+    if check_only:
+        ui.info(check(project))
+        return None
+    from .fsutil import write_session
+    from .project import find_project
+
+    # One session from the first read to the last write: a pull waits, a killed update is put back
+    # before the record is read (so a half-updated tree is never taken for an updated one).
+    with write_session(project.root, "update-project"):
+        return _update(
+            find_project(project.root),
+            dry_run=dry_run,
+            diff=diff,
+            from_source=from_source,
+            from_version=from_version,
+            allow_dirty=allow_dirty,
+            ask=ask,
+        )
+
+
+def _update(
+    project: Project,
+    *,
+    dry_run: bool,
+    diff: bool,
+    from_source: str | None,
+    from_version: str | None,
+    allow_dirty: bool,
+    ask: bool,
+) -> Plan | None:
     from packaging.version import InvalidVersion, Version
 
     from .bake import template_dir
     from .fsutil import transaction
 
-    if check_only:
-        ui.info(check(project))
-        return None
     record = read_record(project)
     installed = installed_version()
     if from_version is not None:

@@ -44,19 +44,11 @@ def pull(
 
     One pull at a time per project (others wait); a pull that a SIGKILL cut short is undone first.
     """
-    from .. import ui
-    from ..fsutil import project_lock, recover, sigterm_interrupts
+    from ..fsutil import write_session
     from ..project import find_project
 
     project = project or find_project()
-    with sigterm_interrupts(), project_lock(project.root, "pull or update"):
-        restored = recover(project.root)
-        if restored:
-            ui.warn(
-                f"an earlier run was killed midway; put back {len(restored)} path(s) as they were: "
-                + ", ".join(restored[:5])
-                + (" …" if len(restored) > 5 else "")
-            )
+    with write_session(project.root, "pull"):
         project = find_project(project.root)  # what the project holds now (another pull may have landed)
         return _pull(
             project,
