@@ -1,12 +1,11 @@
 """Prune what the answers left out, then say what to do next."""
-
 import os
 import shutil
 from pathlib import Path
 
-PACKAGE = {{cookiecutter.python_package | py_string}}
-PYTHON_VERSION = {{cookiecutter.python_version | py_string}}
-INCLUDE_EXAMPLE = {{"True" if cookiecutter.include_example else "False"}}
+PACKAGE = {{ cookiecutter.python_package | py_string }}
+PYTHON_VERSION = {{ cookiecutter.python_version | py_string }}
+INCLUDE_EXAMPLE = {{ "True" if cookiecutter.include_example else "False" }}
 
 EXAMPLE_PATHS = [
     f"src/{PACKAGE}/pipelines/ingest",
