@@ -210,7 +210,7 @@ def unpack_sdist(sdist: Path, dest: Path) -> Path:
 
 def template_from(source: str, work: Path) -> Path:
     """``--from``: a kit checkout, or a piperack wheel or sdist, as a path or any fsspec URL."""
-    from .pull.source import classify, fetch
+    from .fetch import classify, fetch
 
     if classify(source) == "url":
         path = fetch(source, work / "download", max_bytes=MAX_TEMPLATE_BYTES).path
@@ -231,7 +231,8 @@ def template_from(source: str, work: Path) -> Path:
 
 def download_template(version: str, work: Path) -> Path:
     """The template of ``piperack==version`` from the index pip is configured with (a wheel only)."""
-    from .pull.source import pip_settings, strip_credentials
+    from .download import strip_credentials
+    from .indexes import pip_settings
 
     settings = pip_settings()
     where = (

@@ -1,4 +1,5 @@
-"""Unit tests of piperack.pull.source's pure helpers (the servers are exercised in tests/test_pull.py)."""
+"""Unit tests of the fetching cores' pure helpers: piperack.fetch, .download and .indexes (the servers are
+exercised in tests/test_pull.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import re
 
 import pytest
 
+from piperack import download, fetch, indexes
 from piperack.errors import PiperackError
-from piperack.pull import source as fetch
 
 
 def exact(message: str) -> str:
@@ -26,7 +27,7 @@ def exact(message: str) -> str:
     ],
 )
 def test_strip_credentials(url, shown):
-    assert fetch.strip_credentials(url) == shown
+    assert download.strip_credentials(url) == shown
 
 
 @pytest.mark.parametrize(
@@ -49,7 +50,7 @@ def test_classify(source, kind):
 def test_redaction_of_every_fs_args_value():
     args = {"key": "AKIA123", "secret": "xyz-secret", "client_kwargs": {"headers": {"Authorization": "token t0k3n"}}}
     message = "failed with AKIA123 / xyz-secret / token t0k3n"
-    assert fetch.redact(message, fetch.secret_values(args)) == "failed with *** / *** / ***"
+    assert download.redact(message, download.secret_values(args)) == "failed with *** / *** / ***"
 
 
 def test_fs_args_file_errors_do_not_quote_content(tmp_path):
@@ -89,7 +90,7 @@ def test_parse_simple_pages():
         '<a href="../../packages/x-0.1.tar.gz#sha256=' + "a" * 64 + '">x-0.1.tar.gz</a>'
         '<a href="x-0.2-py3-none-any.whl">w</a><a href="x-0.3.tar.gz" data-yanked="">y</a>'
     )
-    found = fetch._parse_page("http://127.0.0.1:1/simple/x/", html, "text/html")
+    found = indexes._parse_page("http://127.0.0.1:1/simple/x/", html, "text/html")
     assert [(c.filename, c.sha256, c.yanked) for c in found] == [
         ("x-0.1.tar.gz", "a" * 64, False),
         ("x-0.2-py3-none-any.whl", None, False),
@@ -99,7 +100,7 @@ def test_parse_simple_pages():
     page = json.dumps(
         {"files": [{"filename": "x-0.4.tar.gz", "url": "/f/x-0.4.tar.gz", "hashes": {"sha256": "b" * 64}}]}
     )
-    (only,) = fetch._parse_page("http://127.0.0.1:1/simple/x/", page, "application/vnd.pypi.simple.v1+json")
+    (only,) = indexes._parse_page("http://127.0.0.1:1/simple/x/", page, "application/vnd.pypi.simple.v1+json")
     assert (only.filename, only.url, only.sha256) == ("x-0.4.tar.gz", "http://127.0.0.1:1/f/x-0.4.tar.gz", "b" * 64)
 
 
@@ -114,9 +115,9 @@ def test_pip_settings_honour_env_over_files(monkeypatch):
     class Done:
         stdout = out
 
-    monkeypatch.setattr(fetch.subprocess, "run", lambda *a, **k: Done())
-    monkeypatch.setattr(fetch, "_PIP_SETTINGS", {})
-    settings = fetch.pip_settings()
+    monkeypatch.setattr(indexes.subprocess, "run", lambda *a, **k: Done())
+    monkeypatch.setattr(indexes, "_PIP_SETTINGS", {})
+    settings = indexes.pip_settings()
     assert settings["index-url"] == "https://env.example/simple"
     assert settings["extra-index-url"] == "file:///a file:///b"
     assert settings["find-links"] == "/opt/wheels"
@@ -138,7 +139,7 @@ def test_index_from_a_local_folder(tmp_path, monkeypatch):
     (tmp_path / "idx" / "demo-pkg").mkdir(parents=True)
     (tmp_path / "idx" / "demo-pkg" / "demo_pkg-1.0.tar.gz").write_bytes(b"one")
     (tmp_path / "idx" / "demo-pkg" / "demo_pkg-2.0.tar.gz").write_bytes(b"two")
-    monkeypatch.setattr(fetch, "pip_settings", lambda python=None: {})
+    monkeypatch.setattr(indexes, "pip_settings", lambda python=None: {})
     (tmp_path / "dl").mkdir()
     got = fetch.fetch("Demo_Pkg<2", tmp_path / "dl", max_bytes=100, index_url=(tmp_path / "idx").as_uri())
     assert (got.version, got.path.read_bytes(), got.kind) == ("1.0", b"one", "index")

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from piperack import fsutil
+from piperack import fsutil, indexes
 from piperack.errors import PiperackError
 from piperack.project import find_project
-from piperack.pull import source as source_mod
 from tests.pull_support import StallingServer, sdist_bytes, wait_until, write_sdist
 from tests.unit.test_pull_engine import run
 
@@ -382,7 +381,7 @@ def server():
 
 @pytest.fixture
 def no_pip_config(monkeypatch, tmp_path):
-    monkeypatch.setattr(source_mod, "_PIP_SETTINGS", {})
+    monkeypatch.setattr(indexes, "_PIP_SETTINGS", {})
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     for key in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX"):
         monkeypatch.delenv(key, raising=False)

@@ -87,10 +87,11 @@ def _pull(
 ) -> Plan:
     from .. import ui
     from ..archive import max_bytes_from_env
+    from ..download import secret_values, strip_credentials
+    from ..fetch import fetch, load_fs_args
     from .apply import apply, report
     from .options import jobs, validate_job
     from .plan import finish_plan
-    from .source import fetch, load_fs_args, secret_values, strip_credentials
 
     limit = max_bytes if max_bytes is not None else max_bytes_from_env()
     todo = jobs(project, source, all_, alias, destination, env, fs_args, force, sha256)
@@ -142,7 +143,7 @@ def _pull(
 
 def _labelled(exc: PiperackError, job, secrets) -> PiperackError:
     """``exc`` as the user sees it: secrets of the job's fs-args redacted, the manifest entry named."""
-    from .source import redact
+    from ..download import redact
 
     message = redact(str(exc), secrets)
     return PiperackError(f"{job.label}: {message}" if job.label else message)

@@ -24,6 +24,8 @@ def _catalog_line(project, placement) -> str | None:
         return None
     import yaml
 
+    from ..yamlload import NestedTooDeeply, load_yaml
+
     name = placement.module.rpartition(".")[2]
     env = placement.job.env or "base"
     path = project.root / "conf" / env / "catalog" / f"{name}.yml"
@@ -31,8 +33,8 @@ def _catalog_line(project, placement) -> str | None:
     have: set = set()
     if path.is_file():
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError, OSError):
+            data = load_yaml(path.read_text(encoding="utf-8"), allow_anchors=True)
+        except (yaml.YAMLError, NestedTooDeeply, UnicodeDecodeError, OSError):
             data = None
         have = set(data) if isinstance(data, dict) else set()
     missing = [k for k in placement.catalog_keys if k not in have]

@@ -92,7 +92,7 @@ def _yaml_mapping(data: bytes, where: str):
     """The mapping in a pulled YAML file (anchors and aliases refused: they can expand without bound)."""
     import yaml
 
-    from .source import AnchorsRefused, NestedTooDeeply, load_yaml_refusing_anchors
+    from ..yamlload import AnchorsRefused, NestedTooDeeply, load_yaml_refusing_anchors
 
     try:
         value = load_yaml_refusing_anchors(data.decode("utf-8"))
