@@ -198,11 +198,11 @@ def pins(text: str) -> dict:
     annotations and option lines ignored)."""
     from packaging.requirements import InvalidRequirement, Requirement
 
-    from .requirements import _physical_to_logical, _strip_comment, canonical
+    from .requirements import canonical, logical_lines, strip_comment
 
     out = {}
-    for _, raw in _physical_to_logical(text):
-        line = _strip_comment(raw)
+    for _, raw in logical_lines(text):
+        line = strip_comment(raw)
         if not line or line.startswith("-"):
             continue
         hashes = tuple(sorted(re.findall(r"--hash[=\s](\S+)", line)))

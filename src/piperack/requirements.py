@@ -50,7 +50,7 @@ def canonical(name: str) -> str:
     return str(canonicalize_name(name))
 
 
-def _physical_to_logical(text: str):
+def logical_lines(text: str):
     """Yield (lineno, logical line) with backslash continuations joined; lineno is 1-based and
     names the first physical line of the logical line. Comments are not yet removed."""
     lines = text.splitlines()
@@ -67,7 +67,7 @@ def _physical_to_logical(text: str):
         yield start, line
 
 
-def _strip_comment(line: str) -> str:
+def strip_comment(line: str) -> str:
     return _TRAILING_COMMENT.sub("", line).strip()
 
 
@@ -96,8 +96,8 @@ def parse_requirements(text: str, source: str) -> list:
     ``source:lineno`` and the line: nothing is silently dropped.
     """
     reqs = []
-    for lineno, raw in _physical_to_logical(text):
-        line = _strip_comment(raw)
+    for lineno, raw in logical_lines(text):
+        line = strip_comment(raw)
         if not line:
             continue
         if _OPTION.search(line):
@@ -124,8 +124,8 @@ def read_requirements_file(path: Path, options_allowed: bool = True) -> str:
     lines = text.splitlines()
     if lines and lines[-1].rstrip().endswith("\\"):
         raise PiperackError(f"{source}:{len(lines)}: the last line ends with a '\\' continuation and nothing follows")
-    for lineno, raw in _physical_to_logical(text):
-        line = _strip_comment(raw)
+    for lineno, raw in logical_lines(text):
+        line = strip_comment(raw)
         if not line:
             continue
         if _OPTION.search(line):
@@ -156,7 +156,7 @@ def top_level_from_txt(text: str, source: str) -> list:
     entries: list[_Entry] = []
     compiled = False
     in_via = False
-    for lineno, raw in _physical_to_logical(text):
+    for lineno, raw in logical_lines(text):
         stripped = raw.strip()
         if not stripped:
             in_via = False
@@ -180,7 +180,7 @@ def top_level_from_txt(text: str, source: str) -> list:
         if m:
             compiled = True
             via = [v.strip() for v in m.group(1).split(",") if v.strip()]
-        line = _strip_comment(raw)
+        line = strip_comment(raw)
         line = _HASH_OPTION.sub("", " " + line).strip()
         if not line:
             continue
@@ -330,8 +330,8 @@ def _existing_requirements(in_text: str, source: str = IN_FILE):
     """(line, Requirement) for each requirement of requirements.in; option lines (which are
     legitimate resolver input there, e.g. --index-url) are kept in the text and skipped here."""
     out = []
-    for lineno, raw in _physical_to_logical(in_text):
-        line = _strip_comment(raw)
+    for lineno, raw in logical_lines(in_text):
+        line = strip_comment(raw)
         if not line or _OPTION.search(line):
             continue
         out.append((line, _to_requirement(source, lineno, line)))

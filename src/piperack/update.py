@@ -547,8 +547,8 @@ def _update(
 ) -> Plan | None:
     from packaging.version import InvalidVersion, Version
 
-    from .bake import template_dir
     from .fsutil import transaction
+    from .template import template_dir
 
     record = read_record(project)
     installed = installed_version()
