@@ -190,6 +190,20 @@ def parse_params(text: str, pipelines: list[str]) -> dict[str, dict]:
     return result
 
 
+def _refuse_links(path: Path) -> None:
+    """A log file inside the project is never written through a linked folder (it could point
+    anywhere, another user's files included): OSError, so logging goes to the console only."""
+    here = Path.cwd()
+    full = path if path.is_absolute() else here / path
+    if not full.is_relative_to(here):
+        return
+    folder = here
+    for part in full.relative_to(here).parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink():
+            raise OSError(40, f"{folder.relative_to(here)} is a symbolic link")
+
+
 def setup_logging(conf: Path, env: str, level: str | None) -> None:
     """conf/base/logging.yml merged with conf/<env>/logging.yml (dictConfig), else plain console
     logging; ``level`` (or $PIPERACK_LOG_LEVEL) overrides the root level. A log file that cannot be
@@ -208,6 +222,7 @@ def setup_logging(conf: Path, env: str, level: str | None) -> None:
             filename = handler.get("filename") if isinstance(handler, dict) else None
             if filename:
                 try:
+                    _refuse_links(Path(filename))
                     Path(filename).parent.mkdir(parents=True, exist_ok=True)
                     with open(filename, "a", encoding="utf-8"):
                         pass
