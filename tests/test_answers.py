@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import json
+import keyword
+import re
 import subprocess
 import sys
 import tomllib
@@ -54,55 +56,139 @@ LITERAL = [
     "x" * 100,  # the longest project_name
 ]
 
-# (answers, the start of the one error line)
+# A carriage return in an answer given on the command line reaches the check as a line feed:
+# cookiecutter renders command-line answers with Jinja, whose lexer turns "\r" and "\r\n" into "\n".
+# The answer is refused, but the line quotes 'one\ntwo' (U+000A) where the user gave 'one\rtwo'.
+CR_MISQUOTED = pytest.mark.xfail(
+    strict=True,
+    reason="bug: the refusal of an answer holding a carriage return quotes it with a line feed "
+    "(Jinja's newline normalisation runs before local_extensions checks command-line answers)",
+)
+
+# (answers, the one error line, without its "error: ")
 REFUSED = [
     ({"description": "one\ntwo"}, "description must be one line: 'one\\ntwo' holds a line break (U+000A)"),
-    ({"description": "one\rtwo"}, "description must be one line:"),
-    ({"description": "one\r\ntwo"}, "description must be one line:"),
-    ({"description": "trailing newline\n"}, "description must be one line:"),
+    pytest.param(
+        {"description": "one\rtwo"},
+        "description must be one line: 'one\\rtwo' holds a line break (U+000D)",
+        marks=CR_MISQUOTED,
+    ),
+    pytest.param(
+        {"description": "one\r\ntwo"},
+        "description must be one line: 'one\\r\\ntwo' holds a line break (U+000D)",
+        marks=CR_MISQUOTED,
+    ),
+    (
+        {"description": "trailing newline\n"},
+        "description must be one line: 'trailing newline\\n' holds a line break (U+000A)",
+    ),
     ({"description": "one\u2028two"}, "description must be one line: 'one\\u2028two' holds a line break (U+2028)"),
-    ({"description": "one\u2029two"}, "description must be one line:"),
-    ({"description": "one\x85two"}, "description must be one line:"),
-    ({"description": "one\x0btwo"}, "description must be one line:"),
-    ({"description": "one\x0ctwo"}, "description must be one line:"),
+    ({"description": "one\u2029two"}, "description must be one line: 'one\\u2029two' holds a line break (U+2029)"),
+    ({"description": "one\x85two"}, "description must be one line: 'one\\x85two' holds a line break (U+0085)"),
+    ({"description": "one\x0btwo"}, "description must be one line: 'one\\x0btwo' holds a line break (U+000B)"),
+    ({"description": "one\x0ctwo"}, "description must be one line: 'one\\x0ctwo' holds a line break (U+000C)"),
     (
         {"description": "tab\there"},
         "description must be printable text: 'tab\\there' holds U+0009, a control character",
     ),
-    ({"description": "bell\x07"}, "description must be printable text:"),
-    ({"description": "escape \x1b[31mred"}, "description must be printable text:"),
-    ({"description": "delete\x7f"}, "description must be printable text:"),
-    ({"description": "reversed \u202e!desrever"}, "description must be printable text:"),
-    ({"description": "isolate \u2066x\u2069"}, "description must be printable text:"),
+    ({"description": "bell\x07"}, "description must be printable text: 'bell\\x07' holds U+0007, a control character"),
+    (
+        {"description": "escape \x1b[31mred"},
+        "description must be printable text: 'escape \\x1b[31mred' holds U+001B, a control character",
+    ),
+    (
+        {"description": "delete\x7f"},
+        "description must be printable text: 'delete\\x7f' holds U+007F, a control character",
+    ),
+    (
+        {"description": "reversed \u202e!desrever"},
+        "description must be printable text: 'reversed \\u202e!desrever' holds U+202E, a direction override",
+    ),
+    (
+        {"description": "isolate \u2066x\u2069"},
+        "description must be printable text: 'isolate \\u2066x\\u2069' holds U+2066, a direction override",
+    ),
     ({"description": "d" * 513}, "description is 513 characters long: at most 512"),
-    ({"project_name": "Line\nRUN touch PWNED"}, "project_name must be one line:"),
-    ({"project_name": "Line\r# x"}, "project_name must be one line:"),
+    (
+        {"project_name": "Line\nRUN touch PWNED"},
+        "project_name must be one line: 'Line\\nRUN touch PWNED' holds a line break (U+000A)",
+    ),
+    pytest.param(
+        {"project_name": "Line\r# x"},
+        "project_name must be one line: 'Line\\r# x' holds a line break (U+000D)",
+        marks=CR_MISQUOTED,
+    ),
     ({"project_name": "p" * 101, **FIXED}, "project_name is 101 characters long: at most 100"),
     ({"project_name": "   "}, "project_name must not be empty"),
-    ({"author_name": "Ann\nAuthor"}, "author_name must be one line:"),
-    ({"author_name": "Ann\u2028Author"}, "author_name must be one line:"),
+    ({"author_name": "Ann\nAuthor"}, "author_name must be one line: 'Ann\\nAuthor' holds a line break (U+000A)"),
+    (
+        {"author_name": "Ann\u2028Author"},
+        "author_name must be one line: 'Ann\\u2028Author' holds a line break (U+2028)",
+    ),
     ({"author_name": "a" * 201}, "author_name is 201 characters long: at most 200"),
     ({"project_name": "{{ 7*7 }}"}, "project_name '{{ 7*7 }}' contains '{{': an answer is text, not a template"),
-    ({"project_name": "{{7*7}}", **FIXED}, "project_name '{{7*7}}' contains '{{'"),
-    ({"description": "{% raw %}x{% endraw %}"}, "description '{% raw %}x{% endraw %}' contains '{%'"),
-    ({"description": "{%- if true %}x{% endif %}"}, "description '{%- if true %}x{% endif %}' contains '{%'"),
-    ({"description": "{# a comment #}"}, "description '{# a comment #}' contains '{#'"),
-    ({"description": "unclosed {{"}, "description 'unclosed {{' contains '{{'"),
-    ({"author_name": "{{ cookiecutter.project_name }}"}, "author_name '{{ cookiecutter.project_name }}' contains '{{'"),
-    # A computed default of another question, typed as an answer, is an answer all the same.
-    ({"project_name": "{{ cookiecutter.project_name | slugify }}"}, "project_name '{{ cookiecutter.project_name"),
-    ({"description": "{{ cookiecutter | piperack_validate }}"}, "description '{{ cookiecutter | piperack_valid"),
-    ({"repo_name": "{{ cookiecutter.project_name | slugify }}x"}, "repo_name '{{ cookiecutter.project_name"),
-    ({"python_package": "{{ 'os' }}"}, "python_package \"{{ 'os' }}\" contains '{{'"),
-    ({"description": "{{ cycler.__init__.__globals__.os.system('touch PWNED') }}"}, 'description "{{ cycler.__init'),
-    ({"project_name": '"""', "repo_name": ""}, "repo_name is empty"),
-    ({"project_name": '"""'}, "repo_name is empty (project_name has no letter or digit to make it from)"),
-    ({"python_package": "__init__"}, "python_package '__init__' is a dunder name"),
-    ({"python_package": "__main__"}, "python_package '__main__' is a dunder name"),
-    ({"python_package": "__demo__"}, "python_package '__demo__' is a dunder name"),
-    ({"python_package": "class"}, "python_package 'class' is a Python keyword"),
-    ({"python_package": "None"}, "python_package 'None' is a Python keyword"),
-    ({"python_package": "case"}, "python_package 'case' is a Python keyword"),
+    ({"project_name": "{{7*7}}", **FIXED}, "project_name '{{7*7}}' contains '{{': an answer is text, not a template"),
+    (
+        {"description": "{% raw %}x{% endraw %}"},
+        "description '{% raw %}x{% endraw %}' contains '{%': an answer is text, not a template",
+    ),
+    (
+        {"description": "{%- if true %}x{% endif %}"},
+        "description '{%- if true %}x{% endif %}' contains '{%': an answer is text, not a template",
+    ),
+    (
+        {"description": "{# a comment #}"},
+        "description '{# a comment #}' contains '{#': an answer is text, not a template",
+    ),
+    ({"description": "unclosed {{"}, "description 'unclosed {{' contains '{{': an answer is text, not a template"),
+    (
+        {"author_name": "{{ cookiecutter.project_name }}"},
+        "author_name '{{ cookiecutter.project_name }}' contains '{{': an answer is text, not a template",
+    ),
+    (
+        {"project_name": "{{ cookiecutter.project_name | slugify }}"},
+        "project_name '{{ cookiecutter.project_name | slugify }}' contains '{{': an answer is text, not a template",
+    ),
+    (
+        {"description": "{{ cookiecutter | piperack_validate }}"},
+        "description '{{ cookiecutter | piperack_validate }}' contains '{{': an answer is text, not a template",
+    ),
+    (
+        {"repo_name": "{{ cookiecutter.project_name | slugify }}x"},
+        "repo_name '{{ cookiecutter.project_name | slugify }}x' contains '{{': an answer is text, not a template",
+    ),
+    (
+        {"python_package": "{{ 'os' }}"},
+        "python_package \"{{ 'os' }}\" contains '{{': an answer is text, not a template",
+    ),
+    (
+        {"description": "{{ cycler.__init__.__globals__.os.system('touch PWNED') }}"},
+        "description \"{{ cycler.__init__.__globals__.os.system('touch PWNED') }}\" contains '{{': "
+        "an answer is text, not a template",
+    ),
+    (
+        {"project_name": '"""', "repo_name": ""},
+        "repo_name is empty (project_name has no letter or digit to make it from): give repo_name",
+    ),
+    (
+        {"project_name": '"""'},
+        "repo_name is empty (project_name has no letter or digit to make it from): give repo_name",
+    ),
+    (
+        {"python_package": "__init__"},
+        "python_package '__init__' is a dunder name (__x__), reserved by Python: choose another name",
+    ),
+    (
+        {"python_package": "__main__"},
+        "python_package '__main__' is a dunder name (__x__), reserved by Python: choose another name",
+    ),
+    (
+        {"python_package": "__demo__"},
+        "python_package '__demo__' is a dunder name (__x__), reserved by Python: choose another name",
+    ),
+    ({"python_package": "class"}, "python_package 'class' is a Python keyword: choose another name"),
+    ({"python_package": "None"}, "python_package 'None' is a Python keyword: choose another name"),
+    ({"python_package": "case"}, "python_package 'case' is a Python keyword: choose another name"),
     ({"python_package": "pyarrow"}, "python_package 'pyarrow' shadows the dependency 'pyarrow'"),
     ({"python_package": "p" * 101}, "python_package is 101 characters long: at most 100"),
     ({"repo_name": "r" * 101}, "repo_name is 101 characters long: at most 100"),
@@ -122,11 +208,11 @@ def run_cookiecutter(out: Path, answers: dict, cwd: Path, **kwargs) -> subproces
 
 
 def assert_refused(result, message: str, out: Path, cwd: Path) -> None:
+    """Exit 1 with exactly ``error: <message>`` as the only output line, and nothing written."""
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: {message}"), lines[0]
+    assert lines == [f"error: {message}"], result.stderr
     assert list(out.iterdir()) == []
     assert not (cwd / "PWNED").exists() and not (out / "PWNED").exists()
 
@@ -232,7 +318,11 @@ def test_recorded_hostile_answers_render_again_for_update_project(bake, tmp_path
 # -- answers that are refused ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("answers, message", REFUSED, ids=[repr(a)[:60] for a, _ in REFUSED])
+@pytest.mark.parametrize(
+    "answers, message",
+    REFUSED,
+    ids=[repr(getattr(case, "values", case)[0])[:60] for case in REFUSED],  # a pytest.param or a tuple
+)
 def test_bad_answer_is_refused_in_one_line_before_anything_is_written(tmp_path, answers, message):
     out = tmp_path / "out"
     out.mkdir()
@@ -246,9 +336,8 @@ def test_an_answer_is_never_evaluated_as_a_template(tmp_path):
     payload = "{{ 7*7 }}{{ cycler.__init__.__globals__.os.system('touch ' ~ 'PWNED') }}"
     for key in ("project_name", "repo_name", "python_package", "author_name", "description"):
         result = run_cookiecutter(out, {key: payload}, cwd=tmp_path)
-        assert_refused(result, f'{key} "{{{{ 7*7 }}}}{{{{ cycler.', out, tmp_path)
-        assert "contains '{{': an answer is text, not a template" in result.stderr
-        assert "49" not in result.stderr
+        shown = '"{{ 7*7 }}{{ cycler.__init__.__globals__.os.system(\'touch ..."'  # shortened, never rendered
+        assert_refused(result, f"{key} {shown} contains '{{{{': an answer is text, not a template", out, tmp_path)
 
 
 def test_typed_answers_meet_the_same_rules(tmp_path):
@@ -307,8 +396,12 @@ def test_hooks_refuse_hostile_answers_for_api_callers(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", script, str(out)], capture_output=True, text=True, cwd=KIT, timeout=120
     )
-    assert result.returncode != 0
-    assert "error: description must be one line: 'one\\nRUN touch PWNED'" in result.stderr
+    assert result.returncode == 1
+    # the hook's own line, then cookiecutter's FailedHookException, which is the API caller's to handle
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        "error: description must be one line: 'one\\nRUN touch PWNED' holds a line break (U+000A)"
+    ], result.stderr
+    assert result.stderr.rstrip().endswith("FailedHookException: Hook script failed (exit status: 1)")
     assert list(out.iterdir()) == []
 
 
@@ -322,19 +415,27 @@ def test_pre_gen_hook_rendered_with_hostile_context_refuses(tmp_path):
     hook = tmp_path / "hook.py"
     for context, message in [
         ({"project_name": 'a"""b\\', "description": 'x"""', "author_name": "\\", **FIXED}, None),
-        ({"project_name": "a\nb", **FIXED}, "project_name must be one line"),
-        ({"description": "{{ 7*7 }}", **FIXED}, "description '{{ 7*7 }}' contains '{{'"),
-        ({"python_version": "3.12\nRUN x", **FIXED}, "python_version '3.12\\nRUN x' is not a Python version"),
+        ({"project_name": "a\nb", **FIXED}, "project_name must be one line: 'a\\nb' holds a line break (U+000A)"),
+        (
+            {"description": "{{ 7*7 }}", **FIXED},
+            "description '{{ 7*7 }}' contains '{{': an answer is text, not a template",
+        ),
+        (
+            {"python_version": "3.12\nRUN x", **FIXED},
+            "python_version '3.12\\nRUN x' is not a Python version such as '3.12'",
+        ),
         ({"include_example": "__import__('os')", **FIXED}, "include_example \"__import__('os')\" must be yes or no"),
-        ({"repo_name": "ok", "python_package": "__init__"}, "python_package '__init__' is a dunder name"),
+        (
+            {"repo_name": "ok", "python_package": "__init__"},
+            "python_package '__init__' is a dunder name (__x__), reserved by Python: choose another name",
+        ),
     ]:
         hook.write_text(env.from_string(source).render(cookiecutter=context))
         result = subprocess.run([sys.executable, str(hook)], cwd=tmp_path, capture_output=True, text=True)
         if message is None:
             assert (result.returncode, result.stderr) == (0, "")
         else:
-            assert result.returncode == 1 and result.stderr.startswith(f"error: {message}"), result.stderr
-            assert len(result.stderr.splitlines()) == 1
+            assert (result.returncode, result.stderr) == (1, f"error: {message}\n")
 
 
 def test_post_gen_hook_holds_its_answers_as_literals():
@@ -375,10 +476,13 @@ def test_escaping_filters_round_trip():
     [
         (
             "description=first line\nRUN touch PWNED",
-            "error: description must be one line: 'first line\\nRUN touch PWNED'",
+            "error: description must be one line: 'first line\\nRUN touch PWNED' holds a line break (U+000A)",
         ),
         ("project_name={{ 7*7 }}", "error: project_name '{{ 7*7 }}' contains '{{': an answer is text, not a template"),
-        ("python_package=__init__", "error: python_package '__init__' is a dunder name"),
+        (
+            "python_package=__init__",
+            "error: python_package '__init__' is a dunder name (__x__), reserved by Python: choose another name",
+        ),
     ],
 )
 def test_piperack_new_refuses_hostile_answers(venv, user_env, tmp_path, answer, message):
@@ -391,8 +495,8 @@ def test_piperack_new_refuses_hostile_answers(venv, user_env, tmp_path, answer, 
         cwd=tmp_path,
     )
     assert result.returncode == 1
-    assert result.stderr.startswith(message), result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr + result.stdout
+    assert result.stderr == message + "\n"
+    assert "Traceback" not in result.stdout
     assert list(out.iterdir()) == [] and not (tmp_path / "PWNED").exists()
 
 
@@ -423,16 +527,19 @@ def test_piperack_new_lands_quotes_and_backslashes(venv, user_env, tmp_path, pro
 # -- dunder and keyword names for pipelines and aliases -------------------------------------------
 
 
+IDENTIFIER = "it must be a Python identifier such as 'my_pipeline'"
+
+
 @pytest.mark.parametrize(
     "name, message",
     [
-        ("__init__", "dunder names (__x__) are reserved by Python"),
-        ("__main__", "dunder names (__x__) are reserved by Python"),
-        ("__pipeline__", "dunder names (__x__) are reserved by Python"),
-        ("class", "it is a Python keyword"),
-        ("None", "it is a Python keyword"),
+        ("__init__", f"dunder names (__x__) are reserved by Python; {IDENTIFIER}"),
+        ("__main__", f"dunder names (__x__) are reserved by Python; {IDENTIFIER}"),
+        ("__pipeline__", f"dunder names (__x__) are reserved by Python; {IDENTIFIER}"),
+        ("class", f"it is a Python keyword; {IDENTIFIER}"),
+        ("None", f"it is a Python keyword; {IDENTIFIER}"),
         ("_private", "it must not start with '_'"),
-        ("1st", "it must be a Python identifier"),
+        ("1st", IDENTIFIER),
     ],
 )
 def test_new_pipeline_refuses_dunder_and_keyword_names(project_copy, name, message):
@@ -440,9 +547,8 @@ def test_new_pipeline_refuses_dunder_and_keyword_names(project_copy, name, messa
     from piperack.project import find_project
     from piperack.scaffold import plan
 
-    with pytest.raises(PiperackError, match=f"invalid pipeline name '{name}': .*") as caught:
+    with pytest.raises(PiperackError, match=f"^{re.escape(f'invalid pipeline name {name!r}: {message}')}$"):
         plan(find_project(project_copy), name)
-    assert message in str(caught.value)
     assert not (project_copy / "src" / "demo_project" / "pipelines" / name).exists()
 
 
@@ -451,7 +557,8 @@ def test_aliases_refuse_dunder_and_keyword_names(name):
     from piperack.errors import PiperackError
     from piperack.project import check_identifier
 
-    with pytest.raises(PiperackError, match=f"invalid alias '{name}'"):
+    reason = "it is a Python keyword" if keyword.iskeyword(name) else "dunder names (__x__) are reserved by Python"
+    with pytest.raises(PiperackError, match=f"^{re.escape(f'invalid alias {name!r}: {reason}; {IDENTIFIER}')}$"):
         check_identifier(name)
     assert check_identifier("__init") == "__init" and check_identifier("_x_") == "_x_"
 
