@@ -112,7 +112,8 @@ def test_ask_asks_the_new_question_and_renders_the_answer(made_with_a, venv_c, w
     before = tree_hash(root)
     closed = run_c(venv_c, wheelhouse, root, argv, input="")  # stdin at its end: nobody can answer
     assert one_error_line(closed) == (
-        "error: no answer on standard input (it is closed): give the answers on the command line"
+        "error: --ask: no answer for 'team_email' on standard input (it is closed): answer on a terminal, "
+        "or leave out --ask to take the new questions' defaults"
     )
     assert tree_hash(root) == before
 

@@ -85,6 +85,11 @@ def _render(template: Path, staging: Path, answers: dict | None, no_input: bool)
         raise PiperackError(first_line(exc)) from None
     except ValueError as exc:  # an answer that is not one of a question's choices
         raise PiperackError(first_line(exc)) from None
+    except EOFError:
+        raise PiperackError(
+            "no answer on standard input (it is closed): pass --no-input for the defaults, "
+            "and key=value for the answers you want"
+        ) from None
     return Path(made)
 
 

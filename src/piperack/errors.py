@@ -76,7 +76,7 @@ def outcome(exc: BaseException) -> tuple[int, str | None] | None:
         signum = getattr(exc, "signum", signal.SIGINT)
         return 128 + signum, INTERRUPTED if signum == signal.SIGINT else TERMINATED
     if isinstance(exc, EOFError):  # a prompt met a closed standard input
-        return 1, "error: no answer on standard input (it is closed): give the answers on the command line"
+        return 1, "error: no answer on standard input (it is closed)"
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         return 1, (
             f"error: the Python package {exc.name!r} is not installed in this environment: "

@@ -319,7 +319,13 @@ def ask_new_questions(template: Path, answers: dict) -> dict:
         if key.startswith("_") or key in answers:
             continue
         shown = default[0] if isinstance(default, list) else default
-        text = input(f"{prompts.get(key, key)} [{shown}]: ").strip()
+        try:
+            text = input(f"{prompts.get(key, key)} [{shown}]: ").strip()
+        except EOFError:
+            raise PiperackError(
+                f"--ask: no answer for {key!r} on standard input (it is closed): answer on a terminal, "
+                "or leave out --ask to take the new questions' defaults"
+            ) from None
         if text:
             asked[key] = text
     return asked
