@@ -139,3 +139,21 @@ def test_ctrl_c_at_a_question_of_piperack_new_writes_nothing(venv, user_env, tmp
     proc.stdin.close()
     assert (proc.returncode, err) == (130, INTERRUPTED)
     assert list(out_dir.iterdir()) == []
+
+
+def test_piperack_new_with_a_closed_standard_input_is_one_line_and_writes_nothing(venv, user_env, tmp_path):
+    out_dir = tmp_path / "out"
+    result = subprocess.run(
+        [str(venv / "bin" / "piperack"), "new", "-o", str(out_dir)],
+        env=user_env(),
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (result.returncode, result.stderr) == (
+        1,
+        "error: no answer on standard input (it is closed): pass --no-input for the defaults, and key=value "
+        "for the answers you want\n",
+    )
+    assert list(out_dir.iterdir()) == []
