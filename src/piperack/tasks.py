@@ -25,9 +25,9 @@ from .update import HELP as UPDATE_HELP  # noqa: E402
 
 
 def _before_exit() -> None:
-    from .workers import before_exit
+    from .workers import freeze_heap_for_exit
 
-    before_exit()
+    freeze_heap_for_exit()
 
 
 @contextmanager

@@ -138,12 +138,12 @@ def test_package_all_builds_on_two_processes_the_same_archives(tmp_path, monkeyp
     assert len(together) == COUNT
 
 
-def test_before_exit_hides_the_heap_from_the_final_collections():
+def test_freeze_heap_for_exit_hides_the_heap_from_the_final_collections():
     import gc
 
     before = gc.get_freeze_count()
     try:
-        workers.before_exit()
+        workers.freeze_heap_for_exit()
         assert gc.get_freeze_count() > before
     finally:
         gc.unfreeze()  # this test process lives on
