@@ -20,20 +20,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .docker_engine import CONTAINER_ROOT, check_engine, default_tag, docker_exe
+from .docker_engine import image_id as _image_id  # its name here, where image_id is a variable
 from .errors import PiperackError
 
 DOCKERFILE = Path("docker") / "Dockerfile"
 STATE_DIR = Path(".docker")
 WHEELHOUSE = STATE_DIR / "wheelhouse"
 STAMP = ".piperack-wheelhouse.json"
-CONTAINER_ROOT = "/app"
 DEFAULT_BUILD_REQUIRES = ["setuptools>=40.8.0"]
 FALLBACK_UID = 1000
-
-ENGINE_HINT = (
-    "start one (Docker Desktop; `sudo systemctl start docker`; or "
-    "`sudo dockerd --bridge=none --iptables=false &`) and retry"
-)
 
 # Run inside the base image: what wheels can it install?
 PROBE = r"""
@@ -53,18 +49,6 @@ print(json.dumps({
 # --- the engine -----------------------------------------------------------------------------
 
 
-def go_format(field: str) -> str:
-    """A docker --format template for one field (spelt so that no Jinja marker is in this file)."""
-    return "{" * 2 + field + "}" * 2
-
-
-def docker_exe() -> str:
-    exe = shutil.which("docker")
-    if not exe:
-        raise PiperackError(f"the docker command is not installed (not on PATH); install Docker, then {ENGINE_HINT}")
-    return exe
-
-
 def find_image(image: str) -> tuple[str, str]:
     """(the docker executable, ``image``'s id or "" when the engine does not have it).
 
@@ -77,31 +61,7 @@ def find_image(image: str) -> tuple[str, str]:
     return exe, image_id
 
 
-def check_engine() -> str:
-    """The docker executable, once an engine answers; else one clear line saying how to start one."""
-    exe = docker_exe()
-    try:
-        proc = subprocess.run(
-            [exe, "version", "--format", go_format(".Server.Version")],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except subprocess.TimeoutExpired:
-        raise PiperackError(f"the Docker engine did not answer within 30 s; {ENGINE_HINT}") from None
-    if proc.returncode != 0 or not proc.stdout.strip():
-        raise PiperackError(f"no Docker engine answers; {ENGINE_HINT}")
-    return exe
-
-
 # --- defaults -------------------------------------------------------------------------------
-
-
-def default_tag(project) -> str:
-    """``<project name>:latest``, lower-cased into a valid image reference."""
-    name = str(project.pyproject_data.get("project", {}).get("name") or project.root.name)
-    name = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("._-") or "piperack-project"
-    return f"{name}:latest"
 
 
 def dockerfile_base_image(project) -> str:
@@ -264,16 +224,6 @@ def probe_base_image(exe: str, base_image: str, cache: Path | None = None, image
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(cached, indent=1, sort_keys=True), encoding="utf-8")
     return target
-
-
-def _image_id(exe: str, image: str) -> str:
-    try:
-        proc = subprocess.run(
-            [exe, "image", "inspect", "--format", go_format(".Id"), image], capture_output=True, text=True, timeout=30
-        )
-    except subprocess.TimeoutExpired:
-        raise PiperackError(f"the Docker engine did not answer within 30 s; {ENGINE_HINT}") from None
-    return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
 def check_requires_python(project, target: Target, base_image: str) -> None:
