@@ -1,0 +1,361 @@
+"""The DAG plan: everything the DAG file says, read from the project and airflow.yml and checked.
+
+``plan()`` finds the pipelines (without importing project code), reads the config, orders the
+tasks by ``depends_on``, settles the DAG's settings, the image, the output path and the command
+that regenerates the file, and has the target read its own settings. Nothing is written; the
+first problem found is raised as one line naming the file and key (or the option) at fault.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import ui
+from ..docker_engine import default_tag
+from ..errors import PiperackError
+from .config import DAG_KEYS, DEFAULTS, Config, Spec, load_config, parse_date
+from .dagfile import task_variable
+from .targets import TARGETS, Target, pipeline_resources, target_named
+
+DEFAULT_OUTPUT = "airflow/dags"
+DEFAULT_ENV = "local"
+DEFAULT_TARGET = "docker"
+
+# airflow.yml's keys: the DAG's own, and one section per target.
+CONFIG_KEYS = {**DAG_KEYS, **{name: Spec("mapping", target.keys) for name, target in TARGETS.items()}}
+
+SCHEDULE_PRESETS = {
+    "@once",
+    "@continuous",
+    "@hourly",
+    "@daily",
+    "@weekly",
+    "@monthly",
+    "@quarterly",
+    "@yearly",
+    "@annually",
+}
+CRON_FIELD = re.compile(r"^[0-9A-Za-z*?/,#LW-]+$")
+DAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+
+
+@dataclass
+class Task:
+    pipeline: str
+    upstream: list[str]
+    retries: int | None = None
+    retry_delay_seconds: float | None = None
+    resources: dict = field(default_factory=dict)
+
+
+@dataclass
+class DagPlan:
+    target: Target  # where the tasks run, with its settings
+    package: str
+    project_name: str
+    env: str
+    dag_id: str
+    schedule: str | None
+    start_date: _dt.datetime | None
+    catchup: bool
+    max_active_runs: int
+    tags: list[str]
+    owner: str
+    retries: int
+    retry_delay_seconds: float
+    image: str
+    tasks: list[Task]  # in topological order
+    path: Path
+    output_label: str
+    sources: list[str]
+    command: list[str]  # the airflow-dag command that regenerates the file
+    project_relative: str | None = None  # output folder -> project root, when inside the project
+
+
+# --- pipelines and their order ------------------------------------------------------------------
+
+
+def discover_pipelines(project) -> list[str]:
+    """The project's pipelines, found as its runner finds them, without importing project code: every
+    package under src/<package>/pipelines/ holding a pipeline.py, by dotted name (``shared.ingest_b``);
+    a package without one only groups pipelines."""
+    found: list[str] = []
+
+    def walk(folder: Path, prefix: str) -> None:
+        for child in sorted(folder.iterdir()):
+            if not child.is_dir() or not child.name.isidentifier() or not (child / "__init__.py").is_file():
+                continue
+            name = f"{prefix}{child.name}"
+            if (child / "pipeline.py").is_file():
+                found.append(name)
+            else:
+                walk(child, f"{name}.")
+
+    folder = project.package_dir / "pipelines"
+    if folder.is_dir():
+        walk(folder, "")
+    return sorted(set(found))
+
+
+def project_label(project, path: Path) -> str:
+    """``path`` as shown in messages: relative to the project root when inside it."""
+    try:
+        return Path(path).resolve().relative_to(project.root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _choose_pipelines(project, pipelines) -> tuple[list[str], list[str], list[str]]:
+    """(every pipeline, those asked for with --pipeline, those in the DAG)."""
+    available = discover_pipelines(project)
+    if not available:
+        raise PiperackError(
+            f"{project_label(project, project.package_dir / 'pipelines')}: no pipelines (a folder with "
+            "__init__.py and pipeline.py); create one with `invoke new-pipeline NAME`"
+        )
+    wanted = list(dict.fromkeys(pipelines or []))
+    unknown = [p for p in wanted if p not in available]
+    if unknown:
+        raise PiperackError(f"unknown pipeline {', '.join(map(repr, unknown))} (available: {', '.join(available)})")
+    variables: dict[str, str] = {}
+    for name in available:
+        other = variables.setdefault(task_variable(name), name)
+        if other != name:
+            raise PiperackError(
+                f"pipelines {other!r} and {name!r} would share the DAG file's name {task_variable(name)!r}: rename one"
+            )
+    return available, wanted, sorted(wanted) if wanted else available
+
+
+def _dependencies(config: Config, available: list[str]) -> dict[str, list[str]]:
+    """Each pipeline's depends_on, every name checked against the pipelines on disk."""
+    label = config.source
+    for name in config.get("pipelines", default={}):
+        if name not in available:
+            raise PiperackError(
+                f"{label('pipelines', name)}: pipelines.{name}: no such pipeline (available: {', '.join(available)})"
+            )
+    edges: dict[str, list[str]] = {name: [] for name in available}
+    for name in available:
+        depends = config.get("pipelines", name, "depends_on", default=[])
+        for upstream in depends:
+            if upstream not in available:
+                raise PiperackError(
+                    f"{label('pipelines', name, 'depends_on')}: pipelines.{name}.depends_on: unknown "
+                    f"pipeline {upstream!r} (available: {', '.join(available)})"
+                )
+        edges[name] = list(dict.fromkeys(depends))
+    return edges
+
+
+def _topological(config: Config, chosen: list[str], edges: dict[str, list[str]]) -> list[str]:
+    """The pipelines in an order that runs each after what it depends on (ties by name); a cycle is
+    one line naming the file and key."""
+    state: dict[str, int] = {}
+    order: list[str] = []
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = trail[trail.index(name) :] + [name]
+            raise PiperackError(
+                f"{config.source('pipelines', name, 'depends_on')}: pipelines.{name}.depends_on: "
+                f"cycle {' -> '.join(cycle)}"
+            )
+        state[name] = 1
+        for upstream in sorted(edges.get(name, [])):
+            visit(upstream, trail + [name])
+        state[name] = 2
+        order.append(name)
+
+    for name in sorted(edges):
+        visit(name, [])
+    return [name for name in order if name in chosen]
+
+
+def minutes_to_seconds(minutes) -> float:
+    seconds = float(minutes) * 60
+    return int(seconds) if seconds == int(seconds) else round(seconds, 3)
+
+
+def _tasks(config: Config, available: list[str], chosen: list[str]) -> list[Task]:
+    """One task per chosen pipeline, in running order; an order on a left-out pipeline is dropped
+    with a warning."""
+    edges = _dependencies(config, available)
+    tasks = []
+    for name in _topological(config, chosen, edges):
+        upstream = [u for u in edges[name] if u in chosen]
+        for left_out in sorted(set(edges[name]) - set(chosen)):
+            ui.warn(f"{name} depends on {left_out}, which is not in this DAG (--pipeline): that order is dropped")
+        delay = config.get("pipelines", name, "retry_delay_minutes")
+        tasks.append(
+            Task(
+                pipeline=name,
+                upstream=sorted(upstream),
+                retries=config.get("pipelines", name, "retries"),
+                retry_delay_seconds=None if delay is None else minutes_to_seconds(delay),
+                resources=pipeline_resources(config, name) if config.get("pipelines", name, "resources") else {},
+            )
+        )
+    return tasks
+
+
+# --- the DAG's settings -----------------------------------------------------------------------
+
+
+def _check_schedule(label: str, schedule: str) -> str:
+    schedule = schedule.strip()
+    if schedule.startswith("@"):
+        if schedule not in SCHEDULE_PRESETS:
+            raise PiperackError(
+                f"{label}: schedule: unknown preset {schedule!r} "
+                f"(use one of {', '.join(sorted(SCHEDULE_PRESETS))}, a cron expression or null)"
+            )
+        return schedule
+    fields = schedule.split()
+    if len(fields) not in (5, 6) or not all(CRON_FIELD.match(f) for f in fields):
+        raise PiperackError(
+            f"{label}: schedule: {schedule!r} is not a cron expression (5 fields, e.g. '0 2 * * *'), "
+            "a preset such as @daily, or null"
+        )
+    return " ".join(fields)
+
+
+def _as_datetime(value) -> _dt.datetime:
+    if isinstance(value, _dt.datetime):
+        moment = value
+    elif isinstance(value, _dt.date):
+        moment = _dt.datetime(value.year, value.month, value.day)
+    else:
+        moment = parse_date(str(value))
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(_dt.UTC).replace(tzinfo=None)
+    return moment
+
+
+def _dag_settings(config: Config, project) -> dict:
+    """The DAG's own arguments (DagPlan fields), defaults filled in and checked."""
+    label = config.source
+    dag_id = config.get("dag_id", default=project.package)
+    if not DAG_ID.match(dag_id):
+        raise PiperackError(
+            f"{label('dag_id')}: dag_id: {dag_id!r} may hold only letters, digits, '_', '.' and '-' (at most 250)"
+        )
+    schedule = config.get("schedule")
+    if schedule is not None:
+        schedule = _check_schedule(label("schedule"), schedule)
+    start = config.get("start_date")
+    start_date = _as_datetime(start) if start is not None else None
+    if schedule not in (None, "@once") and start_date is None:
+        raise PiperackError(
+            f"{label('schedule')}: start_date: required when a schedule is set (e.g. start_date: 2026-01-01)"
+        )
+    return {
+        "dag_id": dag_id,
+        "schedule": schedule,
+        "start_date": start_date,
+        "catchup": config.get("catchup", default=DEFAULTS["catchup"]),
+        "max_active_runs": config.get("max_active_runs", default=DEFAULTS["max_active_runs"]),
+        "tags": list(dict.fromkeys(config.get("tags", default=DEFAULTS["tags"]))),
+        "owner": config.get("owner", default=DEFAULTS["owner"]).strip(),
+        "retries": config.get("retries", default=DEFAULTS["retries"]),
+        "retry_delay_seconds": minutes_to_seconds(
+            config.get("retry_delay_minutes", default=DEFAULTS["retry_delay_minutes"])
+        ),
+    }
+
+
+def _image(config: Config, project, option: str | None) -> str:
+    """--image, else airflow.yml's image, else docker-build's tag; checked as an image reference."""
+    source = "--image" if option else config.source("image")
+    image = option or config.get("image")
+    if image is None:
+        image = default_tag(project)
+    if not IMAGE_REF.match(image):
+        raise PiperackError(
+            f"{source}: image: {image!r} is not an image reference (e.g. registry.example.com/team/demo:1.0)"
+        )
+    return image
+
+
+def _output(project, output: str | None) -> tuple[Path, str, str | None]:
+    """(the DAG file's path, its folder as --output spells it, that folder -> project root or None
+    when outside the project)."""
+    output_dir = Path(output) if output else Path(DEFAULT_OUTPUT)
+    if not output_dir.is_absolute():
+        output_dir = project.root / output_dir
+    output_dir = Path(os.path.normpath(output_dir))
+    path = output_dir / f"{project.package}.py"
+    try:
+        inside = output_dir.relative_to(project.root)
+        project_relative = os.path.relpath(project.root, output_dir) if inside.parts else "."
+        output_label = inside.as_posix() if inside.parts else "."
+    except ValueError:
+        project_relative, output_label = None, str(output_dir)
+    if path.exists() and not path.is_file():
+        raise PiperackError(f"{project_label(project, path)} exists and is not a file")
+    return path, output_label, project_relative
+
+
+def _command(
+    target: str, env: str, wanted: list[str], image: str | None, network: str | None, output_label: str
+) -> list[str]:
+    """The airflow-dag command that writes this file: the options that differ from their defaults."""
+    command = ["invoke", "airflow-dag"]
+    if target != DEFAULT_TARGET:
+        command += ["--target", target]
+    if env != DEFAULT_ENV:
+        command += ["--env", env]
+    for name in sorted(wanted):
+        command += ["--pipeline", name]
+    if image is not None:
+        command += ["--image", image]
+    if network:
+        command += ["--network", network]
+    if output_label != DEFAULT_OUTPUT:
+        command += ["--output", output_label]
+    return command
+
+
+def plan(
+    project,
+    target: str = DEFAULT_TARGET,
+    env: str | None = None,
+    pipelines=None,
+    image: str | None = None,
+    network: str | None = None,
+    output: str | None = None,
+) -> DagPlan:
+    """Read and check everything the DAG file depends on; nothing is written."""
+    target_class = target_named(target or DEFAULT_TARGET)
+    env = env or DEFAULT_ENV
+    project.env_dir(env, must_exist=env not in {DEFAULT_ENV, "base"})
+    available, wanted, chosen = _choose_pipelines(project, pipelines)
+    config = load_config(project, env, CONFIG_KEYS)
+    tasks = _tasks(config, available, chosen)
+    settings = _dag_settings(config, project)
+    image_option = image
+    image = _image(config, project, image_option)
+    path, output_label, project_relative = _output(project, output)
+    command = _command(target_class.name, env, wanted, image if image_option else None, network, output_label)
+    name = project.pyproject_data.get("project", {}).get("name") or project.package
+    return DagPlan(
+        target=target_class.from_config(config, project, network),
+        package=project.package,
+        project_name=re.sub(r"[^A-Za-z0-9._ -]+", "-", str(name)),
+        env=env,
+        **settings,
+        image=image,
+        tasks=tasks,
+        path=path,
+        output_label=output_label,
+        sources=[label for label, _ in config.files],
+        command=command,
+        project_relative=project_relative,
+    )
