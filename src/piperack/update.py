@@ -343,7 +343,9 @@ class Change:
 
 
 @dataclass
-class Plan:
+class UpdatePlan:
+    """What an update does to each template-owned file, from the base version to the new one."""
+
     base_version: str
     new_version: str
     changes: list[Change] = field(default_factory=list)
@@ -407,11 +409,11 @@ def _raise_pin(data: bytes, version: str) -> bytes:
 
 def plan_update(
     project: Project, base: dict[str, bytes], theirs: dict[str, bytes], base_version: str, new_version: str
-) -> Plan:
+) -> UpdatePlan:
     """What the update does to each template-owned file (nothing is written here)."""
     from .fsutil import confined, read_confined
 
-    plan = Plan(base_version=base_version, new_version=new_version)
+    plan = UpdatePlan(base_version=base_version, new_version=new_version)
     labels = ("project", f"piperack {base_version} (base)", f"piperack {new_version}")
     for rel in sorted(set(base) | set(theirs)):
         if team_owned(rel, project.package):
@@ -490,7 +492,7 @@ def _dirty(project: Project, paths: list[str]) -> list[str] | None:
     return sorted({line[3:].strip().strip('"') for line in status.stdout.splitlines() if line.strip()})
 
 
-def _diff(plan: Plan) -> None:
+def _diff(plan: UpdatePlan) -> None:
     import difflib
 
     for change in plan.writes():
@@ -519,7 +521,7 @@ def update(
     from_version: str | None = None,
     allow_dirty: bool = False,
     ask: bool = False,
-) -> Plan | None:
+) -> UpdatePlan | None:
     """Run ``invoke update-project``; PiperackError on a refusal (nothing written) or on conflicts."""
     if check_only:
         ui.info(check(project))
@@ -550,7 +552,7 @@ def _update(
     from_version: str | None,
     allow_dirty: bool,
     ask: bool,
-) -> Plan | None:
+) -> UpdatePlan | None:
     from packaging.version import InvalidVersion, Version
 
     from .fsutil import transaction
@@ -620,7 +622,7 @@ def _update(
     return plan
 
 
-def _report(plan: Plan, dry_run: bool) -> None:
+def _report(plan: UpdatePlan, dry_run: bool) -> None:
     versions = f"piperack {plan.base_version} to {plan.new_version}"
     ui.info(f"dry run: nothing written. Updating from {versions} would:" if dry_run else f"updating from {versions}:")
     if not plan.changes:
@@ -630,7 +632,7 @@ def _report(plan: Plan, dry_run: bool) -> None:
         ui.info(f"  {change.action:<8}  {change.path}{note}")
 
 
-def _next_steps(plan: Plan) -> None:
+def _next_steps(plan: UpdatePlan) -> None:
     counts = {action: sum(1 for c in plan.changes if c.action == action) for action in ACTIONS}
     summary = ", ".join(f"{n} {action}" for action, n in counts.items() if n) or "no file changed"
     ui.info(f"updated to piperack {plan.new_version}: {summary}; {RECORD} records {plan.new_version}")

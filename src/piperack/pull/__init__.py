@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import PiperackError
-from .plan import Placement, Plan
+from .plan import Placement, PullPlan
 
 
 def pull(
@@ -39,7 +39,7 @@ def pull(
     allow_direct_references: bool = False,
     project=None,
     max_bytes: int | None = None,
-) -> Plan:
+) -> PullPlan:
     """Pull one source (or every manifest entry with ``all_``) into the project; returns the plan.
 
     One pull at a time per project (others wait); a pull that a SIGKILL cut short is undone first.
@@ -84,7 +84,7 @@ def _pull(
     allow_conflicts,
     allow_direct_references,
     max_bytes,
-) -> Plan:
+) -> PullPlan:
     from .. import ui
     from ..archive import max_bytes_from_env
     from ..download import secret_values, strip_credentials

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from .. import ui
 from ..fsutil import transaction
-from .plan import Plan
+from .plan import PullPlan
 
 
-def apply(project, plan: Plan) -> None:
+def apply(project, plan: PullPlan) -> None:
     """Write ``plan``: any error, Ctrl-C or SIGTERM midway leaves the project as it was."""
     with transaction(project.root) as tx:
         for rel in plan.removes:
@@ -44,7 +44,7 @@ def _catalog_line(project, placement) -> str | None:
     return f"  catalog     it reads {keys} from its catalog: add {', '.join(missing)} to {rel} (paths under data/)"
 
 
-def report(project, plan: Plan, dry_run: bool) -> None:
+def report(project, plan: PullPlan, dry_run: bool) -> None:
     show = ui.shown
     for warning in plan.warnings:
         ui.warn(warning)

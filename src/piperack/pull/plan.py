@@ -35,7 +35,9 @@ class Placement:
 
 
 @dataclass
-class Plan:
+class PullPlan:
+    """What a pull writes, all packages together: new files, removals, changed shared files."""
+
     placements: list = field(default_factory=list)
     files: dict = field(default_factory=dict)  # rel path -> bytes (new files)
     removes: list = field(default_factory=list)  # rel paths (files or folders) to remove first
@@ -380,12 +382,12 @@ def _check_requires_python(project, placements: list[Placement]) -> None:
 
 def finish_plan(
     project, placements: list[Placement], allow_conflicts: bool = False, allow_direct: bool = False
-) -> Plan:
+) -> PullPlan:
     """Combine placements: cross-package clashes, requirements.in and the pyproject record."""
     from .. import requirements as reqs_mod
     from .record import with_pulled
 
-    plan = Plan(placements=placements)
+    plan = PullPlan(placements=placements)
     conflicts: list[str] = []
     owner: dict = {}
     for placement in placements:
