@@ -21,7 +21,9 @@ _STRING_OPTIONS = {"alias", "destination", "env", "fs_args", "sha256"}
 class Job:
     """One unit of work: a module to package, or a source to pull, with its options."""
 
-    target: str  # package: a module path such as pipelines.ingest; pull: a path, URL or package name
+    # What the job works on: package, a module path such as pipelines.ingest; pull, a source (a path,
+    # URL or package name).
+    subject: str
     alias: str | None = None
     destination: str | None = None
     env: str = "base"
@@ -91,7 +93,7 @@ def jobs_from_manifest(project: Project, verb: str) -> list[Job]:
         options.setdefault("env", "base")
         jobs.append(
             Job(
-                target=key,
+                subject=key,
                 label=f'[tool.piperack.pull] "{key}"' if verb == "pull" else key,
                 base=project.root,
                 **options,

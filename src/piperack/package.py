@@ -191,7 +191,7 @@ def build(project: Project, job: Job) -> Built:
     """Everything ``invoke package`` would write for ``job``, in memory. Raises PiperackError."""
     from .requirements import parse_requirements
 
-    module = job.target
+    module = job.subject
     check_module_path(module, what="module path")
     module_dir = project.module_dir(module)
     where = f"{project.package}.{module}"
@@ -399,7 +399,7 @@ def package(
         return _package_all(project, jobs_from_manifest(project, "package"))
     if not module:
         raise PiperackError("which module? give a module path such as 'pipelines.ingest', or --all")
-    job = Job(target=module, alias=alias or None, destination=destination or None, env=env or "base", label=module)
+    job = Job(subject=module, alias=alias or None, destination=destination or None, env=env or "base", label=module)
     built = build(project, job)
     digest, unchanged = write(built)
     update_sums(built.dest_dir, {built.filename: digest})

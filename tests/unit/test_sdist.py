@@ -407,7 +407,7 @@ def test_manifest_jobs(proj):
     )
     (proj.root / "pyproject.toml").write_text(text)
     jobs = jobs_from_manifest(find_project(proj.root), "package")
-    assert [(j.target, j.alias, j.destination, j.env) for j in jobs] == [
+    assert [(j.subject, j.alias, j.destination, j.env) for j in jobs] == [
         ("pipelines.ingest", "feed", "dist/shared", "local"),
         ("utils.cleaning", None, None, "base"),
     ]

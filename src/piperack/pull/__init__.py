@@ -104,7 +104,7 @@ def _pull(
         fetched_items: list = []  # (job, fetched archive, label, secrets), in manifest order
         stopped: BaseException | None = None  # the first fetch that failed: later jobs are not tried
         for index, job in enumerate(items):
-            label = strip_credentials(job.target)
+            label = strip_credentials(job.subject)
             try:
                 args = load_fs_args(job.fs_args, job.base or Path.cwd()) if job.fs_args else {}
             except PiperackError as exc:
@@ -113,7 +113,7 @@ def _pull(
             secrets = secret_values(args)
             try:
                 fetched = fetch(
-                    job.target,
+                    job.subject,
                     work / f"{index}",
                     base=job.base,
                     fs_args=args,

@@ -65,7 +65,7 @@ def jobs(project, source, all_, alias, destination, env, fs_args, force, sha256)
         raise PiperackError("give a source (a .tar.gz path, an fsspec URL or a package name) or --all")
     return [
         Job(
-            target=source,
+            subject=source,
             alias=alias,
             destination=destination,
             env=env or "base",
