@@ -401,16 +401,18 @@ def test_wheelhouse_is_reused_and_refreshed_when_requirements_change(tmp_path):
         pyproject = tmp_path / "pyproject.toml"
         pyproject_data = {"build-system": {"requires": []}}
 
-    target = docker.Target(python="3.12", implementation="cpython", machine="x86_64", libc="glibc", libc_version="2.36")
+    image_platform = docker.ImagePlatform(
+        python="3.12", implementation="cpython", machine="x86_64", libc="glibc", libc_version="2.36"
+    )
     (tmp_path / "requirements.txt").write_text("pyyaml==6.0.2\n")
-    house, downloaded = docker.ensure_wheelhouse(Project, target)
+    house, downloaded = docker.ensure_wheelhouse(Project, image_platform)
     assert downloaded
     first = sorted(p.name for p in house.glob("*.whl"))
     assert len(first) == 1 and first[0].lower().startswith("pyyaml-6.0.2-cp312-cp312-manylinux"), first
-    assert docker.ensure_wheelhouse(Project, target) == (house, False)
+    assert docker.ensure_wheelhouse(Project, image_platform) == (house, False)
 
     (tmp_path / "requirements.txt").write_text("pyyaml==6.0.3\n")
-    house, downloaded = docker.ensure_wheelhouse(Project, target)
+    house, downloaded = docker.ensure_wheelhouse(Project, image_platform)
     assert downloaded
     second = sorted(p.name for p in house.glob("*.whl"))
     assert len(second) == 1 and second[0].lower().startswith("pyyaml-6.0.3-cp312-cp312-manylinux"), second
@@ -425,7 +427,7 @@ def test_wheelhouse_is_reused_and_refreshed_when_requirements_change(tmp_path):
         )
         + "$",
     ):
-        docker.ensure_wheelhouse(Project, target)
+        docker.ensure_wheelhouse(Project, image_platform)
     assert sorted(p.name for p in house.glob("*.whl")) == second  # a failed refresh keeps the old wheelhouse
 
 

@@ -137,7 +137,7 @@ LEGACY_MANYLINUX = {
 
 
 @dataclass(frozen=True)
-class Target:
+class ImagePlatform:
     """What the base image can install: its Python and platform."""
 
     python: str  # "3.11"
@@ -168,7 +168,9 @@ class Target:
         return tags
 
 
-def probe_base_image(exe: str, base_image: str, cache: Path | None = None, image_id: str | None = None) -> Target:
+def probe_base_image(
+    exe: str, base_image: str, cache: Path | None = None, image_id: str | None = None
+) -> ImagePlatform:
     """Ask the base image for its Python version and platform (cached by image id; ``image_id``
     when the caller already looked it up, "" for an image the engine does not have)."""
     if image_id is None:
@@ -180,7 +182,7 @@ def probe_base_image(exe: str, base_image: str, cache: Path | None = None, image
         except (OSError, ValueError):
             cached = {}
         if image_id in cached:
-            return Target(**cached[image_id])
+            return ImagePlatform(**cached[image_id])
     if not image_id:
         from . import ui
 
@@ -209,31 +211,31 @@ def probe_base_image(exe: str, base_image: str, cache: Path | None = None, image
     if info.get("implementation") != "cpython":
         raise PiperackError(f"base image {base_image!r} runs {info.get('implementation')}; CPython is needed")
     libc = "musl" if info.get("musl") or not info.get("libc") else "glibc"
-    target = Target(
+    image_platform = ImagePlatform(
         python=info["python"],
         implementation="cpython",
         machine=info["machine"],
         libc=libc,
         libc_version=info.get("libc_version") or "",
     )
-    if libc == "musl" and not target.libc_version:
+    if libc == "musl" and not image_platform.libc_version:
         raise PiperackError(f"base image {base_image!r} uses musl libc; use a glibc (Debian/Ubuntu-based) image")
     image_id = image_id or _image_id(exe, base_image)
     if cache and image_id:
-        cached[image_id] = target.__dict__
+        cached[image_id] = image_platform.__dict__
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(cached, indent=1, sort_keys=True), encoding="utf-8")
-    return target
+    return image_platform
 
 
-def check_requires_python(project, target: Target, base_image: str) -> None:
+def check_requires_python(project, image_platform: ImagePlatform, base_image: str) -> None:
     """The base image's Python must satisfy [project] requires-python (else pip fails deep in the build)."""
     spec = project.pyproject_data.get("project", {}).get("requires-python")
     if not spec:
         return
     simple = re.fullmatch(r"\s*>=\s*(\d+)\.(\d+)\s*", spec)
     if simple:  # the usual ">=3.11", decided without importing packaging (every rebuild asks)
-        fits = tuple(int(x) for x in target.python.split(".")[:2]) >= (int(simple[1]), int(simple[2]))
+        fits = tuple(int(x) for x in image_platform.python.split(".")[:2]) >= (int(simple[1]), int(simple[2]))
     else:
         from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
@@ -243,10 +245,12 @@ def check_requires_python(project, target: Target, base_image: str) -> None:
             raise PiperackError(
                 f"{project.pyproject}: [project] requires-python {spec!r} is not a valid specifier"
             ) from None
-        fits = allowed.contains(target.python + ".0", prereleases=True) or allowed.contains(target.python + ".99")
+        fits = allowed.contains(image_platform.python + ".0", prereleases=True) or allowed.contains(
+            image_platform.python + ".99"
+        )
     if not fits:
         raise PiperackError(
-            f"base image {base_image!r} has Python {target.python}, but pyproject.toml requires-python is "
+            f"base image {base_image!r} has Python {image_platform.python}, but pyproject.toml requires-python is "
             f"{spec!r}; pick a matching base image (--base-image python:<version>-slim)"
         )
 
@@ -259,14 +263,18 @@ def build_requires(project) -> list[str]:
     return list(requires)
 
 
-def wheelhouse_key(requirements: bytes, build_reqs: list[str], target: Target) -> str:
+def wheelhouse_key(requirements: bytes, build_reqs: list[str], image_platform: ImagePlatform) -> str:
     digest = hashlib.sha256()
     digest.update(requirements)
-    digest.update(json.dumps([build_reqs, target.__dict__, target.platforms()], sort_keys=True).encode())
+    digest.update(
+        json.dumps([build_reqs, image_platform.__dict__, image_platform.platforms()], sort_keys=True).encode()
+    )
     return digest.hexdigest()
 
 
-def pip_download_command(requirements: Path, build_reqs: list[str], target: Target, dest: Path) -> list[str]:
+def pip_download_command(
+    requirements: Path, build_reqs: list[str], image_platform: ImagePlatform, dest: Path
+) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -275,11 +283,11 @@ def pip_download_command(requirements: Path, build_reqs: list[str], target: Targ
         "--disable-pip-version-check",
         "--only-binary=:all:",
         "--python-version",
-        target.python,
+        image_platform.python,
         "--implementation",
         "cp",
         "--abi",
-        target.abi,
+        image_platform.abi,
         "--abi",
         "abi3",
         "--abi",
@@ -287,15 +295,15 @@ def pip_download_command(requirements: Path, build_reqs: list[str], target: Targ
         "--dest",
         str(dest),
     ]
-    for platform in target.platforms():
+    for platform in image_platform.platforms():
         cmd += ["--platform", platform]
     cmd += ["-r", str(requirements), *build_reqs]
     return cmd
 
 
-def ensure_wheelhouse(project, target: Target, refresh: bool = False) -> tuple[Path, bool]:
-    """Fill .docker/wheelhouse/ for ``target`` unless it already matches requirements.txt,
-    the build requirements and the target. Returns (path, downloaded)."""
+def ensure_wheelhouse(project, image_platform: ImagePlatform, refresh: bool = False) -> tuple[Path, bool]:
+    """Fill .docker/wheelhouse/ for ``image_platform`` unless it already matches requirements.txt,
+    the build requirements and that platform. Returns (path, downloaded)."""
     from . import ui
 
     requirements = project.root / "requirements.txt"
@@ -304,13 +312,16 @@ def ensure_wheelhouse(project, target: Target, refresh: bool = False) -> tuple[P
             f"{requirements} not found: the image installs its pinned dependencies from it (invoke build-reqs)"
         )
     build_reqs = build_requires(project)
-    key = wheelhouse_key(requirements.read_bytes(), build_reqs, target)
+    key = wheelhouse_key(requirements.read_bytes(), build_reqs, image_platform)
     house = project.root / WHEELHOUSE
     stamp = house / STAMP
     if not refresh and stamp.is_file():
         try:
             if json.loads(stamp.read_text(encoding="utf-8")).get("key") == key:
-                ui.info(f"wheelhouse {WHEELHOUSE.as_posix()}/ is up to date (Python {target.python}, {target.machine})")
+                ui.info(
+                    f"wheelhouse {WHEELHOUSE.as_posix()}/ is up to date "
+                    f"(Python {image_platform.python}, {image_platform.machine})"
+                )
                 return house, False
         except (OSError, ValueError):
             pass
@@ -318,10 +329,11 @@ def ensure_wheelhouse(project, target: Target, refresh: bool = False) -> tuple[P
     tmp = Path(tempfile.mkdtemp(prefix="wheelhouse.", dir=house.parent))
     try:
         ui.info(
-            f"filling {WHEELHOUSE.as_posix()}/ for Python {target.python} on {target.platforms()[0]} (pip download)"
+            f"filling {WHEELHOUSE.as_posix()}/ for Python {image_platform.python} "
+            f"on {image_platform.platforms()[0]} (pip download)"
         )
         proc = ui.run_streaming(
-            pip_download_command(requirements, build_reqs, target, tmp), "pip download", cwd=project.root
+            pip_download_command(requirements, build_reqs, image_platform, tmp), "pip download", cwd=project.root
         )
         if proc.returncode != 0:
             tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
@@ -329,10 +341,13 @@ def ensure_wheelhouse(project, target: Target, refresh: bool = False) -> tuple[P
             errors = [line_ for line_ in reversed(proc.stdout.splitlines()) if "ERROR" in line_]
             last = errors[0] if errors else "see the output above"
             raise PiperackError(
-                f"pip download for the image (Python {target.python}, {target.machine}) failed: {last.strip()}"
+                f"pip download for the image (Python {image_platform.python}, {image_platform.machine}) "
+                f"failed: {last.strip()}"
             )
         (tmp / STAMP).write_text(
-            json.dumps({"key": key, "python": target.python, "platforms": target.platforms()}, indent=1),
+            json.dumps(
+                {"key": key, "python": image_platform.python, "platforms": image_platform.platforms()}, indent=1
+            ),
             encoding="utf-8",
         )
         old = house.with_name(house.name + ".old")
@@ -410,9 +425,11 @@ def build(
     base_image = base_image or dockerfile_base_image(project)
     uid, gid = image_ids(uid, gid)
     exe, image_id = find_image(base_image)
-    target = probe_base_image(exe, base_image, cache=project.root / STATE_DIR / "base-images.json", image_id=image_id)
-    check_requires_python(project, target, base_image)
-    ensure_wheelhouse(project, target, refresh=refresh_wheelhouse or no_cache)
+    image_platform = probe_base_image(
+        exe, base_image, cache=project.root / STATE_DIR / "base-images.json", image_id=image_id
+    )
+    check_requires_python(project, image_platform, base_image)
+    ensure_wheelhouse(project, image_platform, refresh=refresh_wheelhouse or no_cache)
     cmd = build_command(exe, project, tag, base_image, uid, gid, pairs, no_cache, extra)
     ui.info(f"building {tag} on {base_image} (user {uid}:{gid})")
     code = subprocess.run(cmd, cwd=project.root).returncode

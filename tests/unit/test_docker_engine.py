@@ -36,32 +36,32 @@ GLIBC_2_36_X86_64 = [f"manylinux_2_{minor}_x86_64" for minor in range(36, 4, -1)
 ]
 
 
-def target(**kw):
+def image_platform(**kw):
     values = dict(python="3.11", implementation="cpython", machine="x86_64", libc="glibc", libc_version="2.36")
     values.update(kw)
-    return docker.Target(**values)
+    return docker.ImagePlatform(**values)
 
 
 def test_platforms_cover_every_manylinux_tag_the_image_accepts():
-    assert target().platforms() == GLIBC_2_36_X86_64
+    assert image_platform().platforms() == GLIBC_2_36_X86_64
     assert len(GLIBC_2_36_X86_64) == 32 + 3
 
 
 def test_platforms_of_an_old_glibc_and_of_aarch64():
-    assert target(libc_version="2.12").platforms() == [
+    assert image_platform(libc_version="2.12").platforms() == [
         *(f"manylinux_2_{minor}_x86_64" for minor in range(12, 4, -1)),
         "manylinux2010_x86_64",
         "manylinux1_x86_64",
     ]
     # manylinux2010 and manylinux1 were never defined for aarch64 (PEP 571, PEP 513)
-    assert target(machine="aarch64", libc_version="2.31").platforms() == [
+    assert image_platform(machine="aarch64", libc_version="2.31").platforms() == [
         *(f"manylinux_2_{minor}_aarch64" for minor in range(31, 4, -1)),
         "manylinux2014_aarch64",
     ]
 
 
 def test_platforms_of_musl():
-    assert target(libc="musl", libc_version="1.2").platforms() == [
+    assert image_platform(libc="musl", libc_version="1.2").platforms() == [
         "musllinux_1_2_x86_64",
         "musllinux_1_1_x86_64",
         "musllinux_1_0_x86_64",
@@ -70,12 +70,12 @@ def test_platforms_of_musl():
 
 def test_unknown_libc_version_is_a_user_error():
     with pytest.raises(PiperackError, match=exact("cannot tell the base image's C library version (glibc '')")):
-        target(libc_version="").platforms()
+        image_platform(libc_version="").platforms()
 
 
 def test_pip_download_asks_for_the_image_python_not_the_host(tmp_path):
     cmd = docker.pip_download_command(
-        tmp_path / "requirements.txt", ["setuptools>=68"], target(python="3.12"), tmp_path
+        tmp_path / "requirements.txt", ["setuptools>=68"], image_platform(python="3.12"), tmp_path
     )
     assert cmd[1:4] == ["-m", "pip", "download"]
     assert "--only-binary=:all:" in cmd
@@ -87,12 +87,12 @@ def test_pip_download_asks_for_the_image_python_not_the_host(tmp_path):
     assert cmd[cmd.index("--implementation") + 1] == "cp"
 
 
-def test_wheelhouse_key_changes_with_requirements_target_and_backend():
-    base = docker.wheelhouse_key(b"a==1\n", ["setuptools"], target())
-    assert base == docker.wheelhouse_key(b"a==1\n", ["setuptools"], target())
-    assert base != docker.wheelhouse_key(b"a==2\n", ["setuptools"], target())
-    assert base != docker.wheelhouse_key(b"a==1\n", ["hatchling"], target())
-    assert base != docker.wheelhouse_key(b"a==1\n", ["setuptools"], target(python="3.12"))
+def test_wheelhouse_key_changes_with_requirements_platform_and_backend():
+    base = docker.wheelhouse_key(b"a==1\n", ["setuptools"], image_platform())
+    assert base == docker.wheelhouse_key(b"a==1\n", ["setuptools"], image_platform())
+    assert base != docker.wheelhouse_key(b"a==2\n", ["setuptools"], image_platform())
+    assert base != docker.wheelhouse_key(b"a==1\n", ["hatchling"], image_platform())
+    assert base != docker.wheelhouse_key(b"a==1\n", ["setuptools"], image_platform(python="3.12"))
 
 
 def test_default_tag_is_a_valid_lowercase_reference(tmp_path):
@@ -171,9 +171,9 @@ def test_run_command_mounts_data_rw_and_conf_local_ro_as_the_host_user(tmp_path,
 
 def test_base_image_python_must_satisfy_requires_python(tmp_path):
     project = FakeProject(tmp_path)
-    docker.check_requires_python(project, target(python="3.11"), "b")  # no requires-python: fine
+    docker.check_requires_python(project, image_platform(python="3.11"), "b")  # no requires-python: fine
     project.pyproject_data["project"]["requires-python"] = ">=3.11"
-    docker.check_requires_python(project, target(python="3.12"), "b")
+    docker.check_requires_python(project, image_platform(python="3.12"), "b")
     project.pyproject_data["project"]["requires-python"] = ">=3.13"
     with pytest.raises(
         PiperackError,
@@ -182,9 +182,9 @@ def test_base_image_python_must_satisfy_requires_python(tmp_path):
             "pick a matching base image (--base-image python:<version>-slim)"
         ),
     ):
-        docker.check_requires_python(project, target(python="3.11"), "b")
+        docker.check_requires_python(project, image_platform(python="3.11"), "b")
     project.pyproject_data["project"]["requires-python"] = "~=3.11.4"
-    docker.check_requires_python(project, target(python="3.11"), "b")
+    docker.check_requires_python(project, image_platform(python="3.11"), "b")
 
 
 @pytest.mark.parametrize("spec", [">=3.11", ">= 3.10", ">=3.12", " >=3.9 ", ">=4.0"])
@@ -197,7 +197,7 @@ def test_requires_python_shortcut_agrees_with_packaging(tmp_path, spec, python):
         project = FakeProject(tmp_path)
         project.pyproject_data["project"]["requires-python"] = text
         try:
-            docker.check_requires_python(project, target(python=python), "b")
+            docker.check_requires_python(project, image_platform(python=python), "b")
         except PiperackError:
             return False
         return True
