@@ -118,7 +118,9 @@ def _decode(data: bytes, where: str) -> str:
         raise PiperackError(f"{where}: not UTF-8 text") from None
 
 
-def _rewrite(data: bytes, where: str, old: str, new: str, targets: frozenset[str] | None = None) -> bytes:
+def _rewrite_or_refuse(data: bytes, where: str, old: str, new: str, targets: frozenset[str] | None = None) -> bytes:
+    """``data`` with its references to ``old`` spelled ``new``; a file that is not UTF-8 or not valid
+    Python is refused (PiperackError): a package never ships code whose imports it could not rewrite."""
     from .rewrite import rewrite_references
 
     text = _decode(data, where)
@@ -249,7 +251,7 @@ def build(project: Project, job: Job) -> Built:
         data = path.read_bytes()
         where_file = _rel(path, project)
         if rewrite and path.suffix in REWRITE_SUFFIXES:
-            data = _rewrite(data, where_file, old, name, targets)
+            data = _rewrite_or_refuse(data, where_file, old, name, targets)
             if leftover.search(data.decode("utf-8")):
                 warnings.append(
                     f"{where_file} still refers to {project.package}.… outside {old}: that code is not in the package"

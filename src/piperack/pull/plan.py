@@ -52,7 +52,9 @@ RESERVED = frozenset({"runner", "__main__", "__init__", "settings", "pipelines",
 YAML_SUFFIXES = (".yml", ".yaml")
 
 
-def _rewrite(data: bytes, rel: str, old: str, new: str, warnings: list, targets=None) -> bytes:
+def _rewrite_or_copy_unchanged(data: bytes, rel: str, old: str, new: str, warnings: list, targets=None) -> bytes:
+    """``data`` with its references to ``old`` spelled ``new``; a file that is not UTF-8 or not valid
+    Python is copied as it is, with a warning in ``warnings``, and the pull goes on."""
     from ..rewrite import rewrite_references
 
     try:
@@ -284,7 +286,7 @@ def place(project, job: Job, package: Package, source: str, sha256: str) -> Plac
         if rel.parts[0] == CONFIG_DIR:
             continue
         if rel.suffix == ".py":
-            data = _rewrite(data, f"{name}/{rel.as_posix()}", name, full, placement.warnings, targets)
+            data = _rewrite_or_copy_unchanged(data, f"{name}/{rel.as_posix()}", name, full, placement.warnings, targets)
         files[code_dir / rel.as_posix()] = data
     landing: dict = {}  # target -> (config file name, bytes, mapping)
     for rel, data in staged.walk(f"{name}/{CONFIG_DIR}"):
@@ -315,7 +317,9 @@ def place(project, job: Job, package: Package, source: str, sha256: str) -> Plac
             _package_inits(project, tests_rel, dest_parts, files)
         for rel, data in test_files:
             if rel.suffix == ".py":
-                data = _rewrite(data, f"{TESTS_DIR}/{rel.as_posix()}", name, full, placement.warnings, targets)
+                data = _rewrite_or_copy_unchanged(
+                    data, f"{TESTS_DIR}/{rel.as_posix()}", name, full, placement.warnings, targets
+                )
             files[tests_dir / rel.as_posix()] = data
     placement.catalog_keys = _catalog_keys(staged.read(f"{name}/pipeline.py"))
 
