@@ -191,38 +191,79 @@ def check_alias(project: Project, module: str, alias: str) -> str:
 
 def build(project: Project, job: Job) -> Built:
     """Everything ``invoke package`` would write for ``job``, in memory. Raises PiperackError."""
-    from .requirements import parse_requirements
-
     module = job.subject
-    check_module_path(module, what="module path")
-    module_dir = project.module_dir(module)
-    where = f"{project.package}.{module}"
-    if not module_dir.is_dir():
-        if module_dir.with_suffix(".py").is_file():
-            raise PiperackError(
-                f"{where} is a single-file module ({_rel(module_dir.with_suffix('.py'), project)}); "
-                f"micro-packages are folders: move it to {_rel(module_dir, project)}/__init__.py"
-            )
-        raise PiperackError(f"no module {where}: {_rel(module_dir, project)}/ does not exist")
-    if not module_dir.resolve().is_relative_to(project.package_dir.resolve()):
-        raise PiperackError(f"module path {module!r} leaves the project package {project.package}")
+    origin = f"{project.package}.{module}"
+    module_dir = _module_dir(project, module, origin)
     env = job.env or "base"
     env_dir = project.env_dir(env)
     source_name = module.rsplit(".", 1)[-1]
     name = check_alias(project, module, job.alias) if job.alias else source_name
     dest_dir = resolve_destination(project, job.destination)
-    warnings: list[str] = []
+    warnings = _name_warnings(origin, name, aliased=bool(job.alias))
+    code = _code_files(project, module_dir)
+    version = _version(project, module_dir)
+
+    contents = _Contents(project, origin, name, code, warnings)
+    for rel, path in code:
+        contents.add(f"{name}/{rel}", path, rewrite=True)
+    contents.files.setdefault(f"{name}/__init__.py", b"")  # a regular package, as pip, pull and Kedro expect
+    for rel, path in parameter_files(project, env_dir, source_name):
+        arc_rel = _renamed(rel, source_name, name) if name != source_name else rel
+        contents.add(f"{name}/{CONFIG_DIR}/{arc_rel}", path, rewrite=False)
+    tests_dir = project.tests_dir(module)
+    tests = _walk(tests_dir, project) if tests_dir.is_dir() else []
+    for rel, path in tests:
+        contents.add(f"{TESTS_DIR}/{rel}", path, rewrite=True)
+
+    spec = _spec(project, module, name, version, env, contents, _requires(project, module_dir), bool(tests))
+    return Built(
+        job=job,
+        name=name,
+        version=version,
+        filename=sdist_filename(name, version),
+        dest_dir=dest_dir,
+        data=build_sdist(spec),
+        files=len(contents.files),
+        warnings=warnings,
+    )
+
+
+def _module_dir(project: Project, module: str, origin: str) -> Path:
+    """The folder of ``module`` (``origin`` is its full dotted name), checked: a folder inside the
+    project package."""
+    check_module_path(module, what="module path")
+    module_dir = project.module_dir(module)
+    if not module_dir.is_dir():
+        if module_dir.with_suffix(".py").is_file():
+            raise PiperackError(
+                f"{origin} is a single-file module ({_rel(module_dir.with_suffix('.py'), project)}); "
+                f"micro-packages are folders: move it to {_rel(module_dir, project)}/__init__.py"
+            )
+        raise PiperackError(f"no module {origin}: {_rel(module_dir, project)}/ does not exist")
+    if not module_dir.resolve().is_relative_to(project.package_dir.resolve()):
+        raise PiperackError(f"module path {module!r} leaves the project package {project.package}")
+    return module_dir
+
+
+def _name_warnings(origin: str, name: str, aliased: bool) -> list[str]:
+    """The package's name checked: never the sdist's tests/ folder (refused); a warning, returned, when
+    an unaliased name is also a standard-library module."""
     if name == TESTS_DIR:
         raise PiperackError(
-            f"{where}: a micro-package cannot be named {TESTS_DIR!r} (the sdist's tests/ folder); "
+            f"{origin}: a micro-package cannot be named {TESTS_DIR!r} (the sdist's tests/ folder); "
             "package it with --alias NAME"
         )
-    if not job.alias and name in sys.stdlib_module_names:
-        warnings.append(
+    if not aliased and name in sys.stdlib_module_names:
+        return [
             f"{name!r} is also a standard-library module: pip-installing the package would shadow it "
             "(pulling it into a project is fine); --alias NAME avoids that"
-        )
+        ]
+    return []
 
+
+def _code_files(project: Project, module_dir: Path) -> list[tuple[str, Path]]:
+    """The module's files (``_walk``): refused when there are none, or when it has a config/ folder
+    of its own (the format keeps the parameters there)."""
     code = _walk(module_dir, project)
     if not code:
         raise PiperackError(f"{_rel(module_dir, project)}/ is empty: nothing to package")
@@ -231,49 +272,53 @@ def build(project: Project, job: Job) -> Built:
             f"{_rel(module_dir / CONFIG_DIR, project)}/: the micro-package format keeps parameters in "
             f"<name>/{CONFIG_DIR}/, so the module cannot have its own {CONFIG_DIR}/ folder; rename it"
         )
+    return code
 
+
+def _version(project: Project, module_dir: Path) -> str:
+    """The module's ``__version__``, else the project's version; PEP 440-normalised."""
     version = _module_version(module_dir / "__init__.py")
     version_where = f"{_rel(module_dir / '__init__.py', project)} __version__"
     if version is None:
         version, version_where = project.version, f"{project.pyproject.name} [project] version"
-    version = _normalise_version(version, version_where)
+    return _normalise_version(version, version_where)
 
-    old = f"{project.package}.{module}"
-    leftover = re.compile(r"\b" + re.escape(project.package) + r"\s*\.")
-    files: dict[str, bytes] = {}
-    executable: set[str] = set()
 
-    from .rewrite import importable_paths
+class _Contents:
+    """The archive's files as they are added: bytes by archive path, and which are executable. Code
+    files have their references to ``origin`` (the module's full name) rewritten to ``name``; one
+    that still names the project package gets a warning."""
 
-    targets = importable_paths({rel: path.read_bytes() if rel == "__init__.py" else b"" for rel, path in code})
+    def __init__(self, project: Project, origin: str, name: str, code: list[tuple[str, Path]], warnings: list[str]):
+        from .rewrite import importable_paths
 
-    def add(arc: str, path: Path, rewrite: bool) -> None:
+        self.project = project
+        self.origin = origin
+        self.name = name
+        self.warnings = warnings
+        self.targets = importable_paths({rel: path.read_bytes() if rel == "__init__.py" else b"" for rel, path in code})
+        self.leftover = re.compile(r"\b" + re.escape(project.package) + r"\s*\.")
+        self.files: dict[str, bytes] = {}
+        self.executable: set[str] = set()
+
+    def add(self, arc: str, path: Path, rewrite: bool) -> None:
         data = path.read_bytes()
-        where_file = _rel(path, project)
         if rewrite and path.suffix in REWRITE_SUFFIXES:
-            data = _rewrite_or_refuse(data, where_file, old, name, targets)
-            if leftover.search(data.decode("utf-8")):
-                warnings.append(
-                    f"{where_file} still refers to {project.package}.… outside {old}: that code is not in the package"
+            where_file = _rel(path, self.project)
+            data = _rewrite_or_refuse(data, where_file, self.origin, self.name, self.targets)
+            if self.leftover.search(data.decode("utf-8")):
+                self.warnings.append(
+                    f"{where_file} still refers to {self.project.package}.… outside {self.origin}: "
+                    "that code is not in the package"
                 )
-        files[arc] = data
+        self.files[arc] = data
         if os.access(path, os.X_OK):
-            executable.add(arc)
+            self.executable.add(arc)
 
-    for rel, path in code:
-        add(f"{name}/{rel}", path, rewrite=True)
-    if f"{name}/__init__.py" not in files:
-        files[f"{name}/__init__.py"] = b""  # a regular package, as pip, pull and Kedro expect
 
-    params = parameter_files(project, env_dir, source_name)
-    for rel, path in params:
-        arc_rel = _renamed(rel, source_name, name) if name != source_name else rel
-        add(f"{name}/{CONFIG_DIR}/{arc_rel}", path, rewrite=False)
-
-    tests_dir = project.tests_dir(module)
-    tests = _walk(tests_dir, project) if tests_dir.is_dir() else []
-    for rel, path in tests:
-        add(f"{TESTS_DIR}/{rel}", path, rewrite=True)
+def _requires(project: Project, module_dir: Path) -> list[str]:
+    """The module's requirements.txt, parsed, each requirement once, in order ([] without one)."""
+    from .requirements import parse_requirements
 
     requires: list[str] = []
     req_file = module_dir / "requirements.txt"
@@ -285,7 +330,20 @@ def build(project: Project, job: Job) -> Built:
             if line not in seen:
                 seen.add(line)
                 requires.append(line)
+    return requires
 
+
+def _spec(
+    project: Project,
+    module: str,
+    name: str,
+    version: str,
+    env: str,
+    contents: _Contents,
+    requires: list[str],
+    has_tests: bool,
+) -> SdistSpec:
+    """The sdist's metadata, README and files."""
     requires_python = project.pyproject_data.get("project", {}).get("requires-python")
     origin = f"{project.package}.{module}"
     readme = (
@@ -298,34 +356,23 @@ def build(project: Project, job: Job) -> Built:
         "Bring it into another project with `invoke pull <this file>` (or Kedro 0.18's "
         "`kedro micropkg pull`), or install the code alone with `pip install <this file>`.\n"
     )
-    spec = SdistSpec(
+    return SdistSpec(
         name=name,
         version=version,
         summary=f"Micro-package {name}, packaged from {origin}",
         requires=requires,
         requires_python=requires_python if isinstance(requires_python, str) else None,
-        files=files,
-        executable=executable,
+        files=contents.files,
+        executable=contents.executable,
         tool={
             "module": module,
             "name": name,
             "source_package": project.package,
             "env": env,
-            "parameters": sorted(p for p in files if p.startswith(f"{name}/{CONFIG_DIR}/")),
-            "tests": bool(tests),
+            "parameters": sorted(p for p in contents.files if p.startswith(f"{name}/{CONFIG_DIR}/")),
+            "tests": has_tests,
         },
         readme=readme,
-    )
-    data = build_sdist(spec)
-    return Built(
-        job=job,
-        name=name,
-        version=version,
-        filename=sdist_filename(name, version),
-        dest_dir=dest_dir,
-        data=data,
-        files=len(files),
-        warnings=warnings,
     )
 
 
