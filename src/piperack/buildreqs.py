@@ -302,8 +302,7 @@ def build_reqs(
     env: dict | None = None,
 ) -> BuildResult:
     """Compile requirements.in into requirements.txt (see the module docstring)."""
-    from . import ui
-    from .requirements import IN_FILE, TXT_FILE, plan_requirements_in, read_requirements_file
+    from .requirements import IN_FILE, TXT_FILE, read_requirements_file
 
     if isinstance(extra_args, str):
         extra_args = shlex.split(extra_args)
@@ -315,6 +314,50 @@ def build_reqs(
         )
     root = Path(project.root)
     in_path, txt_path = root / IN_FILE, root / TXT_FILE
+    chosen = _Resolver(
+        name,
+        base,
+        root,
+        env,
+        compile_kw=dict(
+            upgrade=upgrade,
+            upgrade_packages=upgrade_packages,
+            generate_hashes=generate_hashes,
+            python_version=python_version,
+            universal=universal,
+            extra_args=extra_args,
+        ),
+    )
+    if in_path.is_file():
+        read_requirements_file(in_path)
+    old_text = read_requirements_file(txt_path) if txt_path.is_file() else None
+    if check:
+        return _check(chosen, in_path, old_text)
+    options = _header_options(name, resolver, generate_hashes, python_version, universal)
+    result = _compile(project, chosen, in_path, txt_path, old_text, header(options))
+    _report(result)
+    return result
+
+
+@dataclass
+class _Resolver:
+    """The chosen resolver, ready to compile requirements.in (in ``root``) into a given file."""
+
+    name: str
+    base: list
+    root: Path
+    env: dict | None
+    compile_kw: dict  # resolver_command's options
+
+    def compile(self, out_file: str):
+        from .requirements import IN_FILE
+
+        cmd = resolver_command(self.name, self.base, IN_FILE, out_file, **self.compile_kw)
+        return _run(cmd, cwd=self.root, env=self.env)
+
+
+def _header_options(name, resolver, generate_hashes, python_version, universal) -> list:
+    """The options that shape requirements.txt, as the header's regenerate command spells them."""
     options = []
     if generate_hashes:
         options.append("--generate-hashes")
@@ -324,65 +367,68 @@ def build_reqs(
         options.append("--universal")
     if name == "pip-tools" and resolver == "pip-tools":
         options += ["--resolver", "pip-tools"]
-    compile_kw = dict(
-        upgrade=upgrade,
-        upgrade_packages=upgrade_packages,
-        generate_hashes=generate_hashes,
-        python_version=python_version,
-        universal=universal,
-        extra_args=extra_args,
-    )
-    result = BuildResult(resolver=name)
-    if in_path.is_file():
-        read_requirements_file(in_path)
-    old_text = read_requirements_file(txt_path) if txt_path.is_file() else None
+    return options
 
-    if check:
-        if not in_path.is_file():
+
+def _check(chosen: _Resolver, in_path: Path, old_text: str | None) -> BuildResult:
+    """--check: compile into a temporary folder and compare its pins with requirements.txt's; a
+    PiperackError listing the differences when they differ. Nothing in the project is written."""
+    from . import ui
+    from .requirements import TXT_FILE
+
+    if not in_path.is_file():
+        raise PiperackError("requirements.in is missing: run `invoke build-reqs` to create it from requirements.txt")
+    if old_text is None:
+        raise PiperackError("requirements.txt is missing: run `invoke build-reqs` to create it")
+    if "--hash" in old_text:
+        chosen.compile_kw["generate_hashes"] = True  # compare like with like
+    with tempfile.TemporaryDirectory(prefix="piperack-reqs-") as tmp:
+        out = Path(tmp) / TXT_FILE
+        out.write_text(old_text, encoding="utf-8")  # current pins are the preferences
+        proc = chosen.compile(str(out))
+        if proc.returncode:
             raise PiperackError(
-                "requirements.in is missing: run `invoke build-reqs` to create it from requirements.txt"
+                f"{_label(chosen.name)} could not compile requirements.in:\n"
+                + explain(proc.stderr + "\n" + proc.stdout)
             )
-        if old_text is None:
-            raise PiperackError("requirements.txt is missing: run `invoke build-reqs` to create it")
-        if "--hash" in old_text and not generate_hashes:
-            compile_kw["generate_hashes"] = True  # compare like with like
-        with tempfile.TemporaryDirectory(prefix="piperack-reqs-") as tmp:
-            out = Path(tmp) / TXT_FILE
-            out.write_text(old_text, encoding="utf-8")  # current pins are the preferences
-            proc = _run(resolver_command(name, base, IN_FILE, str(out), **compile_kw), cwd=root, env=env)
-            if proc.returncode:
-                raise PiperackError(
-                    f"{_label(name)} could not compile requirements.in:\n" + explain(proc.stderr + "\n" + proc.stdout)
-                )
-            new_text = out.read_text(encoding="utf-8")
-        added, removed, changed = diff_pins(pins(old_text), pins(new_text))
-        result.added, result.removed, result.changed = added, removed, changed
-        result.stale = bool(added or removed or changed)
-        if result.stale:
-            details = "; ".join([f"+ {x}" for x in added] + [f"- {x}" for x in removed] + [f"~ {x}" for x in changed])
-            raise PiperackError(f"requirements.txt is stale against requirements.in ({details}): run `{COMMAND}`")
-        ui.info(f"requirements.txt is up to date with requirements.in ({name})")
-        return result
+        new_text = out.read_text(encoding="utf-8")
+    result = BuildResult(resolver=chosen.name)
+    added, removed, changed = diff_pins(pins(old_text), pins(new_text))
+    result.added, result.removed, result.changed = added, removed, changed
+    result.stale = bool(added or removed or changed)
+    if result.stale:
+        details = "; ".join([f"+ {x}" for x in added] + [f"- {x}" for x in removed] + [f"~ {x}" for x in changed])
+        raise PiperackError(f"requirements.txt is stale against requirements.in ({details}): run `{COMMAND}`")
+    ui.info(f"requirements.txt is up to date with requirements.in ({chosen.name})")
+    return result
+
+
+def _compile(project, chosen: _Resolver, in_path: Path, txt_path: Path, old_text: str | None, head: str) -> BuildResult:
+    """Compile requirements.in (created from requirements.txt's top-level requirements when missing)
+    into requirements.txt under ``head``, atomically; on failure both files are as they were."""
+    from . import ui
+    from .requirements import plan_requirements_in
 
     in_text, created = plan_requirements_in(project)
     if created and old_text is None:
         raise PiperackError(
-            f"no requirements.in or requirements.txt in {root}: create requirements.in listing the "
+            f"no requirements.in or requirements.txt in {chosen.root}: create requirements.in listing the "
             "project's top-level requirements"
         )
+    result = BuildResult(resolver=chosen.name)
     try:
         with sibling_temp(txt_path) as tmp_out:
             tmp_out.write_text(old_text or "", encoding="utf-8")  # current pins are the preferences
             if created:
                 in_path.write_text(in_text, encoding="utf-8")
-            proc = _run(resolver_command(name, base, IN_FILE, tmp_out.name, **compile_kw), cwd=root, env=env)
+            proc = chosen.compile(tmp_out.name)
             if proc.returncode:
                 raise PiperackError(
-                    f"{_label(name)} could not compile requirements.in; requirements.txt left unchanged:\n"
+                    f"{_label(chosen.name)} could not compile requirements.in; requirements.txt left unchanged:\n"
                     + explain(proc.stderr + "\n" + proc.stdout)
                 )
             body = tmp_out.read_text(encoding="utf-8")
-            atomic_write(txt_path, header(options) + body)
+            atomic_write(txt_path, head + body)
             tmp_out.unlink()
             result.written = True
     except BaseException:
@@ -394,6 +440,13 @@ def build_reqs(
         ui.info("created requirements.in from requirements.txt's top-level requirements")
     new_text = txt_path.read_text(encoding="utf-8")
     result.added, result.removed, result.changed = diff_pins(pins(old_text or ""), pins(new_text))
+    return result
+
+
+def _report(result: BuildResult) -> None:
+    """What the compile changed: a count per kind, then one line per pin."""
+    from . import ui
+
     summary = (
         ", ".join(
             part
@@ -406,9 +459,8 @@ def build_reqs(
         )
         or "no pin changed"
     )
-    ui.info(f"requirements.txt compiled from requirements.in with {name}: {summary}")
+    ui.info(f"requirements.txt compiled from requirements.in with {result.resolver}: {summary}")
     for line in (
         [f"  + {x}" for x in result.added] + [f"  - {x}" for x in result.removed] + [f"  ~ {x}" for x in result.changed]
     ):
         ui.info(line)
-    return result
