@@ -310,7 +310,7 @@ def test_a_failing_pipeline_fails_the_run_after_its_retries(built, run_invoke, a
         text = (root / "airflow" / "dags" / f"{_package(root)}.py").read_text()
         assert '"retries": 1,' in text and '"retry_delay": datetime.timedelta(seconds=1.2),' in text
         proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options)
-        assert proc.returncode != 0, _output(proc)
+        assert proc.returncode == 1, _output(proc)
         out = proc.stdout + proc.stderr
         assert f"DAG {_package(root)}: failed (ingest failed after 2 tries, report upstream_failed)" in proc.stdout, out
         assert out.count("[DAG TEST] starting task_id=ingest") == 2, out  # the first try and its retry
