@@ -55,9 +55,9 @@ from .dagfile import (
 )
 from .dagtest import KUBERNETES_VERSION, check_imports, import_errors, inspect_dag, start_airflow, task_states
 from .targets import TARGETS, DockerTarget, KubernetesTarget, kubernetes_name, memory_for_docker
-from .venv import airflow_env, cache_root, ensure_venv, venv_key
+from .venv import airflow_env, cache_root, ensure_virtualenv, virtualenv_key
 
-# The Airflow of airflow-test, in its own virtualenv (venv.py reads these when it makes or finds one).
+# The Airflow of airflow-test, in its own virtualenv (ensure_venv below).
 AIRFLOW_REQUIREMENTS = (
     "apache-airflow==3.3.2",
     "apache-airflow-providers-docker==4.6.1",
@@ -106,6 +106,17 @@ _timedelta = timedelta_code
 _seconds = minutes_to_seconds
 _memory_for_docker = memory_for_docker
 _k8s_name = kubernetes_name
+
+
+def venv_key(python: str) -> str:
+    """The folder name, under cache_root(), of the Airflow virtualenv made for ``python``."""
+    return virtualenv_key(python, AIRFLOW_REQUIREMENTS, CONSTRAINTS)
+
+
+def ensure_venv(venv: str | Path | None = None, python: str | None = None) -> Path:
+    """The Airflow virtualenv of airflow-test: ``venv`` (or $PIPERACK_AIRFLOW_VENV) as given, else the
+    pinned Airflow made once under ~/.cache/piperack-airflow/<venv_key>/ and reused."""
+    return ensure_virtualenv(AIRFLOW_REQUIREMENTS, CONSTRAINTS, venv, python)
 
 
 def airflow_dag(

@@ -14,12 +14,8 @@ import difflib
 import re
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .config import CONFIG_NAME
-
-if TYPE_CHECKING:
-    from .dag import DagPlan
 
 
 def py(value) -> str:
@@ -58,7 +54,7 @@ def task_variable(pipeline: str) -> str:
     return pipeline.replace(".", "__") + "_task"
 
 
-def regenerate_command(p: DagPlan) -> str:
+def regenerate_command(p) -> str:
     """The airflow-dag command that writes this file, as one shell line."""
     return " ".join(shlex.quote(a) for a in p.command)
 
@@ -78,7 +74,8 @@ class Lines:
         return "\n".join(line for _, line in self.items).rstrip("\n") + "\n"
 
 
-def render(p: DagPlan) -> Lines:
+def render(p) -> Lines:
+    """The DAG file of the DagPlan ``p``."""
     out = Lines()
     regenerate = regenerate_command(p)
     sources = " over ".join(reversed(p.sources)) if p.sources else f"the defaults (no conf/base/{CONFIG_NAME})"
@@ -114,7 +111,7 @@ def render(p: DagPlan) -> Lines:
     return out
 
 
-def _render_dag(out: Lines, p: DagPlan) -> None:
+def _render_dag(out: Lines, p) -> None:
     out.add("", "", "")
     out.add("dag", "with DAG(")
     out.add("dag_id", f"    dag_id={py(p.dag_id)},")
@@ -174,7 +171,7 @@ def stale_labels(expected: Lines, actual_text: str) -> list[str]:
     return real or labels
 
 
-def stale_message(p: DagPlan, path_label: str, labels: list[str]) -> str:
+def stale_message(p, path_label: str, labels: list[str]) -> str:
     shown = ", ".join(labels[:8]) + (f" and {len(labels) - 8} more" if len(labels) > 8 else "")
     return (
         f"{path_label} is stale against the config and pipelines ({shown} differ); "
@@ -196,7 +193,7 @@ def stale_diff(current: str, text: str, label: str) -> list[str]:
     )
 
 
-def summary(p: DagPlan) -> str:
+def summary(p) -> str:
     """The DAG in one line: tasks, order, schedule and image (what airflow-dag reports)."""
     order = ", ".join(f"{u} -> {t.pipeline}" for t in p.tasks for u in t.upstream)
     tasks = ", ".join(t.pipeline for t in p.tasks)

@@ -15,17 +15,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from ..docker_engine import CONTAINER_ROOT, check_engine, image_id
 from ..errors import PiperackError
-from .config import QUANTITY, Spec, deep_merge, resources_spec
+from .config import QUANTITY, Config, Spec, deep_merge, resources_spec
 from .dagfile import Lines, py
 from .dagtest import AirflowHome, dags_test, validate_pods
-
-if TYPE_CHECKING:
-    from .config import Config
-    from .dag import DagPlan, Task
 
 NETWORK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 USER_SPEC = re.compile(r"^[0-9]+(:[0-9]+)?$")
@@ -79,7 +75,8 @@ def kubernetes_name(text: str) -> str:
 
 
 class Target:
-    """What a target class provides (DockerTarget, KubernetesTarget)."""
+    """What a target class provides (DockerTarget, KubernetesTarget). In the methods, ``p`` is the
+    DagPlan being rendered or tested (dag.py) and ``task`` one of its Tasks."""
 
     name: ClassVar[str]  # the --target value
     operator: ClassVar[str]  # the Airflow operator of each task
@@ -90,18 +87,18 @@ class Target:
     def from_config(cls, config: Config, project, network: str | None) -> Target:
         raise NotImplementedError
 
-    def render_settings(self, out: Lines, p: DagPlan) -> None:
+    def render_settings(self, out: Lines, p) -> None:
         """Its constants and the ``_pipeline_operator`` factory every task line calls."""
         raise NotImplementedError
 
-    def task_arguments(self, p: DagPlan, task: Task) -> list[str]:
+    def task_arguments(self, p, task) -> list[str]:
         """The arguments of ``task``'s ``_pipeline_operator`` call after the pipeline's name."""
         raise NotImplementedError
 
-    def check_before_test(self, p: DagPlan) -> None:
+    def check_before_test(self, p) -> None:
         """airflow-test: what must hold before an Airflow is made (nothing by default)."""
 
-    def test(self, airflow: AirflowHome, project, p: DagPlan, date: str | None) -> int:
+    def test(self, airflow: AirflowHome, project, p, date: str | None) -> int:
         """airflow-test once the file imports in ``airflow``: 0 when it passed."""
         raise NotImplementedError
 
@@ -164,7 +161,7 @@ class DockerTarget(Target):
             project_root=str(project.root),
         )
 
-    def render_settings(self, out: Lines, p: DagPlan) -> None:
+    def render_settings(self, out: Lines, p) -> None:
         if not (self.data_dir and self.conf_local_dir):
             out.add(
                 "data_dir",
@@ -224,11 +221,11 @@ class DockerTarget(Target):
             "    )",
         )
 
-    def task_arguments(self, p: DagPlan, task: Task) -> list[str]:
+    def task_arguments(self, p, task) -> list[str]:
         memory = task.resources.get("limits", {}).get("memory")
         return [f"mem_limit={py(memory_for_docker(memory))}"] if memory else []
 
-    def check_before_test(self, p: DagPlan) -> None:
+    def check_before_test(self, p) -> None:
         """The tasks run on the local engine (unless docker.docker_url names another): the image must be there."""
         if not self.docker_url:
             exe = check_engine()
@@ -237,7 +234,7 @@ class DockerTarget(Target):
                     f"no image {p.image!r} in the local engine; build it first: invoke docker-build --tag {p.image}"
                 )
 
-    def test(self, airflow: AirflowHome, project, p: DagPlan, date: str | None) -> int:
+    def test(self, airflow: AirflowHome, project, p, date: str | None) -> int:
         if p.project_relative is not None:  # docker-run makes its mount folders first, owned by the user
             if not self.data_dir:
                 (project.root / "data").mkdir(exist_ok=True)
@@ -332,7 +329,7 @@ class KubernetesTarget(Target):
             in_cluster=get("kubernetes", "in_cluster"),
         )
 
-    def render_settings(self, out: Lines, p: DagPlan) -> None:
+    def render_settings(self, out: Lines, p) -> None:
         out.add("namespace", f"NAMESPACE = {py(self.namespace)}")
         out.add("", "", "")
         out.add(
@@ -403,11 +400,11 @@ class KubernetesTarget(Target):
         if self.in_cluster is not None:
             out.add("in_cluster", f"        in_cluster={self.in_cluster!r},")
 
-    def task_arguments(self, p: DagPlan, task: Task) -> list[str]:
+    def task_arguments(self, p, task) -> list[str]:
         resources = deep_merge(self.resources, task.resources) if (self.resources or task.resources) else {}
         return [py(kubernetes_name(f"{p.dag_id}-{task.pipeline}")), py(resources) if resources else "None"]
 
-    def test(self, airflow: AirflowHome, project, p: DagPlan, date: str | None) -> int:
+    def test(self, airflow: AirflowHome, project, p, date: str | None) -> int:
         """No cluster: each task's pod is validated against the Kubernetes API schema instead."""
         return validate_pods(airflow, p.path)
 

@@ -1,9 +1,9 @@
-"""The Airflow of airflow-test: its own virtualenv, made once with uv and cached, and a private
-environment to run it in.
+"""A cached virtualenv holding a pinned Airflow, made once with uv, and a private environment to run
+that Airflow in.
 
-The pins (``AIRFLOW_REQUIREMENTS``, ``CONSTRAINTS``: piperack/airflow_constraints.txt) are set in
-the package (``piperack.airflow``) and read from there when a function here is called, so they have
-one home. ``ensure_venv`` is also what the kit's scripts/kitlib.py and .ci/airflow.sh use.
+The functions take the pins (requirements and a constraints file) as arguments; the package
+(``piperack.airflow``) holds the pins of airflow-test and binds them in its ``ensure_venv`` and
+``venv_key``, which the kit's scripts/kitlib.py and .ci/airflow.sh use too.
 """
 
 from __future__ import annotations
@@ -34,25 +34,26 @@ def cache_root() -> Path:
     return Path(base) / "piperack-airflow"
 
 
-def venv_key(python: str) -> str:
-    """The cached virtualenv's folder name: a digest of the pins, the constraints file and ``python``."""
-    from . import AIRFLOW_REQUIREMENTS, CONSTRAINTS
-
+def virtualenv_key(python: str, requirements: tuple[str, ...], constraints: Path) -> str:
+    """The cached virtualenv's folder name: a digest of the requirements, the constraints file and ``python``."""
     version = subprocess.run(
         [python, "-c", "import sys, platform; print(sys.version, platform.machine())"], capture_output=True, text=True
     )
     if version.returncode != 0:
         raise PiperackError(f"cannot run {python} for the Airflow virtualenv: {first_line(version.stderr) or 'failed'}")
     digest = hashlib.sha256()
-    digest.update("\n".join(AIRFLOW_REQUIREMENTS).encode())
-    digest.update(CONSTRAINTS.read_bytes())
+    digest.update("\n".join(requirements).encode())
+    digest.update(constraints.read_bytes())
     digest.update(version.stdout.encode())
     return digest.hexdigest()[:16]
 
 
-def ensure_venv(venv: str | Path | None = None, python: str | None = None) -> Path:
-    """The Airflow virtualenv: ``venv`` (or $PIPERACK_AIRFLOW_VENV) as given, else one made once under
-    ~/.cache/piperack-airflow/<key>/ (a lock lets parallel callers wait; ``.complete`` marks it whole)."""
+def ensure_virtualenv(
+    requirements: tuple[str, ...], constraints: Path, venv: str | Path | None = None, python: str | None = None
+) -> Path:
+    """The Airflow virtualenv: ``venv`` (or $PIPERACK_AIRFLOW_VENV) as given, else one with
+    ``requirements`` made once under ~/.cache/piperack-airflow/<key>/ (a lock lets parallel callers
+    wait; ``.complete`` marks it whole)."""
     given = venv or os.environ.get("PIPERACK_AIRFLOW_VENV")
     if given:
         path = Path(given).expanduser()
@@ -63,7 +64,7 @@ def ensure_venv(venv: str | Path | None = None, python: str | None = None) -> Pa
             )
         return path
     python = python or os.environ.get("PIPERACK_AIRFLOW_PYTHON") or sys.executable
-    path = cache_root() / venv_key(python)
+    path = cache_root() / virtualenv_key(python, requirements, constraints)
     if (path / ".complete").is_file():
         return path
     import fcntl
@@ -72,15 +73,13 @@ def ensure_venv(venv: str | Path | None = None, python: str | None = None) -> Pa
     with open(path.parent / f".{path.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (path / ".complete").is_file():
-            _make_venv(path, python)
+            _make_virtualenv(path, python, requirements, constraints)
     return path
 
 
-def _make_venv(path: Path, python: str) -> None:
+def _make_virtualenv(path: Path, python: str, requirements: tuple[str, ...], constraints: Path) -> None:
     """Install the pinned Airflow into a new virtualenv at ``path`` (removed again if that fails)."""
-    from . import AIRFLOW_REQUIREMENTS, CONSTRAINTS
-
-    ui.info(f"making the Airflow virtualenv {path} (once; {', '.join(AIRFLOW_REQUIREMENTS[:3])})")
+    ui.info(f"making the Airflow virtualenv {path} (once; {', '.join(requirements[:3])})")
     shutil.rmtree(path, ignore_errors=True)
     uv = _uv()
     steps = [
@@ -93,8 +92,8 @@ def _make_venv(path: Path, python: str) -> None:
             "--python",
             str(path / "bin" / "python"),
             "--constraint",
-            str(CONSTRAINTS),
-            *AIRFLOW_REQUIREMENTS,
+            str(constraints),
+            *requirements,
         ],
     ]
     for step in steps:
@@ -104,7 +103,7 @@ def _make_venv(path: Path, python: str) -> None:
             lines = [line for line in proc.stderr.splitlines() if line.strip()]
             reason = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "failed")
             raise PiperackError(f"cannot make the Airflow virtualenv ({reason.strip()[:200]})")
-    (path / ".complete").write_text(json.dumps({"requirements": AIRFLOW_REQUIREMENTS}) + "\n")
+    (path / ".complete").write_text(json.dumps({"requirements": requirements}) + "\n")
 
 
 def airflow_env(venv: Path, home: Path, dags_folder: Path) -> dict:
