@@ -26,6 +26,7 @@ from pathlib import Path
 
 from benchmarks.report import write_section
 from piperack import buildreqs as reqs
+from piperack import tools
 
 KIT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +54,7 @@ def base_env() -> dict:
 
 def compile_once(resolver: str, in_file: Path, cache: Path, work: Path, extra=()) -> tuple[float, str]:
     """Seconds to compile in_file (no previous pins) with a given cache directory; the output."""
-    base = reqs.find_uv() if resolver == "uv" else reqs.find_pip_compile()
+    base = tools.find_uv() if resolver == "uv" else tools.find_pip_compile()
     if not base:
         raise SystemExit(f"error: {resolver} is not installed in {sys.executable}'s environment")
     out = work / f"out-{resolver}.txt"
@@ -115,8 +116,8 @@ def bench_input(label: str, in_text: str, warm_runs: int, tmp: Path) -> list[dic
 
 
 def tool_versions() -> str:
-    uv = subprocess.run([*reqs.find_uv(), "--version"], capture_output=True, text=True).stdout.strip()
-    pc = subprocess.run([*reqs.find_pip_compile(), "--version"], capture_output=True, text=True).stdout.strip()
+    uv = subprocess.run([*tools.find_uv(), "--version"], capture_output=True, text=True).stdout.strip()
+    pc = subprocess.run([*tools.find_pip_compile(), "--version"], capture_output=True, text=True).stdout.strip()
     return f"{uv}; {pc.replace(', version', '')}"
 
 

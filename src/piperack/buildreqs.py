@@ -19,10 +19,8 @@ pip's (pip.conf, PIP_INDEX_URL …). Extra resolver arguments (``--args``) pass 
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from pathlib import Path
 
 from .errors import PiperackError
 from .fsutil import atomic_write, sibling_temp
+from .tools import find_pip_compile, find_uv
 
 RESOLVERS = ("uv", "pip-tools")
 COMMAND = "invoke build-reqs"
@@ -49,41 +48,6 @@ class BuildResult:
 
 
 # --- finding the resolvers -------------------------------------------------------------------
-
-
-def _next_to_python(name: str) -> str | None:
-    folder = Path(sys.executable).parent
-    for candidate in (folder / name, folder / f"{name}.exe"):
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return None
-
-
-def _has_module(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
-
-
-def find_uv() -> list | None:
-    """The command that runs uv: next to sys.executable, on PATH, or ``python -m uv``."""
-    exe = _next_to_python("uv") or shutil.which("uv")
-    if exe:
-        return [exe]
-    if _has_module("uv"):
-        return [sys.executable, "-m", "uv"]
-    return None
-
-
-def find_pip_compile() -> list | None:
-    """The command that runs pip-tools' pip-compile, preferring the running Python's."""
-    exe = _next_to_python("pip-compile")
-    if exe:
-        return [exe]
-    if _has_module("piptools"):
-        return [sys.executable, "-m", "piptools", "compile"]
-    exe = shutil.which("pip-compile")
-    return [exe] if exe else None
 
 
 def choose_resolver(resolver: str | None) -> tuple[str, list]:

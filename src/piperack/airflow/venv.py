@@ -21,7 +21,7 @@ from ..errors import PiperackError, first_line
 
 
 def _uv() -> list[str]:
-    from ..buildreqs import find_uv
+    from ..tools import find_uv
 
     cmd = find_uv()
     if not cmd:
