@@ -13,7 +13,8 @@ What is rewritten, for a module ``old`` and its submodules ``old.x.y``:
 - string literals equal to ``old`` or starting with ``old.`` (``mock.patch("old.nodes.get")``) that
   read as a module path (not ``"ingest.yml"``, not a bare one-word ``"ingest"``, no spaces).
 
-Relative imports, comments and formatting are left as they are. libcst is imported lazily.
+Relative imports, comments and formatting are left as they are. libcst is imported lazily: its
+transformers are in rewrite_cst.py, imported only when a span needs them.
 """
 
 from __future__ import annotations
@@ -419,243 +420,32 @@ def _statements_to_rewrite(source: str, old: str, tree=None):
     return binds, [tuple(r) for r in ranges]
 
 
-@functools.lru_cache(maxsize=32)
-def _transformers(old: str, new: str, targets: frozenset[str] | None = None):
-    """``(libcst, Binder, Rewriter)`` for one rename; the classes are made once per (old, new)."""
-    old_parts = old.split(".")
+class Rename:
+    """One rename, ``old`` -> ``new`` (``targets``: see ``rewrite_references``), as the libcst
+    transformers of rewrite_cst.py apply it."""
 
-    import libcst as cst
+    __slots__ = ("old", "new", "targets")
 
-    def dotted_name(node) -> str | None:
-        if isinstance(node, cst.Name):
-            return node.value
-        if isinstance(node, cst.Attribute):
-            left = dotted_name(node.value)
-            return None if left is None else f"{left}.{node.attr.value}"
-        return None
+    def __init__(self, old: str, new: str, targets: frozenset[str] | None = None) -> None:
+        self.old, self.new, self.targets = old, new, targets
 
-    def build(dotted: str):
-        """A Name/Attribute expression for ``dotted``."""
-        parts = dotted.split(".")
-        expr: cst.BaseExpression = cst.Name(parts[0])
-        for part in parts[1:]:
-            expr = cst.Attribute(value=expr, attr=cst.Name(part))
-        return expr
+    def swap(self, dotted: str) -> str | None:
+        return _swap(dotted, self.old, self.new)
 
-    old_parent, _, old_last = old.rpartition(".")
-    new_parent, _, new_last = new.rpartition(".")
-
-    class _Binder(cst.CSTVisitor):
-        """Finds whether a plain ``import old[.x]`` binds old's first name in this file."""
-
-        def __init__(self) -> None:
-            self.binds = False
-
-        def visit_Import(self, node) -> bool:
-            for alias in node.names:
-                name = dotted_name(alias.name)
-                if alias.asname is None and name is not None and _swap(name, old, new) is not None:
-                    self.binds = True
-            return False
-
-    class _Rewriter(cst.CSTTransformer):
-        def __init__(self, rewrite_chains: bool) -> None:
-            super().__init__()
-            self.rewrite_chains = rewrite_chains
-            self.skip_names: set[int] = set()
-            self._fstring_heads: set[int] = set()
-
-        # -- imports ---------------------------------------------------------------------------
-        def visit_Import(self, node) -> bool:
-            return False
-
-        def leave_Import(self, original_node, updated_node):
-            names = []
-            changed = False
-            for alias in updated_node.names:
-                name = dotted_name(alias.name)
-                swapped = None if name is None else _swap(name, old, new)
-                if swapped is not None:
-                    alias = alias.with_changes(name=build(swapped))
-                    changed = True
-                names.append(alias)
-            return updated_node.with_changes(names=names) if changed else updated_node
-
-        def visit_ImportFrom(self, node) -> bool:
-            return False
-
-        def leave_ImportFrom(self, original_node, updated_node):
-            if updated_node.relative or updated_node.module is None:
-                return updated_node  # relative imports stay as they are
-            module = dotted_name(updated_node.module)
-            if module is None:
-                return updated_node
-            swapped = _swap(module, old, new)
-            if swapped is not None:
-                return updated_node.with_changes(module=build(swapped))
-            if module != old_parent or isinstance(updated_node.names, cst.ImportStar):
-                return updated_node
-            # ``from parent import last [as z]`` where parent.last is old itself.
-            kept, moved = [], []
-            for alias in updated_node.names:
-                (moved if dotted_name(alias.name) == old_last else kept).append(alias)
-            if not moved:
-                return updated_node
-            statements = []
-            if kept:
-                last = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-                statements.append(updated_node.with_changes(names=[*kept[:-1], last]))
-            for alias in moved:
-                bound = alias.asname.name.value if alias.asname is not None else old_last
-                if new_parent:
-                    asname = None if bound == new_last else cst.AsName(name=cst.Name(bound))
-                    statements.append(
-                        cst.ImportFrom(
-                            module=build(new_parent),
-                            names=[cst.ImportAlias(name=cst.Name(new_last), asname=asname)],
-                        )
-                    )
-                else:
-                    asname = None if bound == new else cst.AsName(name=cst.Name(bound))
-                    statements.append(cst.Import(names=[cst.ImportAlias(name=cst.Name(new), asname=asname)]))
-            if len(statements) == 1:
-                return statements[0]
-            return cst.FlattenSentinel(statements)
-
-        # -- dotted chains in code -------------------------------------------------------------
-        def visit_Attribute(self, node) -> bool:
-            self.skip_names.add(id(node.attr))
-            return True
-
-        def _skip(self, name_node) -> None:
-            if name_node is not None:
-                self.skip_names.add(id(name_node))
-
-        def visit_FunctionDef(self, node) -> bool:
-            self._skip(node.name)
-            return True
-
-        def visit_ClassDef(self, node) -> bool:
-            self._skip(node.name)
-            return True
-
-        def visit_Param(self, node) -> bool:
-            self._skip(node.name)
-            return True
-
-        def visit_AsName(self, node) -> bool:
-            if isinstance(node.name, cst.Name):
-                self._skip(node.name)
-            return True
-
-        def visit_NameItem(self, node) -> bool:
-            self._skip(node.name)
-            return True
-
-        # bare names being bound (``ingest = ...``) are not module references
-        def visit_AssignTarget(self, node) -> bool:
-            self._skip(node.target if isinstance(node.target, cst.Name) else None)
-            return True
-
-        def visit_AnnAssign(self, node) -> bool:
-            self._skip(node.target if isinstance(node.target, cst.Name) else None)
-            return True
-
-        def visit_AugAssign(self, node) -> bool:
-            self._skip(node.target if isinstance(node.target, cst.Name) else None)
-            return True
-
-        def visit_NamedExpr(self, node) -> bool:
-            self._skip(node.target if isinstance(node.target, cst.Name) else None)
-            return True
-
-        def visit_For(self, node) -> bool:
-            self._skip(node.target if isinstance(node.target, cst.Name) else None)
-            return True
-
-        def visit_CompFor(self, node) -> bool:
-            self._skip(node.target if isinstance(node.target, cst.Name) else None)
-            return True
-
-        def visit_Arg(self, node) -> bool:
-            if node.keyword is not None:
-                self._skip(node.keyword)
-            return True
-
-        def leave_Attribute(self, original_node, updated_node):
-            if self.rewrite_chains and len(old_parts) > 1 and dotted_name(original_node) == old:
-                return build(new).with_changes(lpar=updated_node.lpar, rpar=updated_node.rpar)
-            return updated_node
-
-        def leave_Name(self, original_node, updated_node):
-            if (
-                self.rewrite_chains
-                and len(old_parts) == 1
-                and original_node.value == old
-                and id(original_node) not in self.skip_names
-            ):
-                return build(new).with_changes(lpar=updated_node.lpar, rpar=updated_node.rpar)
-            return updated_node
-
-        # -- strings ---------------------------------------------------------------------------
-        def visit_ConcatenatedString(self, node) -> bool:
-            # 'a' 'b' is one value; its parts are not targets on their own
-            for part in (node.left, node.right):
-                self.skip_names.add(id(part))
-            return True
-
-        def leave_SimpleString(self, original_node, updated_node):
-            if id(original_node) in self.skip_names:
-                return updated_node
-            try:
-                value = original_node.evaluated_value
-            except Exception:  # noqa: BLE001 - an odd literal is simply not a target
-                return updated_node
-            if not isinstance(value, str):
-                return updated_node  # bytes
-            swapped = _string_swap(value, old, new, targets)
-            if swapped is None:
-                return updated_node
-            prefix = original_node.prefix
-            quote = original_node.quote
-            inner = original_node.value[len(prefix) + len(quote) : len(original_node.value) - len(quote)]
-            if inner != value:
-                return updated_node  # escapes or line continuations: leave it alone
-            return updated_node.with_changes(value=f"{prefix}{quote}{swapped}{quote}")
-
-        def leave_FormattedStringText(self, original_node, updated_node):
-            # f"old.nodes.{name}": only the text at the start of the f-string counts.
-            if id(original_node) not in self._fstring_heads:
-                return updated_node
-            text = original_node.value
-            if text.startswith(old + "."):
-                return updated_node.with_changes(value=new + text[len(old) :])
-            return updated_node
-
-        def visit_FormattedString(self, node) -> bool:
-            if id(node) in self.skip_names:
-                return True  # a part of 'a' f'b': not a target on its own
-            if node.parts and isinstance(node.parts[0], cst.FormattedStringText):
-                self._fstring_heads.add(id(node.parts[0]))
-            return True
-
-    return cst, _Binder, _Rewriter
+    def swap_string(self, value: str) -> str | None:
+        return _string_swap(value, self.old, self.new, self.targets)
 
 
 def _rewrite_cst(source: str, old: str, new: str, binds: bool | None, targets: frozenset[str] | None = None) -> str:
     """The libcst rewrite of ``source`` (a whole module, a run of top-level statements or one
     statement); ``binds`` None: find out from the source itself."""
-    cst, binder_class, rewriter_class = _transformers(old, new, targets)
-    module = cst.parse_module(source)
-    if binds is None:
-        binder = binder_class()
-        module.visit(binder)
-        binds = binder.binds
-    return module.visit(rewriter_class(rewrite_chains=binds)).code
+    from .rewrite_cst import rewrite_module
+
+    return rewrite_module(source, Rename(old, new, targets), binds)
 
 
 def _rewrite_cst_expression(source: str, old: str, new: str, binds: bool, targets: frozenset[str] | None = None) -> str:
     """The libcst rewrite of one expression (a string literal, an f-string, a dotted chain)."""
-    cst, _, rewriter_class = _transformers(old, new, targets)
-    node = cst.parse_expression(source).visit(rewriter_class(rewrite_chains=binds))
-    return cst.Module(body=[]).code_for_node(node)
+    from .rewrite_cst import rewrite_expression
+
+    return rewrite_expression(source, Rename(old, new, targets), binds)
