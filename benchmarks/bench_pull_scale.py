@@ -56,6 +56,7 @@ def one_run(n: int, work: Path, memory: bool = False) -> tuple[float, float, int
     """(pull seconds, tar seconds, source bytes, peak MB); timed runs do not trace memory (tracemalloc
     slows Python down several times), the memory run is not timed."""
     from piperack import pull
+    from piperack.options import PullOptions
     from piperack.project import find_project
 
     sdist = write_sdist(work / "dist", "big", code=module(n))
@@ -64,7 +65,7 @@ def one_run(n: int, work: Path, memory: bool = False) -> tuple[float, float, int
     if memory:
         tracemalloc.start()
     started, cpu = time.perf_counter(), time.process_time()
-    pull.pull(str(sdist), project=find_project(root), alias="huge")
+    pull.pull(PullOptions(source=str(sdist), alias="huge"), project=find_project(root))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak = tracemalloc.get_traced_memory()[1] if memory else 0
     tracemalloc.stop()

@@ -48,7 +48,7 @@ def test_piperack_alone_prints_the_help_and_exits_2(venv, user_env, tmp_path):
 
 
 def test_piperack_update_help_gives_each_option_the_help_of_invoke_update_project(venv, user_env, project):
-    from piperack.update import HELP
+    from piperack.options import UPDATE_HELP as HELP
 
     helped = subprocess.run(
         [str(venv / "bin" / "piperack"), "update", "--help"],

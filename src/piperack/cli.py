@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Merge the template of the installed piperack into the project holding the working "
         "directory, keeping the team's edits: the same engine as `invoke update-project` (docs/updating.md).",
     )
-    from .update import HELP as UPDATE_HELP
+    from .options import UPDATE_HELP
 
     upd.add_argument("--check", action="store_true", help=UPDATE_HELP["check"])
     upd.add_argument("--dry-run", action="store_true", help=UPDATE_HELP["dry-run"])
@@ -91,11 +91,11 @@ def _main(argv: list[str] | None) -> int:
         bake.bake(args.output_dir, answers, no_input=args.no_input, overwrite=args.overwrite)
     elif args.command == "update":
         from . import update
+        from .options import UpdateOptions
         from .project import find_project
 
-        update.update(
-            find_project(),
-            check_only=args.check,
+        options = UpdateOptions(
+            check=args.check,
             dry_run=args.dry_run,
             diff=args.diff,
             from_source=args.from_source,
@@ -103,6 +103,7 @@ def _main(argv: list[str] | None) -> int:
             allow_dirty=args.allow_dirty,
             ask=args.ask,
         )
+        update.update(find_project(), options)
     return 0
 
 

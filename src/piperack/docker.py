@@ -23,6 +23,7 @@ from pathlib import Path
 from .docker_engine import CONTAINER_ROOT, check_engine, default_tag, docker_exe
 from .docker_engine import image_id as _image_id  # its name here, where image_id is a variable
 from .errors import PiperackError
+from .options import RUN_ENV
 
 DOCKERFILE = Path("docker") / "Dockerfile"
 STATE_DIR = Path(".docker")
@@ -487,7 +488,7 @@ def run(
     for name in pipelines or []:
         command += ["--pipeline", name]
     if env:
-        project.env_dir(env, must_exist=env != "local")  # names only conf/<env>
+        project.env_dir(env, must_exist=env != RUN_ENV)  # names only conf/<env>
         command += ["--env", env]
     return _container(project, command, tag, network, docker_args)
 

@@ -1,13 +1,23 @@
-"""One options model for package and pull: a ``Job`` per module or source, from the command
-line or from the [tool.piperack.package] / [tool.piperack.pull] manifests in pyproject.toml."""
+"""Every verb's options, their defaults and their checks, in one place.
+
+The invoke tasks and the ``piperack`` command build the same option objects (``PackageOptions``,
+``PullOptions``, ``UpdateOptions``) and hand them to the verb; package and pull turn theirs into
+``Job``s, one per module or source, from the command line or from the [tool.piperack.package] /
+[tool.piperack.pull] manifests in pyproject.toml, checked before anything is fetched or written.
+"""
 
 from __future__ import annotations
 
+import keyword
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PiperackError
-from .project import Project
+from .project import Project, check_identifier, check_module_path
+
+BASE_ENV = "base"  # the config env package and pull read and write parameters in, unless --env
+RUN_ENV = "local"  # the config env run, docker-run and airflow merge over conf/base, unless --env
 
 # The options each verb takes, on the command line and in its manifest (``-`` spelled ``_``).
 OPTIONS = {
@@ -26,7 +36,7 @@ class Job:
     subject: str
     alias: str | None = None
     destination: str | None = None
-    env: str = "base"
+    env: str = BASE_ENV
     label: str = ""  # how errors name this job ("--all" jobs name their manifest key)
     # pull only
     fs_args: str | None = None
@@ -90,7 +100,7 @@ def jobs_from_manifest(project: Project, verb: str) -> list[Job]:
                 raise PiperackError(f'{where} "{key}": option {name!r} must be a non-empty string, got {value!r}')
             if name == "force" and not isinstance(value, bool):
                 raise PiperackError(f"{where} \"{key}\": option 'force' must be true or false, got {value!r}")
-        options.setdefault("env", "base")
+        options.setdefault("env", BASE_ENV)
         jobs.append(
             Job(
                 subject=key,
@@ -100,3 +110,157 @@ def jobs_from_manifest(project: Project, verb: str) -> list[Job]:
             )
         )
     return jobs
+
+
+# -- package ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PackageOptions:
+    """`invoke package MODULE | --all [--alias A] [--destination D] [--env E]`."""
+
+    module: str | None = None
+    all_: bool = False
+    alias: str | None = None
+    destination: str | None = None
+    env: str | None = None
+
+    def jobs(self, project: Project) -> list[Job]:
+        """One job for the module, or one per manifest entry with --all (each with its own options)."""
+        if self.all_:
+            if self.module or self.alias or self.destination or self.env:
+                raise PiperackError(
+                    "--all packages every entry of [tool.piperack.package] with its own options; "
+                    "give either a module path or --all, without --alias/--destination/--env"
+                )
+            return jobs_from_manifest(project, "package")
+        if not self.module:
+            raise PiperackError("which module? give a module path such as 'pipelines.ingest', or --all")
+        return [
+            Job(
+                subject=self.module,
+                alias=self.alias or None,
+                destination=self.destination or None,
+                env=self.env or BASE_ENV,
+                label=self.module,
+            )
+        ]
+
+
+# -- pull -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PullOptions:
+    """`invoke pull SOURCE | --all` and its options (see the task's help for each)."""
+
+    source: str | None = None
+    all_: bool = False
+    alias: str | None = None
+    destination: str | None = None
+    env: str | None = None
+    fs_args: str | None = None
+    force: bool = False
+    dry_run: bool = False
+    sha256: str | None = None
+    index_url: str | None = None
+    allow_conflicts: bool = False
+    allow_direct_references: bool = False
+
+    def jobs(self, project: Project) -> list[Job]:
+        """The jobs of this pull, each checked: one for the source, or one per manifest entry."""
+        todo = self._jobs(project)
+        for job in todo:
+            validate_job(project, job)
+        return todo
+
+    def _jobs(self, project: Project) -> list[Job]:
+        if self.all_ and self.source:
+            raise PiperackError("give either a source or --all, not both")
+        if self.all_:
+            given = (self.alias, self.destination, self.env, self.fs_args, self.sha256)
+            if any(v is not None for v in given) or self.force:
+                raise PiperackError(
+                    "--all takes its options from [tool.piperack.pull]; do not combine it with other options"
+                )
+            return jobs_from_manifest(project, "pull")
+        if not self.source:
+            raise PiperackError("give a source (a .tar.gz path, an fsspec URL or a package name) or --all")
+        return [
+            Job(
+                subject=self.source,
+                alias=self.alias,
+                destination=self.destination,
+                env=self.env or BASE_ENV,
+                fs_args=self.fs_args,
+                force=bool(self.force),
+                sha256=self.sha256,
+                base=Path.cwd(),
+            )
+        ]
+
+
+def normalise_destination(value: str, what: str = "--destination") -> str:
+    """``pipelines``, ``pipelines.shared`` or ``pipelines/shared`` -> dotted; refuses anything else."""
+    if not isinstance(value, str):
+        raise PiperackError(f"invalid {what} {value!r}: expected a module path such as 'pipelines'")
+    text = value.strip().strip("/")
+    if "/" in value:
+        if value.startswith("/") or any(part in ("", ".", "..") for part in value.strip("/").split("/")):
+            raise PiperackError(
+                f"invalid {what} {value!r}: expected a module path such as 'pipelines' inside the project package"
+            )
+        text = text.replace("/", ".")
+    check_module_path(text, what=what)
+    if any(not part.isascii() or keyword.iskeyword(part) for part in text.split(".")):
+        raise PiperackError(f"invalid {what} {value!r}: every part must be a Python identifier")
+    return text
+
+
+def validate_job(project, job: Job) -> None:
+    """Check options before anything is fetched or written; errors name the option and entry."""
+    where = f" ({job.label})" if job.label else ""
+    if job.alias is not None:
+        if not isinstance(job.alias, str):
+            raise PiperackError(f"invalid alias {job.alias!r}{where}: expected a Python identifier")
+        check_identifier(job.alias, what=f"alias{where}")
+    if job.destination is not None:
+        job.destination = normalise_destination(job.destination, f"destination{where}")
+    if not isinstance(job.env, str):
+        raise PiperackError(f"invalid env {job.env!r}{where}")
+    project.env_dir(job.env, must_exist=False)  # refuses ../x, /etc, …
+    if not isinstance(job.force, bool):
+        raise PiperackError(f"invalid force {job.force!r}{where}: expected true or false")
+    if job.sha256 is not None and (
+        not isinstance(job.sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", job.sha256.strip())
+    ):
+        raise PiperackError(f"invalid sha256 {job.sha256!r}{where}: expected 64 hexadecimal digits")
+    if job.fs_args is not None and not isinstance(job.fs_args, str):
+        raise PiperackError(f"invalid fs-args {job.fs_args!r}{where}: expected the path of a YAML file")
+
+
+# -- update-project ---------------------------------------------------------------------------------
+
+UPDATE_HELP = {
+    "check": "Exit 1 when the project was made with another piperack than the installed one; write nothing (CI).",
+    "dry-run": "Print the plan, a line per file (add, update, merge, conflict, keep, delete); write nothing.",
+    "diff": "Show what would change as a unified diff; write nothing.",
+    "from": "Where the old template comes from: a kit checkout, or a piperack wheel or sdist (path or URL). "
+    "Default: piperack==<recorded version> through pip's configured index.",
+    "from-version": "The piperack version that made the project, when .piperack.json records none.",
+    "allow-dirty": "Update even when files it touches have uncommitted changes.",
+    "ask": "Ask the questions the new template added (default: take their defaults).",
+}
+
+
+@dataclass
+class UpdateOptions:
+    """`invoke update-project` / `piperack update` (UPDATE_HELP says what each does)."""
+
+    check: bool = False
+    dry_run: bool = False
+    diff: bool = False
+    from_source: str | None = None
+    from_version: str | None = None
+    allow_dirty: bool = False
+    ask: bool = False

@@ -18,7 +18,7 @@ from pathlib import Path
 from . import ui
 from .errors import PiperackError, first_line
 from .fsutil import atomic_write
-from .options import Job, jobs_from_manifest
+from .options import BASE_ENV, Job, PackageOptions
 from .project import Project, check_identifier, check_module_path, skipped_dir, skipped_file
 from .sdist import CONFIG_DIR, TESTS_DIR, SdistSpec, build_sdist, sdist_filename, sha256_hex
 
@@ -194,7 +194,7 @@ def build(project: Project, job: Job) -> Built:
     module = job.subject
     origin = f"{project.package}.{module}"
     module_dir = _module_dir(project, module, origin)
-    env = job.env or "base"
+    env = job.env or BASE_ENV
     env_dir = project.env_dir(env)
     source_name = module.rsplit(".", 1)[-1]
     name = check_alias(project, module, job.alias) if job.alias else source_name
@@ -430,25 +430,12 @@ def _line(project: Project, built: Built, digest: str, unchanged: bool) -> str:
 # -- the verb ----------------------------------------------------------------------------------------
 
 
-def package(
-    project: Project,
-    module: str | None = None,
-    alias: str | None = None,
-    destination: str | None = None,
-    env: str | None = None,
-    all_: bool = False,
-) -> list[Built]:
+def package(project: Project, options: PackageOptions) -> list[Built]:
     """Run ``invoke package``; raise PiperackError on a user error (for --all: if any entry failed)."""
-    if all_:
-        if module or alias or destination or env:
-            raise PiperackError(
-                "--all packages every entry of [tool.piperack.package] with its own options; "
-                "give either a module path or --all, without --alias/--destination/--env"
-            )
-        return _package_all(project, jobs_from_manifest(project, "package"))
-    if not module:
-        raise PiperackError("which module? give a module path such as 'pipelines.ingest', or --all")
-    job = Job(subject=module, alias=alias or None, destination=destination or None, env=env or "base", label=module)
+    jobs = options.jobs(project)
+    if options.all_:
+        return _package_all(project, jobs)
+    (job,) = jobs
     built = build(project, job)
     digest, unchanged = write(built)
     update_sums(built.dest_dir, {built.filename: digest})

@@ -21,7 +21,7 @@ from pathlib import Path  # noqa: E402
 from invoke import Collection, task  # noqa: E402
 from invoke.exceptions import Exit  # noqa: E402
 
-from .update import HELP as UPDATE_HELP  # noqa: E402
+from .options import RUN_ENV, UPDATE_HELP, PackageOptions, PullOptions, UpdateOptions  # noqa: E402
 
 
 def _before_exit() -> None:
@@ -64,7 +64,7 @@ def _exit(code: int) -> None:
         "log-level": "DEBUG, INFO, WARNING, ERROR or CRITICAL. Default: conf/base/logging.yml's (INFO).",
     },
 )
-def run(c, pipeline=None, env="local", params=None, log_level=None):
+def run(c, pipeline=None, env=RUN_ENV, params=None, log_level=None):
     """Run the project's pipelines (same as `python -m <package> run`).
 
     Ctrl-C and SIGTERM reach the pipeline; the exit status is the runner's (130, 143 when stopped)."""
@@ -170,7 +170,8 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None, q
         from . import ui
 
         ui.QUIET = quiet
-        engine.package(project(c), module=module, alias=alias, destination=destination, env=env, all_=all)
+        options = PackageOptions(module=module, all_=all, alias=alias, destination=destination, env=env)
+        engine.package(project(c), options)
     _before_exit()
 
 
@@ -227,8 +228,8 @@ def pull(
         from . import ui
 
         ui.QUIET = quiet
-        engine.pull(
-            source,
+        options = PullOptions(
+            source=source,
             all_=all,
             alias=alias,
             destination=destination,
@@ -240,8 +241,8 @@ def pull(
             index_url=index_url,
             allow_conflicts=allow_conflicts,
             allow_direct_references=allow_direct_references,
-            project=project(c),
         )
+        engine.pull(options, project=project(c))
     _before_exit()
 
 
@@ -402,9 +403,8 @@ def update_project(
     with user_errors():
         from . import update as engine
 
-        engine.update(
-            project(c),
-            check_only=check,
+        options = UpdateOptions(
+            check=check,
             dry_run=dry_run,
             diff=diff,
             from_source=from_,
@@ -412,6 +412,7 @@ def update_project(
             allow_dirty=allow_dirty,
             ask=ask,
         )
+        engine.update(project(c), options)
 
 
 # --- airflow ---
@@ -440,7 +441,7 @@ AIRFLOW_HELP = {
         "and pipelines (for CI).",
     },
 )
-def airflow_dag(c, target="docker", pipeline=None, env="local", image=None, network=None, output=None, check=False):
+def airflow_dag(c, target="docker", pipeline=None, env=RUN_ENV, image=None, network=None, output=None, check=False):
     """Write the Airflow DAG running each pipeline as one task in the project's image.
 
     One file, airflow/dags/<package>.py, for Airflow 3 (airflow.sdk), settings from conf/base/airflow.yml
@@ -474,7 +475,7 @@ def airflow_dag(c, target="docker", pipeline=None, env="local", image=None, netw
     },
 )
 def airflow_test(
-    c, target="docker", pipeline=None, env="local", image=None, network=None, output=None, date=None, venv=None
+    c, target="docker", pipeline=None, env=RUN_ENV, image=None, network=None, output=None, date=None, venv=None
 ):
     """Run the DAG file once with a real Airflow: import check, then `airflow dags test`.
 

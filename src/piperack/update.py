@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 
 from . import ui
 from .errors import PiperackError, first_line
+from .options import UpdateOptions
 from .project import Project
 
 RECORD = ".piperack.json"
@@ -57,16 +58,6 @@ _PIN = re.compile(r"^piperack\s*==\s*[^\s;#]+", re.MULTILINE)
 ACTIONS = ("add", "update", "merge", "conflict", "keep", "delete")
 
 # Option help, shared by `invoke update-project` and `piperack update`.
-HELP = {
-    "check": "Exit 1 when the project was made with another piperack than the installed one; write nothing (CI).",
-    "dry-run": "Print the plan, a line per file (add, update, merge, conflict, keep, delete); write nothing.",
-    "diff": "Show what would change as a unified diff; write nothing.",
-    "from": "Where the old template comes from: a kit checkout, or a piperack wheel or sdist (path or URL). "
-    "Default: piperack==<recorded version> through pip's configured index.",
-    "from-version": "The piperack version that made the project, when .piperack.json records none.",
-    "allow-dirty": "Update even when files it touches have uncommitted changes.",
-    "ask": "Ask the questions the new template added (default: take their defaults).",
-}
 
 
 # -- the record -------------------------------------------------------------------------------------
@@ -511,19 +502,10 @@ def _diff(plan: UpdatePlan) -> None:
     sys.stdout.flush()
 
 
-def update(
-    project: Project,
-    *,
-    check_only: bool = False,
-    dry_run: bool = False,
-    diff: bool = False,
-    from_source: str | None = None,
-    from_version: str | None = None,
-    allow_dirty: bool = False,
-    ask: bool = False,
-) -> UpdatePlan | None:
+def update(project: Project, options: UpdateOptions | None = None) -> UpdatePlan | None:
     """Run ``invoke update-project``; PiperackError on a refusal (nothing written) or on conflicts."""
-    if check_only:
+    options = options or UpdateOptions()
+    if options.check:
         ui.info(check(project))
         return None
     from .fsutil import write_session
@@ -532,27 +514,10 @@ def update(
     # One session from the first read to the last write: a pull waits, a killed update is put back
     # before the record is read (so a half-updated tree is never taken for an updated one).
     with write_session(project.root, "update-project"):
-        return _update(
-            find_project(project.root),
-            dry_run=dry_run,
-            diff=diff,
-            from_source=from_source,
-            from_version=from_version,
-            allow_dirty=allow_dirty,
-            ask=ask,
-        )
+        return _update(find_project(project.root), options)
 
 
-def _update(
-    project: Project,
-    *,
-    dry_run: bool,
-    diff: bool,
-    from_source: str | None,
-    from_version: str | None,
-    allow_dirty: bool,
-    ask: bool,
-) -> UpdatePlan | None:
+def _update(project: Project, options: UpdateOptions) -> UpdatePlan | None:
     from packaging.version import InvalidVersion, Version
 
     from .fsutil import transaction
@@ -560,12 +525,12 @@ def _update(
 
     record = read_record(project)
     installed = installed_version()
-    if from_version is not None:
+    if options.from_version is not None:
         try:
-            Version(from_version)
+            Version(options.from_version)
         except InvalidVersion:
-            raise PiperackError(f"--from-version {from_version!r} is not a version") from None
-    recorded = from_version or (record.version if record else None)
+            raise PiperackError(f"--from-version {options.from_version!r} is not a version") from None
+    recorded = options.from_version or (record.version if record else None)
     if recorded is None:
         raise PiperackError(
             f"{RECORD} records no piperack version: pass --from-version X, the piperack "
@@ -576,35 +541,37 @@ def _update(
             f"made with piperack {recorded}, but the older {installed} is installed: "
             "upgrade piperack first (pip install -r requirements-dev.txt)"
         )
-    if Version(installed) == Version(recorded) and from_source is None:
+    if Version(installed) == Version(recorded) and options.from_source is None:
         ui.info(f"already at piperack {installed}: nothing to update")
         return None
     answers = dict(record.answers) if record and record.answers else inferred_answers(project)
     with tempfile.TemporaryDirectory(prefix="piperack-update-") as tmp:
         work = Path(tmp)
         ui.info(f"fetching the piperack {recorded} template …")
-        base_template = template_from(from_source, work) if from_source else download_template(recorded, work)
+        base_template = (
+            template_from(options.from_source, work) if options.from_source else download_template(recorded, work)
+        )
         theirs_template = template_dir()
-        theirs_answers = ask_new_questions(theirs_template, answers) if ask else answers
+        theirs_answers = ask_new_questions(theirs_template, answers) if options.ask else answers
         ui.info(f"rendering piperack {recorded} and {installed} with the project's answers …")
         base = render(base_template, answers, work / "render-base", f"piperack {recorded}")
         theirs = render(theirs_template, theirs_answers, work / "render-new", f"piperack {installed}")
     plan = plan_update(project, base, theirs, recorded, installed)
     touched = [c.path for c in plan.writes()]
-    if not (dry_run or diff):
+    if not (options.dry_run or options.diff):
         dirty = _dirty(project, touched)
         if dirty is None:
             ui.warn("not a git work tree: cannot check for uncommitted changes (commit before updating)")
-        elif dirty and not allow_dirty:
+        elif dirty and not options.allow_dirty:
             raise PiperackError(
                 f"uncommitted changes in {len(dirty)} file(s) the update would touch: "
                 f"{', '.join(dirty[:5])}{' …' if len(dirty) > 5 else ''} "
                 "(commit or stash them, or pass --allow-dirty)"
             )
-    _report(plan, dry_run or diff)
-    if diff:
+    _report(plan, options.dry_run or options.diff)
+    if options.diff:
         _diff(plan)
-    if dry_run or diff:
+    if options.dry_run or options.diff:
         return plan
     with transaction(project.root) as tx:
         for change in plan.writes():

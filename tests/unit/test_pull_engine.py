@@ -15,8 +15,8 @@ import pytest
 from piperack import fsutil
 from piperack import pull as engine
 from piperack.errors import PiperackError
+from piperack.options import PullOptions, normalise_destination
 from piperack.project import find_project
-from piperack.pull.options import normalise_destination
 from piperack.pull.plan import _param_target
 from tests.pull_support import write_sdist
 from tests.unit.conftest import PYPROJECT
@@ -28,7 +28,7 @@ def exact(message: str) -> str:
 
 
 def run(root: Path, source, **kwargs):
-    return engine.pull(str(source), project=find_project(root), **kwargs)
+    return engine.pull(PullOptions(source=str(source), **kwargs), project=find_project(root))
 
 
 def test_pull_places_code_params_tests_and_records(mini, tmp_path, capsys):
@@ -326,11 +326,11 @@ def test_all_from_manifest_is_one_transaction(mini, tmp_path, tree_hash):
     )
     before = tree_hash(mini)
     with pytest.raises(PiperackError, match=exact("fs-args file nope.yml: no such file")):
-        engine.pull(all_=True, project=find_project(mini))
+        engine.pull(PullOptions(all_=True), project=find_project(mini))
     assert tree_hash(mini) == before  # the first two entries were planned, nothing written
     text = (mini / "pyproject.toml").read_text().replace(f'"{a.name}" = {{fs-args = "nope.yml"}}\n', "")
     (mini / "pyproject.toml").write_text(text)
-    engine.pull(all_=True, project=find_project(mini))
+    engine.pull(PullOptions(all_=True), project=find_project(mini))
     assert (mini / "src/demo/pipelines/alpha2/nodes.py").is_file()
     assert (mini / "src/demo/pipelines/beta/nodes.py").is_file()
 
@@ -355,7 +355,7 @@ def test_all_refuses_clashing_entries(mini, tmp_path, tree_hash):
         PiperackError,
         match=exact(f"nothing pulled: 6 conflict(s): {clashes} (use --force to replace the old module)"),
     ):
-        engine.pull(all_=True, project=find_project(mini))
+        engine.pull(PullOptions(all_=True), project=find_project(mini))
     assert tree_hash(mini) == before
 
 
@@ -478,7 +478,7 @@ def test_many_packages_plan_on_two_processes_with_the_same_result(mini, tmp_path
     twin = tmp_path / "twin"
     shutil.copytree(mini, twin)
     monkeypatch.setenv(ENV_WORKERS, "1")
-    engine.pull(all_=True, project=find_project(twin))
+    engine.pull(PullOptions(all_=True), project=find_project(twin))
     monkeypatch.delenv(ENV_WORKERS)
     forks, real_fork = [], os.fork
 
@@ -487,7 +487,7 @@ def test_many_packages_plan_on_two_processes_with_the_same_result(mini, tmp_path
         return real_fork()
 
     monkeypatch.setattr(os, "fork", counted_fork)
-    plan = engine.pull(all_=True, project=find_project(mini))
+    plan = engine.pull(PullOptions(all_=True), project=find_project(mini))
     assert forks == [1]  # the second half was planned by a forked process
     assert [p.module for p in plan.placements] == [f"pipelines.pkg{i:02d}" for i in range(count)]
     assert f"pipelines.pkg{count - 1:02d}" in (mini / "pyproject.toml").read_text()
@@ -509,5 +509,5 @@ def test_a_refused_package_among_many_is_one_error_and_nothing_changes(mini, tmp
             "(file could not be opened successfully:)"
         ),
     ):
-        engine.pull(all_=True, project=find_project(mini))
+        engine.pull(PullOptions(all_=True), project=find_project(mini))
     assert tree_hash(mini) == before

@@ -18,6 +18,7 @@ import pytest
 
 from piperack import fsutil, indexes
 from piperack.errors import PiperackError
+from piperack.options import PullOptions
 from piperack.project import find_project
 from tests.pull_support import StallingServer, sdist_bytes, wait_until, write_sdist
 from tests.unit.test_pull_engine import run
@@ -430,7 +431,7 @@ def test_an_explicit_index_is_the_only_one_consulted_and_is_recorded(
 def engine_pull(mini, source, **options):
     from piperack import pull as engine
 
-    return engine.pull(source, project=find_project(mini), **options)
+    return engine.pull(PullOptions(source=source, **options), project=find_project(mini))
 
 
 def test_file_links_from_a_remote_index_page_are_refused(mini, tmp_path, server, no_pip_config, tree_hash):
@@ -621,8 +622,9 @@ def test_concurrent_pulls_wait_for_each_other_and_lose_nothing(mini, tmp_path):
     names = [f"p{i}" for i in range(6)]
     sdists = [write_sdist(tmp_path / "d", name) for name in names]
     code = (
-        "import sys\nfrom piperack import pull\nfrom piperack.project import find_project\n"
-        "pull.pull(sys.argv[1], project=find_project(sys.argv[2]))\n"
+        "import sys\nfrom piperack import pull\nfrom piperack.options import PullOptions\n"
+        "from piperack.project import find_project\n"
+        "pull.pull(PullOptions(source=sys.argv[1]), project=find_project(sys.argv[2]))\n"
     )
     procs = [
         subprocess.Popen(
@@ -642,8 +644,9 @@ def test_sigterm_during_a_pull_leaves_no_temporary_files(mini, tmp_path, tree_ha
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     code = (
-        "import sys\nfrom piperack import pull\nfrom piperack.project import find_project\n"
-        "pull.pull(sys.argv[1], project=find_project(sys.argv[2]))\n"
+        "import sys\nfrom piperack import pull\nfrom piperack.options import PullOptions\n"
+        "from piperack.project import find_project\n"
+        "pull.pull(PullOptions(source=sys.argv[1]), project=find_project(sys.argv[2]))\n"
     )
     before = tree_hash(mini)
     with StallingServer(prefix=sdist_bytes("cleaner")[:100]) as server:

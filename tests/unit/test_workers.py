@@ -102,6 +102,7 @@ def test_a_result_that_cannot_be_sent_back_is_a_clear_error():
 
 def test_package_all_builds_on_two_processes_the_same_archives(tmp_path, monkeypatch):
     """invoke package --all with many pipelines: byte-identical sdists, with and without the worker."""
+    from piperack.options import PackageOptions
     from piperack.package import package
 
     root = tmp_path / "proj"
@@ -126,13 +127,13 @@ def test_package_all_builds_on_two_processes_the_same_archives(tmp_path, monkeyp
         return real_fork()
 
     monkeypatch.setattr(os, "fork", counted_fork)
-    built = package(find_project(root), all_=True)
+    built = package(find_project(root), PackageOptions(all_=True))
     assert forks == [1] and len(built) == COUNT
     together = {p.name: p.read_bytes() for p in (root / "dist").glob("*.tar.gz")}
     monkeypatch.setenv(workers.ENV_WORKERS, "1")
     for p in (root / "dist").glob("*.tar.gz"):
         p.unlink()
-    package(find_project(root), all_=True)
+    package(find_project(root), PackageOptions(all_=True))
     assert forks == [1]
     assert {p.name: p.read_bytes() for p in (root / "dist").glob("*.tar.gz")} == together
     assert len(together) == COUNT

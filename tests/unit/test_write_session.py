@@ -154,8 +154,10 @@ def _hold(root: Path, tmp: Path, verb: str, user: int | None = None) -> tuple[su
     return proc, release
 
 
-PULL = "import sys\nfrom piperack import pull\nfrom piperack.project import find_project\n" + (
-    "pull.pull(sys.argv[1], project=find_project(sys.argv[2]))\n"
+PULL = (
+    "import sys\nfrom piperack import pull\nfrom piperack.options import PullOptions\n"
+    "from piperack.project import find_project\n"
+    "pull.pull(PullOptions(source=sys.argv[1]), project=find_project(sys.argv[2]))\n"
 )
 
 

@@ -17,12 +17,13 @@ from pathlib import Path
 from .. import ui
 from ..docker_engine import default_tag
 from ..errors import PiperackError
+from ..options import RUN_ENV
 from .config import DAG_KEYS, DEFAULTS, Config, Spec, load_config, parse_date
 from .dagfile import task_variable
 from .targets import TARGETS, Target, pipeline_resources, target_named
 
 DEFAULT_OUTPUT = "airflow/dags"
-DEFAULT_ENV = "local"
+DEFAULT_ENV = RUN_ENV
 DEFAULT_TARGET = "docker"
 
 # airflow.yml's keys: the DAG's own, and one section per target.

@@ -20,27 +20,12 @@ import tempfile
 from pathlib import Path
 
 from ..errors import PiperackError
+from ..options import PullOptions
 from .plan import Placement, PullPlan
 
 
-def pull(
-    source: str | None = None,
-    *,
-    all_: bool = False,
-    alias: str | None = None,
-    destination: str | None = None,
-    env: str | None = None,
-    fs_args: str | None = None,
-    force: bool = False,
-    dry_run: bool = False,
-    sha256: str | None = None,
-    index_url: str | None = None,
-    allow_conflicts: bool = False,
-    allow_direct_references: bool = False,
-    project=None,
-    max_bytes: int | None = None,
-) -> PullPlan:
-    """Pull one source (or every manifest entry with ``all_``) into the project; returns the plan.
+def pull(options: PullOptions, project=None, max_bytes: int | None = None) -> PullPlan:
+    """Pull one source (or every manifest entry with ``options.all_``) into the project; returns the plan.
 
     One pull at a time per project (others wait); a pull that a SIGKILL cut short is undone first.
     """
@@ -50,53 +35,19 @@ def pull(
     project = project or find_project()
     with write_session(project.root, "pull"):
         project = find_project(project.root)  # what the project holds now (another pull may have landed)
-        return _pull(
-            project,
-            source,
-            all_=all_,
-            alias=alias,
-            destination=destination,
-            env=env,
-            fs_args=fs_args,
-            force=force,
-            dry_run=dry_run,
-            sha256=sha256,
-            index_url=index_url,
-            allow_conflicts=allow_conflicts,
-            allow_direct_references=allow_direct_references,
-            max_bytes=max_bytes,
-        )
+        return _pull(project, options, max_bytes)
 
 
-def _pull(
-    project,
-    source,
-    *,
-    all_,
-    alias,
-    destination,
-    env,
-    fs_args,
-    force,
-    dry_run,
-    sha256,
-    index_url,
-    allow_conflicts,
-    allow_direct_references,
-    max_bytes,
-) -> PullPlan:
+def _pull(project, options: PullOptions, max_bytes) -> PullPlan:
     from .. import ui
     from ..archive import max_bytes_from_env
     from ..download import secret_values, strip_credentials
     from ..fetch import fetch, load_fs_args
     from .apply import apply, report
-    from .options import jobs, validate_job
     from .plan import finish_plan
 
     limit = max_bytes if max_bytes is not None else max_bytes_from_env()
-    todo = jobs(project, source, all_, alias, destination, env, fs_args, force, sha256)
-    for job in todo:
-        validate_job(project, job)
+    todo = options.jobs(project)
     placements: list[Placement] = []
     with tempfile.TemporaryDirectory(prefix="piperack-pull-") as tmp:
         work = Path(tmp)
@@ -117,7 +68,7 @@ def _pull(
                     work / f"{index}",
                     base=job.base,
                     fs_args=args,
-                    index_url=index_url,
+                    index_url=options.index_url,
                     max_bytes=limit,
                     expected_sha256=job.sha256,
                 )
@@ -132,8 +83,13 @@ def _pull(
             placements.append(result)
         if stopped is not None:
             raise stopped from None
-        plan = finish_plan(project, placements, allow_conflicts=allow_conflicts, allow_direct=allow_direct_references)
-        if dry_run:
+        plan = finish_plan(
+            project,
+            placements,
+            allow_conflicts=options.allow_conflicts,
+            allow_direct=options.allow_direct_references,
+        )
+        if options.dry_run:
             report(project, plan, dry_run=True)
             return plan
         apply(project, plan)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import ui
 from ..fsutil import transaction
+from ..options import BASE_ENV
 from .plan import PullPlan
 
 
@@ -27,7 +28,7 @@ def _catalog_line(project, placement) -> str | None:
     from ..yamlload import NestedTooDeeply, load_yaml
 
     name = placement.module.rpartition(".")[2]
-    env = placement.job.env or "base"
+    env = placement.job.env or BASE_ENV
     path = project.root / "conf" / env / "catalog" / f"{name}.yml"
     rel = path.relative_to(project.root)
     have: set = set()
