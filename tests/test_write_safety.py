@@ -29,3 +29,17 @@ def test_new_pipeline_writes_nothing_through_a_linked_folder(project_copy, run_i
         "deletes nothing through a link (replace it with a folder)\n",
     )
     assert tree_hash(project_copy) == before and tree_hash(elsewhere) == outside
+
+
+def test_airflow_dag_writes_nothing_through_a_linked_folder(project_copy, run_invoke, tmp_path, tree_hash):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (project_copy / "airflow").symlink_to(elsewhere, target_is_directory=True)
+    before = tree_hash(project_copy)
+    result = run_invoke(project_copy, "airflow-dag")
+    assert (result.returncode, result.stderr) == (
+        1,
+        "error: airflow/dags/demo_project.py: airflow is a symbolic link; piperack writes, reads and deletes "
+        "nothing through a link (replace it with a folder)\n",
+    )
+    assert tree_hash(project_copy) == before and list(elsewhere.iterdir()) == []
