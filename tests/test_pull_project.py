@@ -143,11 +143,13 @@ def test_invoke_run_forwards_sigterm_to_the_pipeline(project_copy, venv, user_en
     assert proc.returncode == 143, err  # the pipeline's own SystemExit(143) is the task's status
 
 
-@pytest.mark.parametrize("attempt", range(3))
-def test_ctrl_c_during_a_pull_is_one_line(project_copy, venv, user_env, tmp_path, tree_hash, attempt):
-    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the archive downloads
-    from a server that stalls: exit 130, one line, nothing changed, no temporary files. Repeated:
-    the verdict must not depend on the moment."""
+@pytest.mark.parametrize(
+    "how, attempt", [("ctrl-c", 0), ("ctrl-c", 1), ("ctrl-c", 2), ("sigterm", 0)], ids=["c1", "c2", "c3", "term"]
+)
+def test_ctrl_c_or_sigterm_during_a_pull_is_one_line(project_copy, venv, user_env, tmp_path, tree_hash, how, attempt):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or SIGTERM (to invoke, as a
+    scheduler sends it) while the archive downloads from a server that stalls: 130 or 143, one line,
+    nothing changed, no temporary files. Ctrl-C is repeated: the verdict must not depend on the moment."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     with StallingServer() as server:
@@ -162,30 +164,16 @@ def test_ctrl_c_during_a_pull_is_one_line(project_copy, venv, user_env, tmp_path
             start_new_session=True,
         )
         wait_until(server.arrived.is_set, "the download reached the server", proc=proc)
-        os.killpg(proc.pid, signal.SIGINT)
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.terminate()
         out, err = proc.communicate(timeout=60)
-    assert (proc.returncode, err) == (130, "interrupted: nothing was left half-done\n")
-    assert tree_hash(project_copy) == before
-    assert temporary_files(tmp) == []
-
-
-def test_sigterm_during_a_pull_is_one_line_with_its_own_status(project_copy, venv, user_env, tmp_path, tree_hash):
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    with StallingServer() as server:
-        before = tree_hash(project_copy)
-        proc = subprocess.Popen(
-            [str(venv / "bin" / "invoke"), "pull", f"{server.url}/x-0.1.0.tar.gz"],
-            cwd=project_copy,
-            env=user_env(TMPDIR=str(tmp)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        wait_until(server.arrived.is_set, "the download reached the server", proc=proc)
-        proc.terminate()
-        out, err = proc.communicate(timeout=60)
-    assert (proc.returncode, err) == (143, "terminated: nothing was left half-done\n")
+    expected = {
+        "ctrl-c": (130, "interrupted: nothing was left half-done\n"),
+        "sigterm": (143, "terminated: nothing was left half-done\n"),
+    }
+    assert (proc.returncode, err) == expected[how]
     assert tree_hash(project_copy) == before
     assert temporary_files(tmp) == []
 
