@@ -152,12 +152,11 @@ def violations(modules: dict[str, Module] | None = None) -> list[str]:
 
 def render(modules: dict[str, Module] | None = None) -> str:
     modules = modules or read_modules()
-    lines = [BEGIN, "", "| module | kind | lines | what it is | imports (piperack) |", "|---|---|---:|---|---|"]
+    lines = [BEGIN, "", "| module | kind | what it is | imports (piperack) |", "|---|---|---|---|"]
     for name, module in sorted(modules.items()):
-        count = len(module.path.read_text(encoding="utf-8").splitlines())
         imports = ", ".join(sorted(m.removeprefix("piperack.") for m in module.imports)) or "–"
         summary = module.summary.replace("|", "\\|")
-        lines.append(f"| `{name}` | {kind(name)} | {count} | {summary} | {imports} |")
+        lines.append(f"| `{name}` | {kind(name)} | {summary} | {imports} |")
     return "\n".join([*lines, "", END])
 
 
