@@ -6,7 +6,7 @@
   pandas takes over for your own per-chunk step (``step=``), a DataFrame of CHUNK_ROWS rows at a time;
 - load: the staging table replaces the old one, in the same transaction.
 
-Until 0.1 the whole file went through pandas: 3 GB of memory for a 10-million-row CSV.
+Earlier versions read the whole file with pandas: 3 GB of memory for a 10-million-row CSV.
 """
 
 from __future__ import annotations
@@ -30,31 +30,14 @@ MAX_BYTES = 2 * 1024**3
 TYPES = {"string", "int", "float", "date", "bool"}
 # An ISO 8601 date, optionally with a time (no UTC offset): the shape _dates() parses itself.
 ISO_DATE = r"-?[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2}(?:[T ][0-9]{2}(?::[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)?)?)?)?"
-# The date spellings DuckDB reads exactly as pandas does (any year, at most microseconds, no UTC
-# offset); transform() hands the others ("1066", "10661014", "...+02:00") to _dates (pandas).
-DUCKDB_DATE = r"-?[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?)?"
+# The date spellings every DuckDB from 1.0 reads exactly as pandas does (any year, seconds if a time,
+# at most microseconds, no UTC offset); the others ("1066", "10661014", "12:30", "+02:00") go to pandas.
+DUCKDB_DATE = r"-?[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?)?"
 # Fields that are missing values, not invalid ones: pandas' read_csv defaults.
-NA_VALUES = (
-    "",
-    "#N/A",
-    "#N/A N/A",
-    "#NA",
-    "-1.#IND",
-    "-1.#QNAN",
-    "-NaN",
-    "-nan",
-    "1.#IND",
-    "1.#QNAN",
-    "<NA>",
-    "N/A",
-    "NA",
-    "NULL",
-    "NaN",
-    "None",
-    "n/a",
-    "nan",
-    "null",
-)
+# fmt: off
+NA_VALUES = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",
+             "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+# fmt: on
 # A date-time that ends with a UTC offset ("...T10:00+02:00", "...Z").
 OFFSET = r"[T ][0-9]{2}:[0-9]{2}.*(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)$"
 CHUNK_ROWS = 100_000  # rows per DataFrame handed to a pandas step
@@ -252,7 +235,8 @@ def transform(con, raw_path: str | Path, columns: dict, required: list, step=Non
             raise
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         detail = "; ".join(line for line in lines[:3] if not line.startswith("Possible fixes"))
-        raise TransformError(f"{raw_path}: not a readable CSV: {detail}") from None
+        what = "not a readable CSV" if "CSV" in detail or "unicode" in detail.lower() else "cannot transform it"
+        raise TransformError(f"{raw_path}: {what}: {detail}") from None
     return {
         "rows_read": rows_read,
         "invalid": invalid,
@@ -445,43 +429,63 @@ def _stage_through(con, query: str, dates: list, step) -> tuple:
     staging connection cannot stream one query while it writes another's result."""
     import duckdb
     import pandas as pd
-    import pyarrow as pa
 
-    nullable = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype(), pa.string(): pd.StringDtype()}
-    nullable |= {pa.bool_(): pd.BooleanDtype(), pa.large_string(): pd.StringDtype()}
     rows_read = invalid = 0
-    reader_con = duckdb.connect()
+    reader = duckdb.connect()
     try:
-        rows = reader_con.sql(query)
-        names = ("to_arrow_reader", "fetch_record_batch", "record_batch")  # DuckDB 1.4+, 1.1+, 1.0
-        reader = next(getattr(rows, name) for name in names if hasattr(rows, name))(CHUNK_ROWS)
-        batches = iter(reader)
-        first = True
-        while True:
-            batch = next(batches, None)
-            if batch is None and not first:
-                break
-            batch = batch if batch is not None else reader.schema.empty_table()
-            frame = batch.to_pandas(types_mapper=nullable.get)
+        for number, frame in enumerate(_frames(reader, query)):
             for name in dates:  # the spellings DuckDB left to pandas
-                odd = frame.pop(f"_text_{name}").notna().to_numpy(dtype=bool)
+                text = frame.pop(f"_text_{name}")
+                odd = text.notna().to_numpy(dtype=bool)
                 if odd.any():
-                    found = _pandas_dates(batch.column(f"_text_{name}").to_pandas()[odd].tolist())
                     values = frame[name].to_numpy(dtype="datetime64[us]", copy=True)
-                    values[odd] = found
+                    values[odd] = _pandas_dates(text[odd].tolist())
                     frame[name] = values
                     frame.loc[odd & pd.isna(values), "_invalid"] = True
             bad = frame.pop("_invalid").to_numpy(dtype=bool)
             rows_read, invalid = rows_read + len(frame), invalid + int(bad.sum())
-            chunk = pa.Table.from_pandas(step(frame[~bad].reset_index(drop=True)), preserve_index=False)
-            con.register("ingest_chunk", chunk)
-            verb = f'CREATE OR REPLACE TABLE "{STAGING}" AS' if first else f'INSERT INTO "{STAGING}"'
+            con.register("ingest_chunk", step(frame[~bad].reset_index(drop=True)))
+            verb = f'CREATE OR REPLACE TABLE "{STAGING}" AS' if number == 0 else f'INSERT INTO "{STAGING}"'
             con.execute(f"{verb} SELECT * FROM ingest_chunk").fetchall()
             con.unregister("ingest_chunk")
-            first = False
     finally:
-        reader_con.close()
+        reader.close()
     return rows_read, invalid
+
+
+def _frames(reader, query: str):
+    """The rows of ``query`` as DataFrames of CHUNK_ROWS rows (at least one, maybe empty) with
+    pandas' nullable types: through Arrow, or DuckDB's own DataFrames where pyarrow cannot load (a
+    pyarrow built for another numpy)."""
+    import pandas as pd
+
+    rows = reader.sql(query)
+    try:
+        import pyarrow as pa
+    except ImportError:
+        pa = None
+    if pa is None:
+        kinds = {"BIGINT": "Int64", "DOUBLE": "Float64", "VARCHAR": pd.StringDtype("python"), "BOOLEAN": "boolean"}
+        kinds = {name: kinds[str(kind)] for name, kind in zip(rows.columns, rows.types) if str(kind) in kinds}
+        reader.execute(query)
+        first = True
+        while first or len(frame):
+            frame = reader.fetch_df_chunk(-(-CHUNK_ROWS // 2048)).astype(kinds)  # in vectors of 2048 rows
+            if first or len(frame):
+                for start in range(0, max(len(frame), 1), CHUNK_ROWS):
+                    yield frame.iloc[start : start + CHUNK_ROWS].reset_index(drop=True)
+            first = False
+        return
+    nullable = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype(), pa.string(): pd.StringDtype()}
+    nullable |= {pa.bool_(): pd.BooleanDtype(), pa.large_string(): pd.StringDtype()}
+    names = ("to_arrow_reader", "fetch_record_batch", "record_batch")  # DuckDB 1.4+, 1.1+, 1.0
+    batches = next(getattr(rows, name) for name in names if hasattr(rows, name))(CHUNK_ROWS)
+    empty = True
+    for batch in batches:
+        empty = False
+        yield batch.to_pandas(types_mapper=nullable.get)
+    if empty:
+        yield batches.schema.empty_table().to_pandas(types_mapper=nullable.get)
 
 
 def drop_duplicates(con, table: str) -> int:
