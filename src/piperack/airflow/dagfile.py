@@ -15,6 +15,7 @@ import re
 import shlex
 from pathlib import Path
 
+from ..errors import PiperackError
 from .config import CONFIG_NAME
 
 
@@ -43,7 +44,7 @@ def timedelta_code(seconds: float) -> str:
 
 def datetime_code(moment: _dt.datetime) -> str:
     """``datetime.datetime(...)`` in UTC for the DAG file, trailing zero fields left out."""
-    parts = [moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second]
+    parts = [moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond]
     while len(parts) > 3 and parts[-1] == 0:
         parts.pop()
     return f"datetime.datetime({', '.join(map(str, parts))}, tzinfo=datetime.timezone.utc)"
@@ -66,8 +67,15 @@ class Lines:
         self.items: list[tuple[str, str]] = []
 
     def add(self, label: str, *lines: str) -> None:
+        """Lines of the file; a value that would put a control character (a line break for Python:
+        CR, form feed, ...) into the file is refused, whatever line it reaches, comments included.
+        Values reach code through ``py`` (repr escapes them), and are checked where they are read."""
         for line in lines:
             for part in line.split("\n"):
+                if not part.isprintable():
+                    raise PiperackError(
+                        f"the DAG file's {label or 'layout'} would hold a control character ({part!r}); nothing written"
+                    )
                 self.items.append((label, part))
 
     def text(self) -> str:
