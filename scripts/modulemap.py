@@ -33,6 +33,7 @@ VERBS = (
     "piperack.pull",
     "piperack.scaffold",
     "piperack.update",
+    "piperack.viz",
 )
 
 

@@ -213,20 +213,8 @@ def summary(p) -> str:
 
 
 def write_dag_file(project, path: Path, text: str) -> None:
-    """Write the DAG file: the one place piperack writes it.
+    """Write the DAG file: the one place piperack writes it (fsutil.write_output: inside the project
+    through the write session; an --output outside it, Airflow's own dags folder, atomically there)."""
+    from ..fsutil import write_output
 
-    Inside the project it goes through the project's write session (lock, journal, no write
-    through a linked folder). An --output outside the project (Airflow's own dags folder) is
-    written atomically there, its folder made first: that folder is the user's to choose."""
-    import os
-
-    from ..fsutil import atomic_write, transaction, write_session
-
-    full = Path(os.path.abspath(path))
-    root = Path(os.path.abspath(project.root))
-    if full.is_relative_to(root):
-        with write_session(project.root, "airflow-dag"), transaction(project.root) as tx:
-            tx.change(full.relative_to(root), text.encode("utf-8"))
-        return
-    full.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(full, text)
+    write_output(project.root, "airflow-dag", path, text)
