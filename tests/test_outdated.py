@@ -3,10 +3,12 @@ authenticated pypiserver; project B pulled it by name (bare and pinned) and from
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.pull_support import StallingServer, free_port
 
@@ -40,7 +42,7 @@ def shared(project_copy, bake, run_invoke, upload_index):
     return a, b, name, creds
 
 
-def test_outdated_after_a_new_version_is_published(shared, run_invoke, upload_index, tree_hash):
+def test_outdated_after_a_new_version_is_published(shared, run_invoke, upload_index, tree_hash, user_env):
     a, b, name, creds = shared
     local = f"cannot be checked: pulled from a file or URL ({a / 'dist' / f'{name}-0.1.0.tar.gz'})"
     before = tree_hash(b)
@@ -70,6 +72,25 @@ def test_outdated_after_a_new_version_is_published(shared, run_invoke, upload_in
     assert _cells(checked.stdout) == rows
     assert checked.stderr == f"error: 1 pulled pipeline(s) behind their index: pipelines.{name} (0.1.0 -> 0.2.0)\n"
     assert tree_hash(b) == before
+
+    # The generated CI's step, as written in its workflow: a warning annotation, and the job goes on.
+    step = _ci_step(b, "invoke outdated --check")
+    runner_temp = b.parent / "runner-temp"
+    runner_temp.mkdir()
+    ci = subprocess.run(
+        ["bash", "-e", "-c", step], cwd=b, env=user_env(RUNNER_TEMP=str(runner_temp)), capture_output=True, text=True
+    )
+    assert ci.returncode == 0, ci.stderr
+    assert ci.stdout.splitlines()[-1] == (
+        f"::warning title=piperack::1 pulled pipeline(s) behind their index: pipelines.{name} (0.1.0 -> 0.2.0)"
+    )
+
+
+def _ci_step(root: Path, command: str) -> str:
+    workflow = yaml.safe_load((root / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8"))
+    runs = [step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"]]
+    (found,) = [run for run in runs if command in run]
+    return found
 
 
 def _point_record_at(root: Path, module: str, index: str) -> None:
