@@ -35,6 +35,7 @@ VERBS = (
     "piperack.pull",
     "piperack.scaffold",
     "piperack.update",
+    "piperack.viz",
 )
 
 

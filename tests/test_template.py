@@ -28,6 +28,7 @@ COMMON = {
     "conf/README.md",
     "conf/base/airflow.yml",
     "conf/base/logging.yml",
+    "conf/base/pipelines.yml",
     "conf/local/.gitkeep",
     "conf/prod/README.md",
     "data/.gitkeep",

@@ -335,3 +335,14 @@ class UpdateOptions:
     from_version: str | None = None
     allow_dirty: bool = False
     ask: bool = False
+
+
+# -- viz --------------------------------------------------------------------------------------------
+
+VIZ_HELP = {
+    "output": "File to write (relative paths: to the project root; - prints it). "
+    "Default: build/pipelines.html for html, standard output for mermaid.",
+    "format": "html (one self-contained page: no server, no network) or mermaid (flowchart text for "
+    "READMEs and pull requests). Default: html.",
+    "env": "Config environment: conf/<env>/pipelines.yml and catalogs are merged over conf/base/. Default: local.",
+}

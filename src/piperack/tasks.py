@@ -21,7 +21,15 @@ from pathlib import Path  # noqa: E402
 from invoke import Collection, task  # noqa: E402
 from invoke.exceptions import Exit  # noqa: E402
 
-from .options import RUN_ENV, UPDATE_HELP, PackageOptions, PublishOptions, PullOptions, UpdateOptions  # noqa: E402
+from .options import (  # noqa: E402
+    RUN_ENV,
+    UPDATE_HELP,
+    VIZ_HELP,
+    PackageOptions,
+    PublishOptions,
+    PullOptions,
+    UpdateOptions,
+)
 
 
 def _before_exit() -> None:
@@ -550,6 +558,28 @@ def airflow_test(
         raise Exit(code=code)
 
 
+# --- viz ---
+
+
+@task(help=VIZ_HELP, auto_shortflags=False)
+def viz(c, output=None, format="html", env=RUN_ENV):
+    """Draw the pipelines: their datasets, the declared order and the last run's status and duration.
+
+    html: one page (inline CSS, SVG and script; it loads nothing, so it opens from disk or as a CI
+    artifact); mermaid: `flowchart LR` text to paste in a README or pull request. Reads
+    conf/base/pipelines.yml, the catalogs and logs/runs.jsonl; writes nothing else.
+    """
+    with user_errors():
+        from . import ui
+        from . import viz as engine
+
+        where = project(c)
+        written = engine.viz(where, output=output, fmt=format, env=env)
+        if written is not None:
+            shown = written.relative_to(where.root) if written.is_relative_to(where.root) else written
+            ui.info(f"wrote {ui.shown(shown)}")
+
+
 namespace = Collection(
     run,
     test,
@@ -566,4 +596,5 @@ namespace = Collection(
     update_project,
     airflow_dag,
     airflow_test,
+    viz,
 )
