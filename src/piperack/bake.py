@@ -95,8 +95,9 @@ def _make_output_dir(output_dir: Path) -> Path | None:
         missing.append(folder)
         folder = folder.parent
     if not folder.is_dir():
-        where = "" if folder == output_dir else f": {folder} is a file, not a folder"
-        raise PiperackError(f"-o {output_dir}{where or ' is a file, not a folder'}; nothing written")
+        shown = [str(p) if str(p).isprintable() else repr(str(p)) for p in (output_dir, folder)]
+        where = " is a file, not a folder" if folder == output_dir else f": {shown[1]} is a file, not a folder"
+        raise PiperackError(f"-o {shown[0]}{where}; nothing written")
     output_dir.mkdir(parents=True, exist_ok=True)
     return missing[-1] if missing else None
 
