@@ -5,6 +5,7 @@ tests/test_pull_upgrade.py)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from packaging.specifiers import SpecifierSet
@@ -70,7 +71,7 @@ def _versions(tmp_path, *changes):
     for version, line in changes:
         code = {
             "__init__.py": f'__version__ = "{version}"\n',
-            "nodes.py": "from shared.helpers import double\n\n\ndef run_nodes(params):\n    return double(params['factor'])\n",
+            "nodes.py": "from shared.helpers import double\n\n\ndef run_nodes(p):\n    return double(p['factor'])\n",
             "helpers.py": f"def double(x):\n    # {line}\n    return 2 * x\n\n\nLIMIT = 10\n",
             "pipeline.py": "from .nodes import run_nodes\n\n\ndef run(params, catalog):\n    return {}\n",
         }
@@ -161,3 +162,44 @@ def test_pull_all_keeps_present_entries_and_installs_the_recorded_archive(mini, 
     with pytest.raises(PiperackError, match=r"the archive behind the recorded version 0\.1\.0 changed \(sha256 "):
         engine.pull(PullOptions(all_=True), project=find_project(mini))
     assert tree_hash(mini) == before
+
+
+def test_a_kedro_micro_package_upgrades_the_same_way(mini, tmp_path, capsys):
+    """The Kedro 0.18.14 sdist, and a 0.4.0 of it (version bumped, a node changed, a requirement
+    added): pulled under an alias, edited, upgraded by a three-way merge."""
+    import io
+    import tarfile
+
+    original = Path(__file__).resolve().parents[1] / "fixtures" / "kedro" / "ingest-0.3.0.tar.gz"
+    buf = io.BytesIO()
+    with tarfile.open(original) as old, tarfile.open(fileobj=buf, mode="w:gz") as new:
+        for member in old.getmembers():
+            data = old.extractfile(member).read() if member.isfile() else None
+            member.name = member.name.replace("ingest-0.3.0", "ingest-0.4.0", 1)
+            if data is not None:
+                if member.name.endswith("PKG-INFO"):
+                    data = data.replace(b"Version: 0.3.0", b"Version: 0.4.0")
+                    data = data.replace(
+                        b"Requires-Dist: tabulate>=0.9", b"Requires-Dist: tabulate>=0.9\nRequires-Dist: pyyaml>=6"
+                    )
+                if member.name.endswith("ingest/nodes.py"):
+                    data = b"# ingest 0.4.0\n" + data
+                member.size = len(data)
+                new.addfile(member, io.BytesIO(data))
+            else:
+                new.addfile(member)
+    newer = tmp_path / "ingest-0.4.0.tar.gz"
+    newer.write_bytes(buf.getvalue())
+    engine.pull(PullOptions(source=str(original), alias="kedro_ingest"), project=find_project(mini))
+    pipeline = mini / "src/demo/pipelines/kedro_ingest/pipeline.py"
+    pipeline.write_text(pipeline.read_text() + "# ours\n")
+    engine.pull(PullOptions(source="kedro_ingest", upgrade=True, to=str(newer)), project=find_project(mini))
+    code = mini / "src/demo/pipelines/kedro_ingest"
+    assert (code / "nodes.py").read_text().startswith("# ingest 0.4.0\n")
+    assert pipeline.read_text().endswith("# ours\n")
+    assert "from demo.pipelines.kedro_ingest.nodes import" in pipeline.read_text()
+    assert (mini / "requirements.in").read_text().endswith("pyyaml>=6\n")
+    record = read_pulled(find_project(mini))["pipelines.kedro_ingest"]
+    assert (record["version"], record["package"]) == ("0.4.0", "ingest")
+    out = capsys.readouterr().out
+    assert "requirements.in: added pyyaml>=6" in out
