@@ -1,5 +1,6 @@
-"""Three-way merges of files, for every verb that brings a newer upstream into files a team edits:
-update-project (the template) and ``pull --upgrade`` (a pulled pipeline).
+"""Three-way merges of files: the one home of merging, for update-project and ``pull --upgrade``.
+
+Both bring a newer upstream (the template; a pulled pipeline) into files a team edits.
 
 ``merge_one(ours, base, theirs, labels)`` decides one file: taken from upstream, kept, deleted,
 merged line by line (``git merge-file``), or a conflict written inline with git's markers

@@ -1,6 +1,7 @@
-"""The pull record as a lock: which recorded module a manifest entry or a name means, the exact
-version a locked entry installs, and the check that the archive behind a recorded version is still
-the one recorded (its sha256)."""
+"""The pull record as a lock: what a name or manifest entry means, the version it pins, the sha256 check.
+
+Which recorded module a manifest entry or a name means, the exact version a locked entry installs,
+and the check that the archive behind a recorded version is still the one recorded (its sha256)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""``invoke pull --upgrade NAME [--to VERSION] [--dry-run] [--diff]`` (and ``pull --all --upgrade``):
-a newer version of a pulled module merged into the project's copy, keeping the team's edits.
+"""``invoke pull --upgrade``: a newer version of a pulled module merged in, keeping the team's edits.
+
+``pull --upgrade NAME [--to VERSION] [--dry-run] [--diff]``, and ``pull --all --upgrade`` for every
+pulled manifest entry.
 
 Three versions of every file the module brings (code, tests, parameter files):
 
