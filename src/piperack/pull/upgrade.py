@@ -167,9 +167,19 @@ def _theirs(project, entry: Pulled, options: PullOptions, work: Path, limit: int
         work,
         limit,
         index_url=options.index_url or entry.record["index"],
-        pre=options.pre or bool(entry.record.get("pre")),
+        pre=options.pre or bool(entry.record.get("pre")) or _is_pre_release(entry.version),
         exact=to,
     )
+
+
+def _is_pre_release(version: str) -> bool:
+    """A module on a pre-release follows pre-releases (as `invoke outdated` counts them)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(version).is_prerelease
+    except InvalidVersion:
+        return False
 
 
 def _plan_one(project, entry: Pulled, options: PullOptions, work: Path, limit: int) -> Upgrade:
