@@ -70,8 +70,8 @@ def _rows(project: Project) -> list[Row]:
         except (InvalidRequirement, InvalidSpecifier, InvalidVersion) as exc:
             row.status = f"cannot be checked: {first_line(exc)}"
             continue
-        row.package = canonicalize_name(req.name)
-        row.query = (str(index), row.package, spec, bool(record.get("pre")) or recorded.is_prerelease)
+        row.package = req.name
+        row.query = (str(index), canonicalize_name(req.name), spec, bool(record.get("pre")) or recorded.is_prerelease)
     return rows
 
 
