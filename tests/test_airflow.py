@@ -55,7 +55,7 @@ def run(params: dict, catalog: dict) -> dict:
         rows = con.execute(f'SELECT count(*) FROM "{params["table"]}"').fetchone()[0]
     summary = Path(catalog["summary"])
     summary.parent.mkdir(parents=True, exist_ok=True)
-    summary.write_text(json.dumps({"rows": rows}))
+    summary.write_text(json.dumps({"rows": rows, **({"label": params["label"]} if "label" in params else {})}))
     return {"rows": rows}
 '''
 
@@ -273,6 +273,31 @@ def test_airflow_runs_the_dag_and_the_rows_land_in_duckdb_on_the_host(built, run
     assert rows > 0
     # report ran after ingest: it counted what ingest had loaded.
     assert json.loads((root / "data" / "report" / "summary.json").read_text()) == {"rows": rows}
+
+
+def test_a_run_conf_params_reach_the_pipelines_as_data(built, run_invoke, airflow_venv):
+    """`airflow dags test --conf` (as `airflow dags trigger --conf` or the UI's trigger form): its
+    "params" reach the pipelines as --params does, as JSON data: a Jinja expression stays text."""
+    import duckdb
+
+    root, options = built["root"], built["options"]
+    assert run_invoke(root, "airflow-dag", *options).returncode == 0
+    conf = json.dumps({"params": {"ingest.table": "towns", "report.table": "towns", "+report.label": "{{ 7 * 7 }}"}})
+    proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options, "--conf", conf)
+    assert proc.returncode == 0, _output(proc)
+    assert f"DAG {_package(root)}: success (ingest success, report success)" in proc.stdout.splitlines(), _output(proc)
+    with duckdb.connect(str(root / "data" / "ingest.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT count(*) FROM towns").fetchone()[0]
+    assert json.loads((root / "data" / "report" / "summary.json").read_text()) == {"rows": rows, "label": "{{ 7 * 7 }}"}
+
+    typo = json.dumps({"params": {"ingest.tabel": "towns"}})
+    proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options, "--conf", typo)
+    assert proc.returncode == 1, _output(proc)
+    refused = (
+        "error: --params 'ingest.tabel': the parameters of 'ingest' have no key 'tabel'; did you mean 'table'? "
+        "(to add it on purpose: +ingest.tabel=...)"
+    )
+    assert refused in proc.stdout + proc.stderr, _output(proc)
 
 
 def test_changing_the_config_makes_check_fail_naming_it(built, run_invoke, airflow_venv, tree_hash):

@@ -75,9 +75,7 @@ def run(c, pipeline=None, env=RUN_ENV, params=None, log_level=None, with_deps=Fa
     with user_errors():
         from . import commands
 
-        code = commands.run(
-            project(c), pipeline or [], env, params=params, log_level=log_level, with_deps=with_deps
-        )
+        code = commands.run(project(c), pipeline or [], env, params=params, log_level=log_level, with_deps=with_deps)
     _exit(code)
 
 
@@ -476,12 +474,23 @@ def airflow_dag(c, target="docker", pipeline=None, env=RUN_ENV, image=None, netw
     help=AIRFLOW_HELP
     | {
         "date": "Logical date of the test run (YYYY-MM-DD or an ISO date-time). Default: now.",
+        "conf": 'The run\'s conf, a JSON object, as `airflow dags trigger --conf` takes it; its "params" '
+        'reach the pipelines as --params does, e.g. --conf \'{"params": {"ingest.table": "towns"}}\'.',
         "venv": "Airflow virtualenv to use (apache-airflow 3.3 + the docker and cncf-kubernetes providers). Default: "
         "$PIPERACK_AIRFLOW_VENV, else one made once under ~/.cache/piperack-airflow/.",
     },
 )
 def airflow_test(
-    c, target="docker", pipeline=None, env=RUN_ENV, image=None, network=None, output=None, date=None, venv=None
+    c,
+    target="docker",
+    pipeline=None,
+    env=RUN_ENV,
+    image=None,
+    network=None,
+    output=None,
+    date=None,
+    venv=None,
+    conf=None,
 ):
     """Run the DAG file once with a real Airflow: import check, then `airflow dags test`.
 
@@ -503,6 +512,7 @@ def airflow_test(
             output=output,
             date=date,
             venv=venv,
+            conf=conf,
         )
     if code:
         raise Exit(code=code)
