@@ -220,7 +220,7 @@ def test_dag_file_is_plain_airflow_python_that_matches_the_config(built, run_inv
     tree = ast.parse(text)
     modules = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     modules |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert modules == {"__future__", "airflow", "datetime", "os"}, modules
+    assert modules == {"__future__", "airflow", "datetime", "json", "os"}, modules
 
     # What Airflow itself reads from the folder: its DagBag, in the Airflow virtualenv.
     bag = dagbag(airflow_venv, path.parent, tmp_path / "home")
@@ -275,20 +275,24 @@ def test_airflow_runs_the_dag_and_the_rows_land_in_duckdb_on_the_host(built, run
     assert json.loads((root / "data" / "report" / "summary.json").read_text()) == {"rows": rows}
 
 
+LABEL = "{{ 7 * 7 }} ${oc.env:HOME} $(id) '; \"`"
+
+
 def test_a_run_conf_params_reach_the_pipelines_as_data(built, run_invoke, airflow_venv):
     """`airflow dags test --conf` (as `airflow dags trigger --conf` or the UI's trigger form): its
-    "params" reach the pipelines as --params does, as JSON data: a Jinja expression stays text."""
+    "params" reach the pipelines as --params does, as JSON data: a Jinja expression, an OmegaConf
+    interpolation and shell syntax all stay text."""
     import duckdb
 
     root, options = built["root"], built["options"]
     assert run_invoke(root, "airflow-dag", *options).returncode == 0
-    conf = json.dumps({"params": {"ingest.table": "towns", "report.table": "towns", "+report.label": "{{ 7 * 7 }}"}})
+    conf = json.dumps({"params": {"ingest.table": "towns", "report.table": "towns", "+report.label": LABEL}})
     proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options, "--conf", conf)
     assert proc.returncode == 0, _output(proc)
     assert f"DAG {_package(root)}: success (ingest success, report success)" in proc.stdout.splitlines(), _output(proc)
     with duckdb.connect(str(root / "data" / "ingest.duckdb"), read_only=True) as con:
         rows = con.execute("SELECT count(*) FROM towns").fetchone()[0]
-    assert json.loads((root / "data" / "report" / "summary.json").read_text()) == {"rows": rows, "label": "{{ 7 * 7 }}"}
+    assert json.loads((root / "data" / "report" / "summary.json").read_text()) == {"rows": rows, "label": LABEL}
 
     typo = json.dumps({"params": {"ingest.tabel": "towns"}})
     proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options, "--conf", typo)

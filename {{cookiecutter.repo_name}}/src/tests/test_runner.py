@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from {{ cookiecutter.python_package }}.runner import (
@@ -112,16 +114,20 @@ def test_an_unknown_parameter_is_refused_unless_added_with_plus(tmp_path):
         check_overrides(tmp_path, "base", parse_params("p.tabel=x", ["p"], added), added)
     overrides = parse_params("+p.note=x,+p.deep.er=1", ["p"], added)
     check_overrides(tmp_path, "base", overrides, added)
-    assert overrides == {"p": {"note": "x", "deep": {"er": 1}}}
+    assert overrides == dict(p=dict(note="x", deep=dict(er=1)))
 
 
-def test_airflow_conf_params_arrive_as_json_data(monkeypatch):
+def test_airflow_conf_params_arrive_as_json_data(tmp_path, monkeypatch):
     from {{ cookiecutter.python_package }}.runner import params_from_env
 
-    monkeypatch.setenv("PIPERACK_PARAMS", '{"p.table": "{{ '{{' }} 7*7 {{ '}}' }}", "+p.n": 5}')
+    monkeypatch.setenv("PIPERACK_PARAMS", '{"p.table": "${oc.env:HOME}", "+p.n": 5}')
     added: set = set()
     overrides, flat = params_from_env(["p"], added)
-    assert overrides == {"p": {"table": "{{ '{{' }} 7*7 {{ '}}' }}", "n": 5}} and added == {"p.n"}
+    assert overrides == dict(p={"table": "\\${oc.env:HOME}", "n": 5}) and added == {"p.n"}
+    assert flat == {"p.table": "${oc.env:HOME}", "+p.n": 5}
+    (tmp_path / "base/parameters").mkdir(parents=True)
+    (tmp_path / "base/parameters/p.yml").write_text("table: x\n")
+    assert load_config(tmp_path, "base", "parameters", "p", overrides["p"]) == {"table": "${oc.env:HOME}", "n": 5}
     monkeypatch.setenv("PIPERACK_PARAMS", "[1]")
     with pytest.raises(RunError, match=r"^\$PIPERACK_PARAMS: expected a JSON object"):
         params_from_env(["p"], set())
@@ -134,7 +140,8 @@ def test_the_run_record_is_one_line_appended_and_rotated(tmp_path, monkeypatch):
     log = tmp_path / "logs" / "runs.jsonl"
     for n in range(4):
         runner.write_run_record({"n": n, "params": runner.params_given({"p.password": "x", "p.t": 1})}, log)
-    assert log.read_text() == '{"n": 3, "params": {"p.password": "***", "p.t": 1}}\n'
+    assert json.loads(log.read_text()) == dict(n=3, params={"p.password": "***", "p.t": 1})
+    assert log.read_text().count("\n") == 1
     assert len((tmp_path / "logs" / "runs.jsonl.1").read_text().splitlines()) == 3
 
 

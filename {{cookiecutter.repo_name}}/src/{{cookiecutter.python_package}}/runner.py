@@ -445,8 +445,20 @@ def params_from_env(pipelines: list[str], added: set[str]) -> tuple[dict[str, di
             added.add(key)
         if "." not in key or any(not part for part in key.split(".")):
             raise RunError(f"${PARAMS_ENV}: {raw!r}: expected keys <pipeline>.<key>, as in {example}")
-        place_override(result, key, data[raw], pipelines, f"${PARAMS_ENV}")
+        place_override(result, key, as_data(data[raw]), pipelines, f"${PARAMS_ENV}")
     return result, data
+
+
+def as_data(value):
+    """``value`` with OmegaConf's interpolations escaped (``${oc.env:X}`` stays that text): what an
+    Airflow run's conf passes is data, never a lookup of the worker's environment or credentials."""
+    if isinstance(value, str):
+        return value.replace("${", "\\${")
+    if isinstance(value, dict):
+        return {key: as_data(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [as_data(inner) for inner in value]
+    return value
 
 
 def check_overrides(conf: Path, env: str, overrides: dict[str, dict], added: set[str]) -> None:
