@@ -625,3 +625,19 @@ def test_a_linked_dags_folder_is_never_written_through(project_copy, run_invoke,
     assert proc.returncode == 0, _output(proc)
     assert (elsewhere / "dags" / f"{_package(root)}.py").is_file()
     assert tree_hash(root) == before
+
+
+def test_pipeline_names_python_reads_as_one_name_are_refused(project_copy, run_invoke, tree_hash):
+    """'ﬁle' (with the U+FB01 ligature) and 'file' are two folders but one Python name once NFKC-normalised:
+    their task variables would silently be one, so the DAG is refused."""
+    pipelines = project_copy / "src" / _package(project_copy) / "pipelines"
+    for name in ("ﬁle", "file"):
+        (pipelines / name).mkdir()
+        (pipelines / name / "__init__.py").write_text("")
+        (pipelines / name / "pipeline.py").write_text("def run(params, catalog):\n    return {}\n")
+    before = tree_hash(project_copy)
+    assert _one_error_line(run_invoke(project_copy, "airflow-dag")) == (
+        "error: pipelines 'file' and 'ﬁle' would share the DAG file's name 'file_task' (Python reads names "
+        "NFKC-normalised): rename one"
+    )
+    assert tree_hash(project_copy) == before

@@ -678,6 +678,7 @@ def test_values_with_quotes_backslashes_and_unicode_are_python_literals_of_thems
             {"env": "local\n"},
             "invalid env 'local\\n': an env is a folder name directly under conf/ (letters, digits, '_', '-', '.')",
         ),
+        ({"env": ""}, "invalid env '': an env is a folder name directly under conf/ (letters, digits, '_', '-', '.')"),
     ],
 )
 def test_control_characters_in_options_are_refused(proj, options, message):

@@ -372,7 +372,7 @@ def plan(
 ) -> DagPlan:
     """Read and check everything the DAG file depends on; nothing is written."""
     target_class = target_named(target or DEFAULT_TARGET)
-    env = env or DEFAULT_ENV
+    env = DEFAULT_ENV if env is None else env
     project.env_dir(env, must_exist=env not in {DEFAULT_ENV, "base"})
     available, wanted, chosen = _choose_pipelines(project, pipelines)
     config = load_config(project, env, CONFIG_KEYS)
