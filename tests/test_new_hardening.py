@@ -70,6 +70,11 @@ def test_an_existing_folder_says_how_to_proceed_once(venv, user_env, tmp_path, h
     assert one_error_line(_new(venv, env, tmp_path, "-f", "repo_name=other")) == (
         'error: "other" exists and is not a folder (a file or a link); nothing written'
     )
+    (tmp_path / "linked").symlink_to(tmp_path / "demo-project", target_is_directory=True)
+    before = tree_hash(tmp_path)
+    assert one_error_line(_new(venv, env, tmp_path, "-f", "repo_name=linked")) == (
+        'error: "linked" exists and is not a folder (a file or a link); nothing written'
+    )
     assert tree_hash(tmp_path) == before and sorted(p.name for p in home.iterdir()) == []
 
 
