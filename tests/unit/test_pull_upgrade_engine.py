@@ -230,3 +230,23 @@ def test_a_kedro_micro_package_upgrades_the_same_way(mini, tmp_path, capsys):
     assert (record["version"], record["package"]) == ("0.4.0", "ingest")
     out = capsys.readouterr().out
     assert "requirements.in: added pyyaml>=6" in out
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('"../x" = {source = "s", version = "0.1.0"}', "\"../x\": not a module path such as 'pipelines.ingest'"),
+        ('"pipelines.x" = {source = "s", version = "one"}', "\"pipelines.x\": version 'one' is not a PEP 440 version"),
+        (
+            '"pipelines.x" = {source = "s", version = "0.1", sha256 = "zz"}',
+            '"pipelines.x": sha256 must be 64 lowercase hexadecimal digits',
+        ),
+        ('"pipelines.x" = {source = "s", version = 1}', '"pipelines.x": version must be a str, got 1'),
+    ],
+)
+def test_a_hand_edited_record_is_one_line_naming_the_entry(mini, tree_hash, entry, message):
+    (mini / "pyproject.toml").write_text((mini / "pyproject.toml").read_text() + f"\n[tool.piperack.pulled]\n{entry}\n")
+    before = tree_hash(mini)
+    with pytest.raises(PiperackError, match=exact(f"pyproject.toml [tool.piperack.pulled] {message}")):
+        engine.pull(PullOptions(source="x", upgrade=True), project=find_project(mini))
+    assert tree_hash(mini) == before
