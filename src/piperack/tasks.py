@@ -65,21 +65,25 @@ def _exit(code: int) -> None:
 @task(
     iterable=["pipeline"],
     help={
-        "pipeline": "Pipeline to run (repeat for several, run in the order given). Default: all, by name.",
+        "pipeline": "Pipeline to run (repeat for several). Default: all. They run in conf/base/pipelines.yml's "
+        "order (depends_on), ties by name; a failure skips the pipelines depending on it.",
+        "with-deps": "Also run what the --pipeline ones depend on (conf/base/pipelines.yml), first.",
         "env": "Config environment: conf/<env>/ is deep-merged over conf/base/. Default: local.",
         "params": 'Parameter overrides for this run, e.g. --params "ingest.timeout=5,ingest.source=data/x.csv" '
-        "(<pipeline>.<key>=<value>, values typed as YAML).",
+        "(<pipeline>.<key>=<value>, values typed as YAML). A key the parameters lack is refused; "
+        "+ingest.note=x adds one on purpose.",
         "log-level": "DEBUG, INFO, WARNING, ERROR or CRITICAL. Default: conf/base/logging.yml's (INFO).",
     },
 )
-def run(c, pipeline=None, env=RUN_ENV, params=None, log_level=None):
-    """Run the project's pipelines (same as `python -m <package> run`).
+def run(c, pipeline=None, env=RUN_ENV, params=None, log_level=None, with_deps=False):
+    """Run the project's pipelines in their declared order (same as `python -m <package> run`).
 
-    Ctrl-C and SIGTERM reach the pipeline; the exit status is the runner's (130, 143 when stopped)."""
+    Each run is recorded as one JSON line in logs/runs.jsonl. Ctrl-C and SIGTERM reach the
+    pipeline; the exit status is the runner's (130, 143 when stopped)."""
     with user_errors():
         from . import commands
 
-        code = commands.run(project(c), pipeline or [], env, params=params, log_level=log_level)
+        code = commands.run(project(c), pipeline or [], env, params=params, log_level=log_level, with_deps=with_deps)
     _exit(code)
 
 
@@ -548,12 +552,23 @@ def airflow_dag(c, target="docker", pipeline=None, env=RUN_ENV, image=None, netw
     help=AIRFLOW_HELP
     | {
         "date": "Logical date of the test run (YYYY-MM-DD or an ISO date-time). Default: now.",
+        "conf": 'The run\'s conf, a JSON object, as `airflow dags trigger --conf` takes it; its "params" '
+        'reach the pipelines as --params does, e.g. --conf \'{"params": {"ingest.table": "towns"}}\'.',
         "venv": "Airflow virtualenv to use (apache-airflow 3.3 + the docker and cncf-kubernetes providers). Default: "
         "$PIPERACK_AIRFLOW_VENV, else one made once under ~/.cache/piperack-airflow/.",
     },
 )
 def airflow_test(
-    c, target="docker", pipeline=None, env=RUN_ENV, image=None, network=None, output=None, date=None, venv=None
+    c,
+    target="docker",
+    pipeline=None,
+    env=RUN_ENV,
+    image=None,
+    network=None,
+    output=None,
+    date=None,
+    venv=None,
+    conf=None,
 ):
     """Run the DAG file once with a real Airflow: import check, then `airflow dags test`.
 
@@ -575,6 +590,7 @@ def airflow_test(
             output=output,
             date=date,
             venv=venv,
+            conf=conf,
         )
     if code:
         raise Exit(code=code)
