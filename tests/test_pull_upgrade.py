@@ -27,6 +27,17 @@ def greet(greeting: str) -> str:
     return f"{{greeting}} from {name}"
 '''
 
+TEST = """from {package}.pipelines.{name} import nodes
+
+
+def test_greet():
+    assert nodes.greet("hi") == "hi from {name}"
+
+
+def test_shout():
+    assert nodes.shout(" hey ").startswith("HEY")
+"""
+
 
 def git(root: Path, *args: str) -> str:
     return subprocess.run([*GIT, *args], cwd=root, check=True, capture_output=True, text=True).stdout
@@ -64,6 +75,8 @@ class Publisher:
     def publish(self, version: str, suffix: str = "", shout: str = "text.upper()", params: str = "") -> Path:
         (self.code / "__init__.py").write_text(f'"""The {self.name} pipeline."""\n\n__version__ = "{version}"\n')
         (self.code / "nodes.py").write_text(NODES.format(name=self.name, suffix=suffix, shout=shout))
+        tests = self.root / "src/tests/pipelines" / self.name / "test_pipeline.py"
+        tests.write_text(TEST.format(package=package_name(self.root), name=self.name))
         conf = self.root / "conf/base/parameters" / f"{self.name}.yml"
         conf.write_text(f"# Parameters of the {self.name} pipeline.\ngreeting: hello\n{params}")
         ok(self.run_invoke(self.root, "package", f"pipelines.{self.name}"))
