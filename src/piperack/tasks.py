@@ -166,7 +166,8 @@ def _optional_with_all(positional: str):
         "all": "Package every entry of [tool.piperack.package] in pyproject.toml, each with its own options.",
         "alias": "Package it under this name (its absolute imports in code and tests are rewritten to it).",
         "destination": "Folder for the .tar.gz (relative paths: to the project root). Default: dist.",
-        "env": "Config environment whose parameters go in: conf/<env>/parameters/. Default: base.",
+        "env": "Config environment: its parameters (conf/<env>/parameters/), deep-merged over conf/base's, go in. "
+        "Default: base.",
         "quiet": "No progress output (results and errors still print); progress shows only on a terminal anyway.",
     },
 )
