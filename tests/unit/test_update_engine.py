@@ -164,35 +164,37 @@ def _wheel(tmp_path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-def test_unpack_wheel_takes_only_the_template_and_refuses_unsafe_members(tmp_path):
+TEMPLATE = {
+    "cookiecutter.json": b'{"name": "x"}',
+    "{{cookiecutter.name}}/README.md": b"# {{ cookiecutter.name }}\n",
+}
+
+
+def test_a_wheel_gives_only_its_template_and_unsafe_members_refuse_it(tmp_path):
     good = _wheel(
         tmp_path,
-        {
-            "piperack/template/cookiecutter.json": b"{}",
-            "piperack/tasks.py": b"x = 1\n",
-            "piperack-1.0.dist-info/METADATA": b"Version: 1.0\n",
-        },
+        {**{f"piperack/template/{k}": v for k, v in TEMPLATE.items()}, "piperack/tasks.py": b"x = 1\n"},
     )
-    template = engine.unpack_wheel(good, tmp_path / "out")
-    assert (template / "cookiecutter.json").read_bytes() == b"{}"
-    assert not (tmp_path / "out" / "piperack" / "tasks.py").exists()
+    files = engine.template_from(str(good))
+    assert {p.as_posix() for p in files} == set(TEMPLATE)
     evil = _wheel(tmp_path, {"piperack/template/cookiecutter.json": b"{}", "../../escape.txt": b"x"})
     with pytest.raises(
-        PiperackError, match=exact("piperack-1.0-py3-none-any.whl: unsafe member name '../../escape.txt'; refused")
+        PiperackError,
+        match=exact(f"--from {evil}: refused member '../../escape.txt': a path that climbs out with '..'"),
     ):
-        engine.unpack_wheel(evil, tmp_path / "out2")
+        engine.template_from(str(evil))
     assert not (tmp_path / "escape.txt").exists()
     empty = _wheel(tmp_path, {"piperack/tasks.py": b""})
     with pytest.raises(
         PiperackError,
-        match=exact(
-            "piperack-1.0-py3-none-any.whl: carries no piperack template (piperack/template/cookiecutter.json)"
-        ),
+        match=exact(f"--from {empty}: carries no piperack template (piperack/template/cookiecutter.json)"),
     ):
-        engine.unpack_wheel(empty, tmp_path / "out3")
+        engine.template_from(str(empty))
     (tmp_path / "junk.whl").write_bytes(b"not a zip")
-    with pytest.raises(PiperackError, match=exact("junk.whl: not a readable wheel (File is not a zip file)")):
-        engine.unpack_wheel(tmp_path / "junk.whl", tmp_path / "out4")
+    with pytest.raises(
+        PiperackError, match=exact(f"--from {tmp_path / 'junk.whl'}: not a readable zip archive (File is not a zip file)")
+    ):
+        engine.template_from(str(tmp_path / "junk.whl"))
 
 
 @pytest.mark.parametrize("fail_at", [1, 3, "SIGTERM"])
@@ -202,8 +204,9 @@ def test_a_failure_while_writing_leaves_the_project_as_it_was(proj, monkeypatch,
     put(proj.root, base)
     (proj.root / ".piperack.json").write_text(json.dumps({"piperack_version": "1.0", "answers": {}}))
     monkeypatch.setattr(engine, "installed_version", lambda: "2.0")
-    monkeypatch.setattr(engine, "download_template", lambda version, work: work)
-    monkeypatch.setattr(engine, "render", lambda template, answers, dest, label: base if "1.0" in label else theirs)
+    monkeypatch.setattr(engine, "download_template", lambda version: {})
+    monkeypatch.setattr(engine, "read_template_folder", lambda folder: {})
+    monkeypatch.setattr(engine, "render", lambda files, answers, version, label: base if "1.0" in label else theirs)
     monkeypatch.setattr(engine, "_dirty", lambda project, paths: [])
     before = tree_hash(proj.root)
     real_replace = fsutil.os.replace
