@@ -1,5 +1,7 @@
-"""Safe staging of untrusted archives and folders: a micro-package pulled from somewhere else, an
-old piperack template given to ``update-project --from`` (a tarball, a wheel or a folder).
+"""Safe reading of untrusted archives and folders: pulled micro-packages, update's --from templates.
+
+A micro-package pulled from somewhere else is a tarball; an old piperack template given to
+``update-project --from`` is a tarball, a wheel (zip) or a folder.
 
 ``read_archive(path)`` (tar), ``read_zip(path)`` (zip, wheels) and ``read_folder(path)`` check every
 member (refusing absolute names, ``..``, backslashes, symbolic and hard links, devices, fifos,

@@ -1,5 +1,4 @@
-"""The cookiecutter template this piperack carries: where it is, what it asks, and rendering any
-version of it without running its code.
+"""The template this piperack carries: where it is, what it asks, and rendering any version as data.
 
 A wheel carries it as package data (piperack/template/); an editable install of a kit checkout
 uses the checkout itself. ``piperack new`` bakes from it with cookiecutter; ``update-project``
@@ -230,6 +229,7 @@ def render(files: dict[PurePosixPath, bytes], answers: dict, version: str, label
         loader=DictLoader({name: text for name, text in texts.items() if text is not None}),
     )
     env.filters["piperack_validate"] = validate
+    where = TEMPLATE_FILE
     try:
         context = _context(env, questions, answers, label)
         validate(context)
@@ -237,6 +237,7 @@ def render(files: dict[PurePosixPath, bytes], answers: dict, version: str, label
         copy_only = [p for p in context.get("_copy_without_render") or [] if isinstance(p, str)]
         new_lines = context.get("_new_lines") if isinstance(context.get("_new_lines"), str) else None
         for inner, text in sorted(texts.items()):
+            where = inner
             out = _safe_output(env.from_string(inner).render(cookiecutter=context), label)
             if out is None:
                 continue
@@ -253,7 +254,7 @@ def render(files: dict[PurePosixPath, bytes], answers: dict, version: str, label
         raise
     except (TemplateError, RecursionError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise PiperackError(
-            f"the {label} template could not be rendered with the recorded answers: {first_line(exc)}"
+            f"the {label} template could not be rendered with the recorded answers ({where}): {first_line(exc)}"
         ) from None
     return _pruned(rendered, context)
 

@@ -6,10 +6,14 @@ Three versions of every template-owned file:
 - **base**: the template of the piperack version recorded in .piperack.json, rendered with the
   recorded answers. It comes from ``piperack==<recorded>`` fetched with pip (``pip download
   --no-deps --only-binary :all:``, so pip's index, find-links and pip.conf apply and nothing is
-  built), or from ``--from`` (a kit checkout, a wheel or an sdist, as a path or a URL).
+  built), or from ``--from`` (a kit checkout, a wheel or an sdist, as a path or a URL), read into
+  memory with the archive checks pull applies.
 - **theirs**: the template of the installed piperack, rendered with the same answers (questions
   new in it take their defaults, or are asked with ``--ask``).
 - **ours**: the project as it is.
+
+Both templates are rendered by ``template.render``, this piperack's code: no hook or local
+extension of either template runs (docs/updating.md, "No template code runs").
 
 Per file: changed only by the template, take theirs; changed only by the team, keep ours; changed
 by both, a line-level three-way merge (``git merge-file``) whose conflicts are written inline with
