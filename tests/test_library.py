@@ -216,7 +216,8 @@ def test_piperack_new_refuses_an_existing_project_folder(venv, user_env, tmp_pat
     )
     assert result.returncode == 1
     assert result.stderr == (
-        f'error: "{tmp_path / "demo-project"}" already exists: pass -f to write the template\'s files into it\n'
+        f'error: "{tmp_path / "demo-project"}" already exists: pass -f to write the template\'s files into it '
+        "(the other files there stay), or choose another folder with -o\n"
     )
     assert sorted(p.name for p in (tmp_path / "demo-project").iterdir()) == ["mine.txt"]
 

@@ -50,36 +50,135 @@ def bake(
     import tempfile
 
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".piperack-new-", dir=output_dir)).resolve()
-    os.environ["PIPERACK_NEW_STAGING"] = str(staging)  # the post-generation hook leaves its message there
+    config = user_config()
+    made_from = _make_output_dir(output_dir)
     try:
-        made = _render(template or template_dir(), staging / "render", answers, no_input)
+        staging = Path(tempfile.mkdtemp(prefix=".piperack-new-", dir=output_dir)).resolve()
+    except BaseException:
+        _remove_made(output_dir, made_from)
+        raise
+    os.environ["PIPERACK_NEW_STAGING"] = str(staging)  # the post-generation hook leaves its message there
+    done = False
+    try:
+        config["replay_dir"] = str(staging / "replay")  # cookiecutter's replay file: nothing in ~
+        made = _render(template or template_dir(), staging / "render", answers, no_input, config)
         target = output_dir / made.name
         if not (target.exists() or target.is_symlink()):
             made.rename(target)
-        elif not overwrite:
-            raise PiperackError(f'"{target}" already exists: pass -f to write the template\'s files into it')
         elif target.is_symlink() or not target.is_dir():
-            raise PiperackError(f"{target}: not a folder (a file or a link); nothing written")
+            raise PiperackError(f'"{target}" exists and is not a folder (a file or a link); nothing written')
+        elif not overwrite:
+            raise PiperackError(
+                f'"{target}" already exists: pass -f to write the template\'s files into it '
+                "(the other files there stay), or choose another folder with -o"
+            )
         else:
             _write_into(target, made)
         message = staging / "next-steps.txt"
         if message.is_file():
             print(message.read_text(encoding="utf-8"), end="", flush=True)
+        done = True
     finally:
         os.environ.pop("PIPERACK_NEW_STAGING", None)
         shutil.rmtree(staging, ignore_errors=True)
+        if not done:
+            _remove_made(output_dir, made_from)
     return target
 
 
-def _render(template: Path, staging: Path, answers: dict | None, no_input: bool) -> Path:
+def _make_output_dir(output_dir: Path) -> Path | None:
+    """Make ``-o DIR`` (and its missing parents); returns the topmost folder made, or None. A file in
+    the way is one line, before anything is made."""
+    missing = []
+    folder = output_dir
+    while not (folder.exists() or folder.is_symlink()) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    if not folder.is_dir():
+        where = "" if folder == output_dir else f": {folder} is a file, not a folder"
+        raise PiperackError(f"-o {output_dir}{where or ' is a file, not a folder'}; nothing written")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return missing[-1] if missing else None
+
+
+def _remove_made(output_dir: Path, top: Path | None) -> None:
+    """A refused or failed ``piperack new`` takes back the folders ``-o`` made (when still empty)."""
+    if top is None:
+        return
+    folder = output_dir
+    while True:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        if folder == top:
+            return
+        folder = folder.parent
+
+
+def user_config() -> dict:
+    """cookiecutter's user config ($COOKIECUTTER_CONFIG, else ~/.cookiecutterrc when present), read
+    with piperack's bounded YAML loader and checked for shape, so a wrong one is one line naming the
+    file and key (cookiecutter would fail with ``'str' object has no attribute 'items'``)."""
+    import os
+
+    from cookiecutter.config import USER_CONFIG_PATH
+
+    given = os.environ.get("COOKIECUTTER_CONFIG")
+    path = Path(given or USER_CONFIG_PATH)
+    if not given and not path.exists():
+        return {}
+    import yaml
+
+    from .yamlload import load_yaml
+
+    try:
+        data = load_yaml(path.read_text(encoding="utf-8"), allow_anchors=True)
+    except UnicodeDecodeError:
+        raise PiperackError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise PiperackError(f"{path}: cannot read cookiecutter's config: {exc.strerror}") from None
+    except (ValueError, yaml.YAMLError) as exc:
+        raise PiperackError(f"{path}: malformed YAML: {first_line(exc)}") from None
+    return _checked_config(path, data or {})
+
+
+SCALARS = (str, int, float, bool)
+
+
+def _checked_config(path: Path, data) -> dict:
+    def refuse(key: str, expected: str, value) -> None:
+        raise PiperackError(f"{path}: {key}: expected {expected}, got {type(value).__name__}")
+
+    if not isinstance(data, dict):
+        refuse("the file", "a mapping (default_context, abbreviations, ...)", data)
+    config = {}
+    for key, value in data.items():
+        if key in ("default_context", "abbreviations"):
+            if not isinstance(value, dict):
+                refuse(key, "a mapping of names to values", value)
+            for name, item in value.items():
+                if not isinstance(name, str) or not isinstance(item, SCALARS):
+                    refuse(f"{key}.{name}", "a single value (a string, number or true/false)", item)
+            config[key] = {name: str(item) if key == "abbreviations" else item for name, item in value.items()}
+        elif key in ("cookiecutters_dir", "replay_dir"):
+            if not isinstance(value, str):
+                refuse(key, "a folder path (a string)", value)
+            config[key] = value
+    return config
+
+
+def _render(template: Path, staging: Path, answers: dict | None, no_input: bool, config: dict) -> Path:
     from cookiecutter.exceptions import CookiecutterException
     from cookiecutter.main import cookiecutter
 
     try:
         made = cookiecutter(
-            str(template), no_input=no_input, output_dir=str(staging), extra_context=dict(answers or {})
+            str(template),
+            no_input=no_input,
+            output_dir=str(staging),
+            extra_context=dict(answers or {}),
+            default_config=config,
         )
     except CookiecutterException as exc:
         raise PiperackError(first_line(exc)) from None

@@ -532,6 +532,7 @@ RERUN = {
     "update-project": "invoke update-project",
     "new-pipeline": "invoke new-pipeline",
     "airflow-dag": "invoke airflow-dag",
+    "viz": "invoke viz",
     "new": "piperack new -f",
 }
 
@@ -590,3 +591,17 @@ def transaction(root: Path) -> Iterator[Transaction]:
                 tx.rollback()
             raise
         tx.commit()
+
+
+def write_output(root: Path, verb: str, path: Path, data: bytes | str) -> None:
+    """Write one file a verb produces (a DAG file, a page): inside the project through the write
+    session (lock, journal, no write through a linked folder); a path outside the project, the
+    user's own choice of folder, atomically there, its folder made first."""
+    full = Path(os.path.abspath(path))
+    root = Path(os.path.abspath(root))
+    if full.is_relative_to(root):
+        with write_session(root, verb), transaction(root) as tx:
+            tx.change(full.relative_to(root), data)
+        return
+    full.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(full, data)

@@ -207,13 +207,7 @@ def fetch_from_index(
     """The highest sdist of ``spec`` on the one index consulted, downloaded into ``workdir``: (path,
     sha256, spec, version, index)."""
     from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import (
-        InvalidSdistFilename,
-        InvalidWheelFilename,
-        canonicalize_name,
-        parse_sdist_filename,
-        parse_wheel_filename,
-    )
+    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
     try:
         req = Requirement(spec)
@@ -236,26 +230,16 @@ def fetch_from_index(
     session = http_session(verify=cert if cert and Path(cert).exists() else None)
     with session:
         candidates, searched = _index_candidates(name, indexes, find_links, session, [])
-        sdists, wheels = {}, []
+        sdists, wheels = sdist_versions(candidates, name), []
         for cand in candidates:
-            if cand.yanked:
-                continue
-            if cand.filename.endswith(".whl"):
-                try:
-                    wname, wversion, _, _ = parse_wheel_filename(cand.filename)
-                except InvalidWheelFilename:
-                    continue
-                if wname == name and req.specifier.contains(wversion, prereleases=True):
-                    wheels.append(cand)
-                continue
-            if not cand.filename.endswith(SDIST_SUFFIX):
+            if cand.yanked or not cand.filename.endswith(".whl"):
                 continue
             try:
-                sname, sversion = parse_sdist_filename(cand.filename)
-            except InvalidSdistFilename:
+                wname, wversion, _, _ = parse_wheel_filename(cand.filename)
+            except InvalidWheelFilename:
                 continue
-            if sname == name:
-                sdists.setdefault(sversion, cand)
+            if wname == name and req.specifier.contains(wversion, prereleases=True):
+                wheels.append(cand)
         where = ", ".join(strip_credentials(s) for s in searched) or "no index (pip's no-index is set)"
         chosen = list(req.specifier.filter(sorted(sdists)))
         if not chosen:
@@ -281,3 +265,34 @@ def fetch_from_index(
                 f"{strip_credentials(cand.url)}: sha256 differs from the index's ({digest} != {cand.sha256})"
             )
     return dest, digest, spec, str(version), strip_credentials(cand.origin)
+
+
+# -- one project's files on one index (publish's "is it there already?", outdated's versions) ----------
+
+
+def index_files(index: str, name: str, session) -> list[_Candidate]:
+    """The files ``index`` lists for project ``name`` on its simple page (PEP 503 HTML or PEP 691
+    JSON), checked as untrusted; [] when the index has no such project (HTTP 404)."""
+    from packaging.utils import canonicalize_name
+
+    base = index.rstrip("/") + f"/{canonicalize_name(name)}/"
+    page = _read_location(base, session, [], "application/vnd.pypi.simple.v1+json, text/html;q=0.2")
+    return [] if page is None else _parse_page(base, *page)
+
+
+def sdist_versions(files: list[_Candidate], name: str) -> dict:
+    """The sdists of project ``name`` among ``files``, yanked ones left out: packaging Version -> file."""
+    from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
+
+    wanted = canonicalize_name(name)
+    found = {}
+    for cand in files:
+        if cand.yanked or not cand.filename.endswith(SDIST_SUFFIX):
+            continue
+        try:
+            sname, sversion = parse_sdist_filename(cand.filename)
+        except InvalidSdistFilename:
+            continue
+        if sname == wanted:
+            found.setdefault(sversion, cand)
+    return found

@@ -17,6 +17,7 @@ from .errors import PiperackError
 from .project import Project, check_identifier, check_module_path
 
 BASE_ENV = "base"  # the config env package and pull read and write parameters in, unless --env
+PACKAGE_DESTINATION = "dist"  # where package writes its archives (and publish takes them), unless --destination
 RUN_ENV = "local"  # the config env run, docker-run and airflow merge over conf/base, unless --env
 
 # The options each verb takes, on the command line and in its manifest (``-`` spelled ``_``).
@@ -147,6 +148,76 @@ class PackageOptions:
         ]
 
 
+def resolve_destination(project: Project, destination: str | None) -> Path:
+    """The folder of package's archives: relative paths are relative to the project root."""
+    raw = destination if destination not in (None, "") else PACKAGE_DESTINATION
+    if not isinstance(raw, str):
+        raise PiperackError(f"destination {raw!r}: expected a folder path")
+    path = Path(raw).expanduser()
+    path = path if path.is_absolute() else project.root / path
+    if path.exists() and not path.is_dir():
+        raise PiperackError(f"destination {raw!r} exists and is not a folder")
+    return path
+
+
+def package_folders(project: Project) -> list[Path]:
+    """Where package writes archives: dist/ and each [tool.piperack.package] entry's destination."""
+    folders = [resolve_destination(project, None)]
+    if project.tool("package"):
+        for options in read_manifest(project, "package", OPTIONS["package"]).values():
+            folder = resolve_destination(project, options.get("destination"))
+            if folder not in folders:
+                folders.append(folder)
+    return folders
+
+
+# -- publish ----------------------------------------------------------------------------------------
+
+PUBLISH_KEYS = {"repository_url": "repository-url", "index_url": "index-url"}
+
+
+@dataclass
+class PublishOptions:
+    """`invoke publish [--repository-url URL] [--index-url URL] [--dry-run]`; the URLs default to
+    [tool.piperack.publish] in pyproject.toml, then $TWINE_REPOSITORY_URL (never to PyPI)."""
+
+    repository_url: str | None = None
+    index_url: str | None = None
+    dry_run: bool = False
+
+    def resolved(self, project: Project, environ) -> tuple[str, str]:
+        """(upload URL, simple-index URL), checked. The index defaults to <repository-url>/simple/."""
+        where = f"{project.pyproject.name} [tool.piperack.publish]"
+        table = project.tool("publish", default={})
+        if not isinstance(table, dict):
+            raise PiperackError(f'{where} must be a table (repository-url = "https://…")')
+        settings = {}
+        for key, value in table.items():
+            norm = key.replace("-", "_")
+            if norm not in PUBLISH_KEYS:
+                raise PiperackError(f"{where}: unknown key {key!r} (allowed: repository-url, index-url)")
+            if not isinstance(value, str) or not value.strip():
+                raise PiperackError(f"{where} {key}: expected a URL string, got {value!r}")
+            settings[norm] = value.strip()
+        repository = self.repository_url or settings.get("repository_url") or environ.get("TWINE_REPOSITORY_URL")
+        if not repository:
+            raise PiperackError(
+                "no package index to publish to: give --repository-url URL or set repository-url in "
+                f"{where} (piperack never defaults to pypi.org)"
+            )
+        index = self.index_url or settings.get("index_url") or repository.rstrip("/") + "/simple/"
+        for what, url in (("repository-url", repository), ("index-url", index)):
+            if not re.match(r"^https?://[^/]", url):
+                raise PiperackError(f"{what} {_shown_url(url)!r}: expected an http:// or https:// URL")
+        return repository, index
+
+
+def _shown_url(url: str) -> str:
+    from .download import strip_credentials
+
+    return strip_credentials(url)
+
+
 # -- pull -------------------------------------------------------------------------------------------
 
 
@@ -264,3 +335,14 @@ class UpdateOptions:
     from_version: str | None = None
     allow_dirty: bool = False
     ask: bool = False
+
+
+# -- viz --------------------------------------------------------------------------------------------
+
+VIZ_HELP = {
+    "output": "File to write (relative paths: to the project root; - prints it). "
+    "Default: build/pipelines.html for html, standard output for mermaid.",
+    "format": "html (one self-contained page: no server, no network) or mermaid (flowchart text for "
+    "READMEs and pull requests). Default: html.",
+    "env": "Config environment: conf/<env>/pipelines.yml and catalogs are merged over conf/base/. Default: local.",
+}

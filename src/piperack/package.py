@@ -18,12 +18,19 @@ from pathlib import Path
 from . import ui
 from .errors import PiperackError, first_line
 from .fsutil import atomic_write
-from .options import BASE_ENV, Job, PackageOptions
+from .options import BASE_ENV, Job, PackageOptions, resolve_destination
 from .project import Project, check_identifier, check_module_path, skipped_dir, skipped_file
-from .sdist import CONFIG_DIR, TESTS_DIR, SdistSpec, build_sdist, sdist_filename, sha256_hex
+from .sdist import (
+    CONFIG_DIR,
+    SUMS_FILE,
+    TESTS_DIR,
+    SdistSpec,
+    build_sdist,
+    read_sums,
+    sdist_filename,
+    sha256_hex,
+)
 
-DEFAULT_DESTINATION = "dist"
-SUMS_FILE = "SHA256SUMS"
 REWRITE_SUFFIXES = (".py", ".pyi")
 
 
@@ -155,18 +162,6 @@ def _renamed(rel: str, name: str, alias: str) -> str:
     parts = rel.split("/")
     parts[1] = alias + parts[1][len(name) :]
     return "/".join(parts)
-
-
-def resolve_destination(project: Project, destination: str | None) -> Path:
-    """The folder for the archive: relative paths are relative to the project root."""
-    raw = destination if destination not in (None, "") else DEFAULT_DESTINATION
-    if not isinstance(raw, str):
-        raise PiperackError(f"destination {raw!r}: expected a folder path")
-    path = Path(raw).expanduser()
-    path = path if path.is_absolute() else project.root / path
-    if path.exists() and not path.is_dir():
-        raise PiperackError(f"destination {raw!r} exists and is not a folder")
-    return path
 
 
 def check_alias(project: Project, module: str, alias: str) -> str:
@@ -382,13 +377,7 @@ def _spec(
 def update_sums(dest_dir: Path, written: dict[str, str]) -> None:
     """dist/SHA256SUMS (``sha256sum -c`` format): the new entries, plus old ones whose file still exists."""
     sums = dest_dir / SUMS_FILE
-    entries: dict[str, str] = {}
-    if sums.is_file():
-        for line in sums.read_text(encoding="utf-8", errors="replace").splitlines():
-            digest, sep, fname = line.partition("  ")
-            fname = fname.lstrip("*")
-            if sep and fname and "/" not in fname and (dest_dir / fname).is_file():
-                entries[fname] = digest
+    entries = read_sums(dest_dir)
     entries.update(written)
     text = "".join(f"{entries[f]}  {f}\n" for f in sorted(entries))
     if not sums.is_file() or sums.read_text(encoding="utf-8", errors="replace") != text:

@@ -21,7 +21,15 @@ from pathlib import Path  # noqa: E402
 from invoke import Collection, task  # noqa: E402
 from invoke.exceptions import Exit  # noqa: E402
 
-from .options import RUN_ENV, UPDATE_HELP, PackageOptions, PullOptions, UpdateOptions  # noqa: E402
+from .options import (  # noqa: E402
+    RUN_ENV,
+    UPDATE_HELP,
+    VIZ_HELP,
+    PackageOptions,
+    PublishOptions,
+    PullOptions,
+    UpdateOptions,
+)
 
 
 def _before_exit() -> None:
@@ -244,6 +252,54 @@ def pull(
         )
         engine.pull(options, project=project(c))
     _before_exit()
+
+
+# --- publish ---
+@task(
+    auto_shortflags=False,
+    help={
+        "repository-url": "Upload endpoint of the package index (legacy upload API: pypiserver, devpi, Nexus, "
+        "Artifactory, GitLab). Default: [tool.piperack.publish] repository-url, else $TWINE_REPOSITORY_URL.",
+        "index-url": "Its simple index, read to see which versions are there. Default: [tool.piperack.publish] "
+        "index-url, else <repository-url>/simple/.",
+        "dry-run": "Say what would be uploaded (the index is read); upload nothing.",
+        "quiet": "No progress output (results and errors still print); progress shows only on a terminal anyway.",
+    },
+)
+def publish(c, repository_url=None, index_url=None, dry_run=False, quiet=False):
+    """Upload the micro-packages `invoke package` made (dist/ and the manifest's destinations) to a package index.
+
+    A version already on the index is never replaced: the same file is skipped, another file refuses the
+    publish before anything is sent. Credentials: TWINE_USERNAME/TWINE_PASSWORD, the ~/.pypirc section
+    whose repository is the URL, or keyring; never printed. Pull the packages back by name and version
+    range (`invoke pull "shared~=0.1" --index-url …`).
+    """
+    with user_errors():
+        from . import publish as engine
+        from . import ui
+
+        ui.QUIET = quiet
+        options = PublishOptions(repository_url=repository_url, index_url=index_url, dry_run=dry_run)
+        engine.publish(project(c), options)
+
+
+@task(
+    help={
+        "check": "Exit 1 when a pulled pipeline is behind (its range allows a newer version) or its index could "
+        "not be asked (for CI).",
+    },
+)
+def outdated(c, check=False):
+    """For each pulled pipeline: its package, the recorded version, the newest its range allows, the newest.
+
+    Asks the index each one was pulled from (one request per package, all at once, within
+    $PIPERACK_OUTDATED_TIMEOUT seconds, default 30). Pipelines pulled from a file or URL cannot be checked.
+    `invoke pull --upgrade NAME` merges a newer version in, keeping local edits.
+    """
+    with user_errors():
+        from . import outdated as engine
+
+        engine.outdated(project(c), check=check)
 
 
 # --- build-reqs ---
@@ -502,6 +558,28 @@ def airflow_test(
         raise Exit(code=code)
 
 
+# --- viz ---
+
+
+@task(help=VIZ_HELP, auto_shortflags=False)
+def viz(c, output=None, format="html", env=RUN_ENV):
+    """Draw the pipelines: their datasets, the declared order and the last run's status and duration.
+
+    html: one page (inline CSS, SVG and script; it loads nothing, so it opens from disk or as a CI
+    artifact); mermaid: `flowchart LR` text to paste in a README or pull request. Reads
+    conf/base/pipelines.yml, the catalogs and logs/runs.jsonl; writes nothing else.
+    """
+    with user_errors():
+        from . import ui
+        from . import viz as engine
+
+        where = project(c)
+        written = engine.viz(where, output=output, fmt=format, env=env)
+        if written is not None:
+            shown = written.relative_to(where.root) if written.is_relative_to(where.root) else written
+            ui.info(f"wrote {ui.shown(shown)}")
+
+
 namespace = Collection(
     run,
     test,
@@ -509,6 +587,8 @@ namespace = Collection(
     new_pipeline,
     package,
     pull,
+    publish,
+    outdated,
     build_reqs,
     docker_build,
     docker_run,
@@ -516,4 +596,5 @@ namespace = Collection(
     update_project,
     airflow_dag,
     airflow_test,
+    viz,
 )

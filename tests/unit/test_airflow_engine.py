@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import tomllib
@@ -294,17 +295,21 @@ def test_fractional_and_odd_values_render_as_python_literals():
 
 REFUSALS = [
     ("retry: 3\n", "conf/base/airflow.yml: retry: unknown key; did you mean 'retries'?"),
-    ("- a\n- b\n", "conf/base/airflow.yml: expected a mapping of settings, got list"),
-    ("retries: two\n", "conf/base/airflow.yml: retries: expected an integer >= 0, got 'two'"),
-    ("retries: -1\n", "conf/base/airflow.yml: retries: expected an integer >= 0, got -1"),
-    ("retries: true\n", "conf/base/airflow.yml: retries: expected an integer >= 0, got True"),
+    ("- a\n- b\n", "conf/base/airflow.yml: expected a mapping, got list"),
+    ("retries: two\n", "conf/base/airflow.yml: retries: expected an integer from 0 to 1000, got 'two'"),
+    ("retries: -1\n", "conf/base/airflow.yml: retries: expected an integer from 0 to 1000, got -1"),
+    ("retries: true\n", "conf/base/airflow.yml: retries: expected an integer from 0 to 1000, got True"),
     ("catchup: 'no'\n", "conf/base/airflow.yml: catchup: expected true or false, got 'no'"),
     ("tags: nightly\n", "conf/base/airflow.yml: tags: expected a list of strings, got 'nightly'"),
-    ("max_active_runs: 0\n", "conf/base/airflow.yml: max_active_runs: expected an integer >= 1, got 0"),
-    ("retry_delay_minutes: .nan\n", "conf/base/airflow.yml: retry_delay_minutes: expected a number, got nan"),
+    ("max_active_runs: 0\n", "conf/base/airflow.yml: max_active_runs: expected an integer from 1 to 2147483647, got 0"),
+    (
+        "retry_delay_minutes: .nan\n",
+        "conf/base/airflow.yml: retry_delay_minutes: expected a number from 0 to 527040, got nan",
+    ),
     (
         "start_date: soon\n",
-        "conf/base/airflow.yml: start_date: expected a date such as 2026-01-01 (or an ISO date-time), got 'soon'",
+        "conf/base/airflow.yml: start_date: expected a date from 1970-01-01 to 9998-12-31, such as 2026-01-01 "
+        "(or an ISO date-time), got 'soon'",
     ),
     (
         "schedule: every night\n",
@@ -387,8 +392,7 @@ REFUSALS = [
     ),
     (
         "retries: [\n",
-        "conf/base/airflow.yml: malformed YAML at line 2, column 1: expected the node content, but found "
-        "'<stream end>'",
+        "conf/base/airflow.yml: malformed YAML at line 2, column 1: did not find expected node content",
     ),
     (
         "!!python/object:os.system {}\n",
@@ -433,7 +437,10 @@ KUBERNETES_REFUSALS = [
         "kubernetes: {env_from_secret: {a: b}}\n",
         "conf/base/airflow.yml: kubernetes.env_from_secret: expected a Secret name or a list of them, got 'dict'",
     ),
-    ("kubernetes: {fs_group: -1}\n", "conf/base/airflow.yml: kubernetes.fs_group: expected an integer >= 0, got -1"),
+    (
+        "kubernetes: {fs_group: -1}\n",
+        "conf/base/airflow.yml: kubernetes.fs_group: expected an integer from 0 to 2147483647, got -1",
+    ),
 ]
 
 
@@ -454,7 +461,9 @@ def test_an_error_in_an_env_file_names_that_file(proj):
     ):
         airflow.plan(proj, env="prod")
     write(proj, "conf/prod/airflow.yml", "retries: 1.5\n")
-    with pytest.raises(PiperackError, match=exact("conf/prod/airflow.yml: retries: expected an integer >= 0, got 1.5")):
+    with pytest.raises(
+        PiperackError, match=exact("conf/prod/airflow.yml: retries: expected an integer from 0 to 1000, got 1.5")
+    ):
         airflow.plan(proj, env="prod")
 
 
@@ -522,6 +531,237 @@ def test_alias_bombs_are_refused_by_the_key_checks(proj):
         PiperackError, match=exact("conf/base/airflow.yml: tags: expected a list of strings, got 'list'")
     ):
         airflow.plan(proj)
+
+
+# --- generated code: every value reaches the file as itself, or is refused -----------------------
+
+
+CONTROL_REFUSALS = [
+    (
+        'owner: "data\\nimport os"\n',
+        "owner: expected a one-line string without control characters, got 'data\\nimport os'",
+    ),
+    (
+        'owner: "data\\rimport os"\n',
+        "owner: expected a one-line string without control characters, got 'data\\rimport os'",
+    ),
+    ('owner: "a\\u2028b"\n', "owner: expected a one-line string without control characters, got 'a\\u2028b'"),
+    ('dag_id: "demo\\n"\n', "dag_id: expected a one-line string without control characters, got 'demo\\n'"),
+    ('image: "img:1\\n"\n', "image: expected a one-line string without control characters, got 'img:1\\n'"),
+    (
+        'tags: ["ok", "a\\x0cb"]\n',
+        "tags: expected a list of strings, each a one-line string without control characters, got 'list'",
+    ),
+    (
+        'schedule: "0 2 * * *\\n"\n',
+        "schedule: expected a one-line string without control characters, got '0 2 * * *\\n'",
+    ),
+    (
+        'docker: {docker_url: "tcp://h:2375\\n"}\n',
+        "docker.docker_url: expected a one-line string without control characters, got 'tcp://h:2375\\n'",
+    ),
+    ('"own\\ner": x\n', "'own\\ner': unknown key; did you mean 'owner'?"),
+    (
+        "tags: [" + "x" * 101 + "]\n",
+        "tags: expected a list of strings, each a string of at most 100 characters, got 'list'",
+    ),
+]
+
+
+@pytest.mark.parametrize("config, message", CONTROL_REFUSALS, ids=[m[:30] for _, m in CONTROL_REFUSALS])
+def test_control_characters_in_config_are_refused_in_one_line(proj, config, message):
+    write(proj, "conf/base/airflow.yml", config)
+    with pytest.raises(PiperackError, match=exact(f"conf/base/airflow.yml: {message}")):
+        airflow.airflow_dag(proj)
+    assert not (proj.root / "airflow").exists()
+
+
+RANGE_REFUSALS = [
+    ("retries: 1001\n", "retries: expected an integer from 0 to 1000, got 1001"),
+    ("retries: 100000000000000000000000000000\n", "retries: expected an integer from 0 to 1000, got a 97-bit integer"),
+    ("retry_delay_minutes: 1.0e+308\n", "retry_delay_minutes: expected a number from 0 to 527040, got 1e+308"),
+    ("retry_delay_minutes: 527041\n", "retry_delay_minutes: expected a number from 0 to 527040, got 527041"),
+    (
+        "pipelines: {ingest: {retry_delay_minutes: 10000000000}}\n",
+        "pipelines.ingest.retry_delay_minutes: expected a number from 0 to 527040, got 10000000000",
+    ),
+    ("max_active_runs: 2147483648\n", "max_active_runs: expected an integer from 1 to 2147483647, got 2147483648"),
+    *[
+        (
+            f"start_date: {value}\n",
+            f"start_date: expected a date from 1970-01-01 to 9998-12-31, such as 2026-01-01 "
+            f"(or an ISO date-time), got {shown}",
+        )
+        for value, shown in [
+            ("0001-01-01T00:00:00+05:00", "'datetime'"),
+            ("9999-12-31", "'date'"),
+            ("1969-12-31", "'date'"),
+            ("'10000-01-01'", "'10000-01-01'"),
+        ]
+    ],
+    (
+        "pipelines: {ingest: {resources: {limits: {memory: 99999999999999999Ei}}}}\n",
+        "pipelines.ingest.resources.limits.memory: expected a Kubernetes quantity such as 500m, 2, 512Mi or 1Gi, "
+        "got '99999999999999999Ei'",
+    ),
+    (
+        "kubernetes: {resources: {requests: {cpu: '" + "9" * 400 + "'}}}\n",
+        "kubernetes.resources.requests.cpu: expected a Kubernetes quantity such as 500m, 2, 512Mi or 1Gi, got '"
+        + "9" * 77
+        + "...'",
+    ),
+    (
+        "kubernetes: {run_as_user: 4294967296}\n",
+        "kubernetes.run_as_user: expected an integer from 0 to 2147483647, got 4294967296",
+    ),
+]
+
+
+@pytest.mark.parametrize("config, message", RANGE_REFUSALS, ids=[m[:40] for _, m in RANGE_REFUSALS])
+def test_numbers_and_dates_out_of_range_are_refused_not_overflowed(proj, config, message):
+    write(proj, "conf/base/airflow.yml", config)
+    with pytest.raises(PiperackError, match=exact(f"conf/base/airflow.yml: {message}")):
+        airflow.airflow_dag(proj, target="kubernetes" if "kubernetes" in config else "docker")
+    assert not (proj.root / "airflow").exists()
+
+
+def test_values_with_quotes_backslashes_and_unicode_are_python_literals_of_themselves(proj):
+    owner, tags, url = 'O\'Brien "the" \\ data ☃ team', ["it's", "a \\n b"], 'unix:///var/run/do"ck\\er.sock'
+    write(
+        proj,
+        "conf/base/airflow.yml",
+        f"owner: {json.dumps(owner)}\ntags: {json.dumps(tags)}\nschedule: '@daily'\n"
+        "start_date: 2026-01-02T03:04:05.678901+00:00\nretries: 1000\nretry_delay_minutes: 527040\n"
+        f"docker: {{docker_url: {json.dumps(url)}}}\n",
+    )
+    text = text_of(proj)
+    tree = ast.parse(text)  # the file is Python, and each value is one literal of itself
+    found = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg in {"owner", "tags", "docker_url"}:
+            found[node.arg] = ast.literal_eval(node.value)
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value in {"owner", "retries"}:
+                    found[key.value] = ast.literal_eval(value)
+    assert found == {"owner": owner, "tags": tags, "docker_url": url, "retries": 1000}
+    assert "    start_date=datetime.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=datetime.timezone.utc),\n" in text
+    assert '        "retry_delay": datetime.timedelta(minutes=527040),\n' in text
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            {"output": "dags\nimport os"},
+            "--output 'dags\\nimport os': control characters are not accepted in a folder name",
+        ),
+        (
+            {"output": "dags\rimport os"},
+            "--output 'dags\\rimport os': control characters are not accepted in a folder name",
+        ),
+        ({"output": "dags\x0c"}, "--output 'dags\\x0c': control characters are not accepted in a folder name"),
+        ({"output": "dags\u202e"}, "--output 'dags\\u202e': control characters are not accepted in a folder name"),
+        (
+            {"image": "img:1\n"},
+            "--image: image: 'img:1\\n' is not an image reference (e.g. registry.example.com/team/demo:1.0)",
+        ),
+        ({"network": "host\n"}, "--network: network: 'host\\n' is not a Docker network name (e.g. none, host, bridge)"),
+        (
+            {"env": "local\n"},
+            "invalid env 'local\\n': an env is a folder name directly under conf/ (letters, digits, '_', '-', '.')",
+        ),
+    ],
+)
+def test_control_characters_in_options_are_refused(proj, options, message):
+    with pytest.raises(PiperackError, match=exact(message)):
+        airflow.airflow_dag(proj, **options)
+    assert not (proj.root / "airflow").exists()
+
+
+def test_a_printable_output_reaches_the_regenerate_comment_quoted(proj):
+    path = airflow.airflow_dag(proj, output="dags for 'O Brien' ☃")
+    assert path == proj.root / "dags for 'O Brien' ☃" / "demo_project.py"
+    assert "#     invoke airflow-dag --output 'dags for '\"'\"'O Brien'\"'\"' ☃'\n" in path.read_text()
+    ast.parse(path.read_text())
+
+
+def test_the_file_refuses_a_control_character_whatever_line_it_would_reach():
+    lines = airflow.Lines()
+    lines.add("header", "# fine", "code = 1")
+    for bad in ("# comment\rimport os", "# form\x0cfeed", "x = 1\x00"):
+        with pytest.raises(PiperackError, match="^the DAG file's header would hold a control character"):
+            lines.add("header", bad)
+    assert lines.text() == "# fine\ncode = 1\n"
+
+
+def test_pipeline_names_python_reads_as_one_are_one_clash(tmp_path):
+    proj = make_project(tmp_path, pipelines=("ﬁle", "file"))
+    with pytest.raises(
+        PiperackError,
+        match=exact(
+            "pipelines 'file' and 'ﬁle' would share the DAG file's name 'file_task' "
+            "(Python reads names NFKC-normalised): rename one"
+        ),
+    ):
+        airflow.airflow_dag(proj)
+    assert not (proj.root / "airflow").exists()
+
+
+def test_output_stays_in_the_project_and_off_links_unless_absolute(proj, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside")
+    (proj.root / "linked").symlink_to(outside, target_is_directory=True)
+    (proj.root / "airflow" / "dags").mkdir(parents=True)
+    (proj.root / "airflow" / "dags" / "demo_project.py").symlink_to(outside / "target.py")
+    (outside / "target.py").write_text("kept\n")
+    link = (
+        "piperack writes, reads and compares nothing through a link in the project (to write where it leads, "
+        "give that folder as an absolute path)"
+    )
+    for output, message in [
+        (None, f"--output airflow/dags: airflow/dags/demo_project.py is a symbolic link; {link}"),
+        ("linked", f"--output linked: linked is a symbolic link; {link}"),
+        ("linked/dags", f"--output linked/dags: linked is a symbolic link; {link}"),
+        (str(proj.root / "linked"), f"--output {proj.root / 'linked'}: linked is a symbolic link; {link}"),
+        (
+            "../elsewhere",
+            f"--output ../elsewhere: outside the project; to write there on purpose, give it as an absolute path "
+            f"({proj.root.parent / 'elsewhere'})",
+        ),
+        ("pyproject.toml", "--output pyproject.toml: pyproject.toml is a file, not a folder"),
+        ("pyproject.toml/dags", "--output pyproject.toml/dags: pyproject.toml is a file, not a folder"),
+        (
+            str(outside / "target.py"),
+            f"--output {outside / 'target.py'}: {outside / 'target.py'} is a file, not a folder",
+        ),
+    ]:
+        with pytest.raises(PiperackError, match=exact(message)):
+            airflow.airflow_dag(proj, output=output)
+        with pytest.raises(PiperackError, match=exact(message)):
+            airflow.airflow_dag(proj, output=output, check=True)
+    assert sorted(os.listdir(outside)) == ["target.py"] and (outside / "target.py").read_text() == "kept\n"
+    assert airflow.airflow_dag(proj, output=str(outside / "dags")) == outside / "dags" / "demo_project.py"
+
+
+def test_bombs_in_airflow_yml_are_one_line_naming_the_file(proj):
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    write(proj, "conf/base/airflow.yml", "\n".join(levels) + "\ntags: *a9\n")
+    with pytest.raises(PiperackError, match=r"^conf/base/airflow\.yml: a0: unknown key"):
+        airflow.airflow_dag(proj)
+    deep = {
+        "tags:\n" + "- " * 50_000 + "x\n": "nested more than 100 levels deep",
+        "owner: " + "{a: " * 50_000 + "x" + "}" * 50_000 + "\n": "nested more than 100 levels deep",
+        "tags: "
+        + "[" * 50_000
+        + "]" * 50_000
+        + "\n": "malformed YAML at line 1, column 1006: exceeded maximum nesting depth",
+    }
+    for text, message in deep.items():
+        write(proj, "conf/base/airflow.yml", text)
+        with pytest.raises(PiperackError, match=exact(f"conf/base/airflow.yml: {message}")):
+            airflow.airflow_dag(proj)
+    assert not (proj.root / "airflow").exists()
 
 
 # --- --check ----------------------------------------------------------------------------------

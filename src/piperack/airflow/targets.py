@@ -19,14 +19,15 @@ from typing import ClassVar
 
 from ..docker_engine import CONTAINER_ROOT, check_engine, image_id
 from ..errors import PiperackError
-from .config import QUANTITY, Config, Spec, deep_merge, resources_spec
+from .config import INT32_MAX, QUANTITY, Config, Spec, deep_merge, quantity_value, resources_spec
 from .dagfile import Lines, py
 from .dagtest import AirflowHome, dags_test, validate_pods
 
-NETWORK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
-USER_SPEC = re.compile(r"^[0-9]+(:[0-9]+)?$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# Matched with fullmatch: ``$`` would let a trailing newline through into the DAG file.
+NETWORK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}")
+USER_SPEC = re.compile(r"[0-9]{1,10}(:[0-9]{1,10})?")
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
 
@@ -45,27 +46,11 @@ def pipeline_resources(config: Config, pipeline: str | None) -> dict:
 
 def memory_for_docker(quantity: str) -> str | int:
     """A Kubernetes memory quantity as docker's mem_limit (bytes, or 512m / 2g when exact)."""
-    units = {
-        "": 1,
-        "k": 10**3,
-        "M": 10**6,
-        "G": 10**9,
-        "T": 10**12,
-        "P": 10**15,
-        "E": 10**18,
-        "Ki": 2**10,
-        "Mi": 2**20,
-        "Gi": 2**30,
-        "Ti": 2**40,
-        "Pi": 2**50,
-        "Ei": 2**60,
-        "m": 10**-3,
-    }
-    match = QUANTITY.match(quantity)
-    number, unit = match.group(0)[: len(match.group(0)) - len(match.group(2) or "")], match.group(2) or ""
-    if unit in {"Ki", "Mi", "Gi"} and "." not in number:
-        return f"{number}{unit[0].lower()}"
-    return int(float(number) * units[unit])
+    match = QUANTITY.fullmatch(quantity)
+    whole, fraction, unit = match.group(1), match.group(2), match.group(3) or ""
+    if unit in {"Ki", "Mi", "Gi"} and not fraction:
+        return f"{whole}{unit[0].lower()}"
+    return int(quantity_value(quantity))
 
 
 def kubernetes_name(text: str) -> str:
@@ -144,12 +129,12 @@ class DockerTarget(Target):
             folders[key] = os.path.normpath(value) if value else None
         source = "--network" if network else label("docker", "network")
         network = network or config.get("docker", "network")
-        if network is not None and not NETWORK.match(network):
+        if network is not None and not NETWORK.fullmatch(network):
             raise PiperackError(
                 f"{source}: network: {network!r} is not a Docker network name (e.g. none, host, bridge)"
             )
         user = config.get("docker", "user")
-        if user is not None and not USER_SPEC.match(user.strip()):
+        if user is not None and not USER_SPEC.fullmatch(user.strip()):
             raise PiperackError(
                 f"{label('docker', 'user')}: docker.user: {user!r} must be UID or UID:GID, e.g. 1000:1000"
             )
@@ -270,9 +255,9 @@ class KubernetesTarget(Target):
         "env_from_secret": Spec("secrets"),
         "data_volume_claim": Spec("str"),
         "resources": resources_spec(),
-        "run_as_user": Spec("int", minimum=0),
-        "run_as_group": Spec("int", minimum=0),
-        "fs_group": Spec("int", minimum=0),
+        "run_as_user": Spec("int", minimum=0, maximum=INT32_MAX),
+        "run_as_group": Spec("int", minimum=0, maximum=INT32_MAX),
+        "fs_group": Spec("int", minimum=0, maximum=INT32_MAX),
         "conn_id": Spec("str"),
         "in_cluster": Spec("bool"),
     }
@@ -288,7 +273,7 @@ class KubernetesTarget(Target):
         label = config.source
         get = config.get
         namespace = get("kubernetes", "namespace", default="default")
-        if not DNS_LABEL.match(namespace):
+        if not DNS_LABEL.fullmatch(namespace):
             raise PiperackError(
                 f"{label('kubernetes', 'namespace')}: kubernetes.namespace: {namespace!r} is not a "
                 "Kubernetes name (lower-case letters, digits and '-')"
@@ -309,7 +294,7 @@ class KubernetesTarget(Target):
         }
         for key, values in names.items():
             for value in values:
-                if value is not None and not DNS_SUBDOMAIN.match(value):
+                if value is not None and not DNS_SUBDOMAIN.fullmatch(value):
                     raise PiperackError(
                         f"{label('kubernetes', key)}: kubernetes.{key}: {value!r} is not a Kubernetes "
                         "name (lower-case letters, digits, '-' and '.')"
