@@ -339,17 +339,18 @@ def test_a_linked_nested_or_oversized_record_is_one_line_naming_it(
             assert tree_hash(team_project) == before
 
 
-def test_versions_are_pep440_in_check_and_update(project_copy, run_invoke):
-    """0.2 is 0.2.0: the installed piperack A, a record spelling A with one more `.0`."""
-    record = project_copy / ".piperack.json"
+def test_versions_are_pep440_in_check_and_update(team_project, venv_b):
+    """0.2 is 0.2.0: the installed piperack B, a record spelling B with one more `.0` (its own
+    virtualenv: the shared project one may hold another checkout's piperack of the same version)."""
+    record = team_project / ".piperack.json"
     data = json.loads(record.read_text())
-    record.write_text(json.dumps({**data, "piperack_version": A + ".0"}))
-    checked = run_invoke(project_copy, "update-project", "--check")
-    assert (checked.returncode, checked.stderr) == (0, "")
-    assert checked.stdout == f"made with piperack {A}, the installed version: up to date\n"
-    updated = run_invoke(project_copy, "update-project")
-    assert (updated.returncode, updated.stderr) == (0, "")
-    assert f"already at piperack {A}: nothing to update" in updated.stdout
+    record.write_text(json.dumps({**data, "piperack_version": B + ".0"}))
+    checked = invoke_b(venv_b, team_project, "update-project", "--check")
+    assert (checked.stderr, checked.returncode) == ("", 0)
+    assert checked.stdout == f"made with piperack {B}, the installed version: up to date\n"
+    updated = invoke_b(venv_b, team_project, "update-project")
+    assert (updated.stderr, updated.returncode) == ("", 0)
+    assert f"already at piperack {B}: nothing to update" in updated.stdout
 
 
 def test_large_answers_reach_the_rendering(team_project, venv_b, wheelhouse):
