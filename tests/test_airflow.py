@@ -56,7 +56,7 @@ def run(params: dict, catalog: dict) -> dict:
         rows = con.execute(f'SELECT count(*) FROM "{params["table"]}"').fetchone()[0]
     summary = Path(catalog["summary"])
     summary.parent.mkdir(parents=True, exist_ok=True)
-    summary.write_text(json.dumps({"rows": rows}))
+    summary.write_text(json.dumps({"rows": rows, **({"label": params["label"]} if "label" in params else {})}))
     return {"rows": rows}
 '''
 
@@ -221,7 +221,7 @@ def test_dag_file_is_plain_airflow_python_that_matches_the_config(built, run_inv
     tree = ast.parse(text)
     modules = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     modules |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert modules == {"__future__", "airflow", "datetime", "os"}, modules
+    assert modules == {"__future__", "airflow", "datetime", "json", "os"}, modules
 
     # What Airflow itself reads from the folder: its DagBag, in the Airflow virtualenv.
     bag = dagbag(airflow_venv, path.parent, tmp_path / "home")
@@ -274,6 +274,35 @@ def test_airflow_runs_the_dag_and_the_rows_land_in_duckdb_on_the_host(built, run
     assert rows > 0
     # report ran after ingest: it counted what ingest had loaded.
     assert json.loads((root / "data" / "report" / "summary.json").read_text()) == {"rows": rows}
+
+
+LABEL = "{{ 7 * 7 }} ${oc.env:HOME} $(id) '; \"`"
+
+
+def test_a_run_conf_params_reach_the_pipelines_as_data(built, run_invoke, airflow_venv):
+    """`airflow dags test --conf` (as `airflow dags trigger --conf` or the UI's trigger form): its
+    "params" reach the pipelines as --params does, as JSON data: a Jinja expression, an OmegaConf
+    interpolation and shell syntax all stay text."""
+    import duckdb
+
+    root, options = built["root"], built["options"]
+    assert run_invoke(root, "airflow-dag", *options).returncode == 0
+    conf = json.dumps({"params": {"ingest.table": "towns", "report.table": "towns", "+report.label": LABEL}})
+    proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options, "--conf", conf)
+    assert proc.returncode == 0, _output(proc)
+    assert f"DAG {_package(root)}: success (ingest success, report success)" in proc.stdout.splitlines(), _output(proc)
+    with duckdb.connect(str(root / "data" / "ingest.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT count(*) FROM towns").fetchone()[0]
+    assert json.loads((root / "data" / "report" / "summary.json").read_text()) == {"rows": rows, "label": LABEL}
+
+    typo = json.dumps({"params": {"ingest.tabel": "towns"}})
+    proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options, "--conf", typo)
+    assert proc.returncode == 1, _output(proc)
+    refused = (
+        "error: --params 'ingest.tabel': the parameters of 'ingest' have no key 'tabel'; did you mean 'table'? "
+        "(to add it on purpose: +ingest.tabel=...)"
+    )
+    assert refused in proc.stdout + proc.stderr, _output(proc)
 
 
 def test_changing_the_config_makes_check_fail_naming_it(built, run_invoke, airflow_venv, tree_hash):
@@ -596,3 +625,19 @@ def test_a_linked_dags_folder_is_never_written_through(project_copy, run_invoke,
     assert proc.returncode == 0, _output(proc)
     assert (elsewhere / "dags" / f"{_package(root)}.py").is_file()
     assert tree_hash(root) == before
+
+
+def test_pipeline_names_python_reads_as_one_name_are_refused(project_copy, run_invoke, tree_hash):
+    """'ﬁle' (with the U+FB01 ligature) and 'file' are two folders but one Python name once NFKC-normalised:
+    their task variables would silently be one, so the DAG is refused."""
+    pipelines = project_copy / "src" / _package(project_copy) / "pipelines"
+    for name in ("ﬁle", "file"):
+        (pipelines / name).mkdir()
+        (pipelines / name / "__init__.py").write_text("")
+        (pipelines / name / "pipeline.py").write_text("def run(params, catalog):\n    return {}\n")
+    before = tree_hash(project_copy)
+    assert _one_error_line(run_invoke(project_copy, "airflow-dag")) == (
+        "error: pipelines 'file' and 'ﬁle' would share the DAG file's name 'file_task' (Python reads names "
+        "NFKC-normalised): rename one"
+    )
+    assert tree_hash(project_copy) == before

@@ -43,6 +43,11 @@ def test_o_naming_a_file_or_a_path_below_one_is_one_line(venv, user_env, tmp_pat
     assert one_error_line(_new(venv, env, tmp_path, "-o", "afile/sub/deeper")) == (
         "error: -o afile/sub/deeper: afile is a file, not a folder; nothing written"
     )
+    (tmp_path / "a\nfile").write_text("mine\n")
+    before = tree_hash(tmp_path)
+    assert one_error_line(_new(venv, env, tmp_path, "-o", "a\nfile/sub")) == (
+        "error: -o 'a\\nfile/sub': 'a\\nfile' is a file, not a folder; nothing written"
+    )
     # A refused answer takes back the folders -o made for it.
     assert one_error_line(_new(venv, env, tmp_path, "-o", "new/deeper", "project_name=")) == (
         "error: project_name must not be empty"
@@ -64,6 +69,11 @@ def test_an_existing_folder_says_how_to_proceed_once(venv, user_env, tmp_path, h
     assert refused.returncode == 1 and "Error:" not in refused.stderr
     assert one_error_line(_new(venv, env, tmp_path, "-f", "repo_name=other")) == (
         'error: "other" exists and is not a folder (a file or a link); nothing written'
+    )
+    (tmp_path / "linked").symlink_to(tmp_path / "demo-project", target_is_directory=True)
+    before = tree_hash(tmp_path)
+    assert one_error_line(_new(venv, env, tmp_path, "-f", "repo_name=linked")) == (
+        'error: "linked" exists and is not a folder (a file or a link); nothing written'
     )
     assert tree_hash(tmp_path) == before and sorted(p.name for p in home.iterdir()) == []
 

@@ -3,6 +3,8 @@ authenticated pypiserver; project B pulled it by name (bare and pinned) and from
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pull_support import StallingServer, free_port
+from tests.pull_support import StallingServer, free_port, wait_until
 
 HEADER = ["module", "package", "recorded", "allowed", "newest"]
 
@@ -139,3 +141,33 @@ def test_an_index_that_fails_or_stalls_is_reported_per_pipeline(shared, run_invo
 def test_nothing_pulled(project_copy, run_invoke):
     result = _ok(run_invoke(project_copy, "outdated", "--check"))
     assert result.stdout == "no pulled pipelines ([tool.piperack.pulled] in pyproject.toml is empty)\n"
+
+
+@pytest.mark.parametrize(("how", "status", "line"), [("ctrl-c", 130, "interrupted"), ("sigterm", 143, "terminated")])
+def test_outdated_stopped_while_its_index_stalls(project_copy, venv, user_env, tree_hash, how, status, line):
+    """Ctrl-C (to the process group, as a terminal sends it) or SIGTERM while the threads wait on an
+    index: one line, the signal's status, the project unchanged."""
+    with StallingServer(prefix=b"<html><body>", content_type="text/html") as stalling:
+        with open(project_copy / "pyproject.toml", "a", encoding="utf-8") as handle:
+            handle.write(
+                '\n[tool.piperack.pulled]\n"pipelines.shared" = {source = "shared~=0.1", version = "0.1.0", '
+                f'sha256 = "00", index = "{stalling.url}/simple/"}}\n'
+            )
+        before = tree_hash(project_copy)
+        proc = subprocess.Popen(
+            [str(venv / "bin" / "invoke"), "outdated"],
+            cwd=project_copy,
+            env=user_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        wait_until(stalling.arrived.is_set, "outdated asked the index", proc=proc)
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.terminate()
+        out, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err, out) == (status, f"{line}: nothing was left half-done\n", "")
+    assert tree_hash(project_copy) == before

@@ -4,12 +4,19 @@ was published into another project."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
+import subprocess
 import uuid
 from pathlib import Path
 
+import pytest
 import requests
 
-from tests.pull_support import free_port
+from tests.pull_support import StallingServer, free_port, wait_until
+from tests.test_progress import on_a_terminal
 
 INGEST = "src/{pkg}/pipelines/ingest"
 
@@ -167,6 +174,42 @@ def test_credentials_from_pypirc(project_copy, run_invoke, upload_index, tmp_pat
     assert _listed(upload_index, name) == 200
 
 
+def test_password_from_keyring(project_copy, run_invoke, upload_index, tmp_path):
+    """TWINE_USERNAME alone: the password comes from keyring (a file-backed test backend), never shown."""
+    root, name = project_copy, _unique()
+    store = tmp_path / "keyring.json"
+    store.write_text(json.dumps({upload_index.url: {upload_index.user: upload_index.password}}), encoding="utf-8")
+    env = {
+        "HOME": str(tmp_path),
+        "TWINE_USERNAME": upload_index.user,
+        "PYTHONPATH": str(Path(__file__).parent / "fixtures" / "keyring"),
+        "PYTHON_KEYRING_BACKEND": "piperack_test_keyring.FileKeyring",
+        "PIPERACK_TEST_KEYRING_FILE": str(store),
+    }
+    _ok(run_invoke(root, "package", "pipelines.ingest", "--alias", name))
+    result = _ok(run_invoke(root, "publish", "--repository-url", upload_index.url, env=env))
+    assert result.stdout == f"published dist/{name}-0.1.0.tar.gz ({name} 0.1.0) to {upload_index.url}\n"
+    _secret_free(result, upload_index.password)
+    assert _listed(upload_index, name) == 200
+
+
+def test_progress_on_a_terminal_only(project_copy, venv, user_env, upload_index):
+    """On a terminal each upload is announced and twine's bar runs (on stderr); --quiet and a pipe show
+    neither (test_publish_then_pull_by_name checks the piped and quiet output whole)."""
+    root, name = project_copy, _unique()
+    invoke = str(venv / "bin" / "invoke")
+    env = user_env(**_creds(upload_index))
+    code, seen = on_a_terminal([invoke, "package", "pipelines.ingest", "--alias", name], root, env)
+    assert code == 0, seen
+    code, seen = on_a_terminal([invoke, "publish", "--repository-url", upload_index.url], root, env)
+    assert code == 0, seen
+    assert f"publishing [1/1] {name}-0.1.0.tar.gz" in seen
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen)  # rich colours the line and draws the bar
+    assert f"Uploading {name}-0.1.0.tar.gz" in plain and "100%" in plain
+    assert f"published dist/{name}-0.1.0.tar.gz ({name} 0.1.0) to {upload_index.url}" in seen
+    assert upload_index.password not in seen
+
+
 def test_unreachable_index_and_nothing_to_publish(project_copy, run_invoke, upload_index, tree_hash):
     root, name = project_copy, _unique()
     before = tree_hash(root)
@@ -196,3 +239,28 @@ def test_no_repository_is_refused(project_copy, run_invoke):
         "error: no package index to publish to: give --repository-url URL or set repository-url in "
         "pyproject.toml [tool.piperack.publish] (piperack never defaults to pypi.org)\n"
     )
+
+
+@pytest.mark.parametrize(("how", "status", "line"), [("ctrl-c", 130, "interrupted"), ("sigterm", 143, "terminated")])
+def test_publish_stopped_while_the_index_stalls(project_copy, venv, user_env, run_invoke, tree_hash, how, status, line):
+    """Ctrl-C or SIGTERM while publish reads what the index has: one line, the signal's status, nothing sent."""
+    _ok(run_invoke(project_copy, "package", "pipelines.ingest"))
+    before = tree_hash(project_copy)
+    with StallingServer(prefix=b"<html><body>", content_type="text/html") as stalling:
+        proc = subprocess.Popen(
+            [str(venv / "bin" / "invoke"), "publish", "--repository-url", stalling.url + "/"],
+            cwd=project_copy,
+            env=user_env(TWINE_USERNAME="someone", TWINE_PASSWORD="secret-password"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        wait_until(stalling.arrived.is_set, "publish asked the index", proc=proc)
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.terminate()
+        out, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err, out) == (status, f"{line}: nothing was left half-done\n", "")
+    assert tree_hash(project_copy) == before

@@ -34,8 +34,12 @@ def bake(
     no_input: bool = True,
     overwrite: bool = False,
     template: Path | None = None,
+    find_links: Path | None = None,
 ) -> Path:
     """Generate a project into ``output_dir`` and return its folder.
+
+    ``find_links``: the folder the project's piperack wheel comes from (the kit's demo); by default
+    where this piperack was installed from, when that was not a package index (``install_line``).
 
     The project is rendered into a staging folder beside it first, then moved into place in one
     rename, so a failure or Ctrl-C leaves nothing half-made. With ``overwrite`` an existing project
@@ -76,7 +80,7 @@ def bake(
             _write_into(target, made)
         message = staging / "next-steps.txt"
         if message.is_file():
-            print(message.read_text(encoding="utf-8"), end="", flush=True)
+            print(with_install_line(message.read_text(encoding="utf-8"), find_links), end="", flush=True)
         done = True
     finally:
         os.environ.pop("PIPERACK_NEW_STAGING", None)
@@ -84,6 +88,59 @@ def bake(
         if not done:
             _remove_made(output_dir, made_from)
     return target
+
+
+PIP_LINE = "pip install -r requirements-dev.txt -e ."
+
+
+def install_source() -> str | None:
+    """Where the installed piperack came from when it was not a package index (PEP 610's
+    direct_url.json): a wheel or sdist file, a folder (a kit checkout) or a URL; None for an index."""
+    import json
+    from importlib.metadata import PackageNotFoundError, distribution
+    from urllib.parse import unquote, urlparse
+
+    try:
+        text = distribution("piperack").read_text("direct_url.json")
+        record = json.loads(text) if text else None
+    except (PackageNotFoundError, ValueError):
+        return None
+    url = record.get("url") if isinstance(record, dict) else None
+    if not isinstance(url, str) or not url:
+        return None
+    if url.startswith("file://"):
+        return unquote(urlparse(url).path)
+    vcs = record.get("vcs_info")
+    return f"{vcs.get('vcs', 'git')}+{url}" if isinstance(vcs, dict) else url
+
+
+def install_line(find_links: Path | None = None) -> str | None:
+    """The pip line that installs a new project's requirements-dev.txt (which pins piperack==<this
+    version>) when this piperack is not on a package index; None when it came from one."""
+    import shlex
+
+    if find_links is not None:
+        return f"{PIP_LINE} --find-links {shlex.quote(str(find_links))}"
+    source = install_source()
+    if source is None:
+        return None
+    path = Path(source)
+    if "://" not in source and path.suffix in {".whl", ".gz", ".zip"}:
+        return f"{PIP_LINE} --find-links {shlex.quote(str(path.parent))}"
+    if "://" not in source:  # a kit checkout (editable or not): the same folder satisfies the pin
+        return f"pip install -e {shlex.quote(source)} -r requirements-dev.txt -e ."
+    return f"pip install {shlex.quote(source)} -r requirements-dev.txt -e ."
+
+
+def with_install_line(message: str, find_links: Path | None = None) -> str:
+    """The hook's next steps, their pip line replaced by one that finds this piperack."""
+    line = install_line(find_links)
+    if line is None or PIP_LINE not in message:
+        return message
+    from . import __version__
+
+    note = f"# piperack {__version__} is not on a package index: pip takes it from where it was installed"
+    return message.replace(f"  {PIP_LINE}", f"  {note}\n  {line}", 1)
 
 
 def _make_output_dir(output_dir: Path) -> Path | None:
@@ -95,8 +152,9 @@ def _make_output_dir(output_dir: Path) -> Path | None:
         missing.append(folder)
         folder = folder.parent
     if not folder.is_dir():
-        where = "" if folder == output_dir else f": {folder} is a file, not a folder"
-        raise PiperackError(f"-o {output_dir}{where or ' is a file, not a folder'}; nothing written")
+        shown = [str(p) if str(p).isprintable() else repr(str(p)) for p in (output_dir, folder)]
+        where = " is a file, not a folder" if folder == output_dir else f": {shown[1]} is a file, not a folder"
+        raise PiperackError(f"-o {shown[0]}{where}; nothing written")
     output_dir.mkdir(parents=True, exist_ok=True)
     return missing[-1] if missing else None
 

@@ -201,12 +201,21 @@ def _index_candidates(
     return found, indexes + find_links
 
 
+def pick_version(versions, specifier, pre: bool = False):
+    """The highest of ``versions`` (packaging Versions) that ``specifier`` (a SpecifierSet) allows,
+    or None. Pre-releases count only with ``pre`` or when the specifier names one (``==0.2rc1``)."""
+    allowed = list(specifier.filter(versions, prereleases=True if pre else bool(specifier.prereleases)))
+    return max(allowed) if allowed else None
+
+
 def fetch_from_index(
-    spec: str, workdir: Path, index_url: str | None, max_bytes: int
+    spec: str, workdir: Path, index_url: str | None, max_bytes: int, pre: bool = False, exact: str | None = None
 ) -> tuple[Path, str, str, str, str]:
-    """The highest sdist of ``spec`` on the one index consulted, downloaded into ``workdir``: (path,
-    sha256, spec, version, index)."""
+    """The highest sdist of ``spec`` (a name and an optional PEP 440 range) on the index consulted,
+    downloaded into ``workdir``: (path, sha256, spec, version, index). Pre-releases only with ``pre``;
+    ``exact``: that version and no other (a recorded one), whatever the range says."""
     from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.specifiers import SpecifierSet
     from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
     try:
@@ -241,16 +250,20 @@ def fetch_from_index(
             if wname == name and req.specifier.contains(wversion, prereleases=True):
                 wheels.append(cand)
         where = ", ".join(strip_credentials(s) for s in searched) or "no index (pip's no-index is set)"
-        chosen = list(req.specifier.filter(sorted(sdists)))
-        if not chosen:
+        wanted = SpecifierSet(f"=={exact}") if exact else req.specifier
+        version = pick_version(sdists, wanted, pre)
+        if version is None and exact:
+            raise PiperackError(f"{spec}: the recorded version {exact} is not on the index (searched {where})")
+        if version is None:
             if wheels:
                 raise PiperackError(
                     f"{spec}: the index has only wheels for it (no .tar.gz sdist); "
                     "a micro-package is pulled from its sdist "
                     f"(searched {where})"
                 )
-            raise PiperackError(f"{spec}: no sdist found matching it (searched {where})")
-        version = chosen[-1]
+            pre_release = None if pre else pick_version(sdists, req.specifier, pre=True)
+            hint = f"; only pre-releases match (newest {pre_release}): pass --pre to take one" if pre_release else ""
+            raise PiperackError(f"{spec}: no sdist found matching it (searched {where}){hint}")
         cand = sdists[version]
         dest = workdir / archive_name(cand.filename)
         if cand.url.startswith("file://"):

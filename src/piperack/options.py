@@ -23,7 +23,7 @@ RUN_ENV = "local"  # the config env run, docker-run and airflow merge over conf/
 # The options each verb takes, on the command line and in its manifest (``-`` spelled ``_``).
 OPTIONS = {
     "package": {"alias", "destination", "env"},
-    "pull": {"alias", "destination", "env", "fs_args", "force", "sha256"},
+    "pull": {"alias", "destination", "env", "fs_args", "force", "sha256", "pre"},
 }
 _STRING_OPTIONS = {"alias", "destination", "env", "fs_args", "sha256"}
 
@@ -44,6 +44,10 @@ class Job:
     force: bool = False
     sha256: str | None = None
     base: Path | None = None  # where relative paths (source, fs-args) are resolved
+    pre: bool = False  # a version range on an index may take pre-releases
+    index_url: str | None = None  # the one index to ask (the recorded one, for a locked entry)
+    locked: str | None = None  # the recorded version a locked ``--all`` entry installs exactly
+    locked_sha256: str | None = None  # and the sha256 recorded for it
 
 
 def _nested_key(key: str, value: dict, allowed: set[str]) -> str | None:
@@ -99,8 +103,8 @@ def jobs_from_manifest(project: Project, verb: str) -> list[Job]:
         for name, value in options.items():
             if name in _STRING_OPTIONS and (not isinstance(value, str) or not value):
                 raise PiperackError(f'{where} "{key}": option {name!r} must be a non-empty string, got {value!r}')
-            if name == "force" and not isinstance(value, bool):
-                raise PiperackError(f"{where} \"{key}\": option 'force' must be true or false, got {value!r}")
+            if name in ("force", "pre") and not isinstance(value, bool):
+                raise PiperackError(f'{where} "{key}": option {name!r} must be true or false, got {value!r}')
         options.setdefault("env", BASE_ENV)
         jobs.append(
             Job(
@@ -237,6 +241,41 @@ class PullOptions:
     index_url: str | None = None
     allow_conflicts: bool = False
     allow_direct_references: bool = False
+    pre: bool = False
+    upgrade: bool = False  # merge a newer version into a pulled module (source: its name), or --all of them
+    to: str | None = None  # --upgrade: this version (or archive) instead of the newest in range
+    diff: bool = False  # --upgrade: show the merge as a diff; write nothing
+
+    def check_upgrade(self) -> None:
+        """--upgrade's options: NAME or --all; --to and --diff only with it; nothing that moves the module."""
+        if (self.to is not None or self.diff) and not self.upgrade:
+            raise PiperackError("--to and --diff go with --upgrade NAME")
+        if not self.upgrade:
+            return
+        moved = [
+            flag
+            for flag, value in (
+                ("--alias", self.alias),
+                ("--destination", self.destination),
+                ("--env", self.env),
+                ("--fs-args", self.fs_args),
+                ("--sha256", self.sha256),
+            )
+            if value is not None
+        ]
+        if moved or self.force:
+            raise PiperackError(
+                f"--upgrade merges into the module where it was pulled; do not combine it with "
+                f"{', '.join(moved + (['--force'] if self.force else []))}"
+            )
+        if self.all_ and (self.source or self.to is not None or self.pre):
+            raise PiperackError(
+                "--all --upgrade takes each entry's range from [tool.piperack.pull]: give no NAME, --to or --pre"
+            )
+        if not self.all_ and not self.source:
+            raise PiperackError(
+                "--upgrade NAME: give the pulled module (its name as pulled) or its package name, or --all"
+            )
 
     def jobs(self, project: Project) -> list[Job]:
         """The jobs of this pull, each checked: one for the source, or one per manifest entry."""
@@ -250,11 +289,14 @@ class PullOptions:
             raise PiperackError("give either a source or --all, not both")
         if self.all_:
             given = (self.alias, self.destination, self.env, self.fs_args, self.sha256)
-            if any(v is not None for v in given) or self.force:
+            if any(v is not None for v in given) or self.force or self.pre:
                 raise PiperackError(
                     "--all takes its options from [tool.piperack.pull]; do not combine it with other options"
                 )
-            return jobs_from_manifest(project, "pull")
+            todo = jobs_from_manifest(project, "pull")
+            for job in todo:
+                job.index_url = self.index_url
+            return todo
         if not self.source:
             raise PiperackError("give a source (a .tar.gz path, an fsspec URL or a package name) or --all")
         return [
@@ -267,6 +309,8 @@ class PullOptions:
                 force=bool(self.force),
                 sha256=self.sha256,
                 base=Path.cwd(),
+                pre=bool(self.pre),
+                index_url=self.index_url,
             )
         ]
 

@@ -70,8 +70,8 @@ def _rows(project: Project) -> list[Row]:
         except (InvalidRequirement, InvalidSpecifier, InvalidVersion) as exc:
             row.status = f"cannot be checked: {first_line(exc)}"
             continue
-        row.package = canonicalize_name(req.name)
-        row.query = (str(index), row.package, spec, bool(record.get("pre")) or recorded.is_prerelease)
+        row.package = req.name
+        row.query = (str(index), canonicalize_name(req.name), spec, bool(record.get("pre")) or recorded.is_prerelease)
     return rows
 
 
@@ -141,12 +141,14 @@ def _judge(row: Row, answer, seconds: float) -> None:
     if not answer:
         row.status, row.unknown = f"cannot be checked: {strip_credentials(index)} has no sdist of it", True
         return
+    from .indexes import pick_version  # the choice `pull` and `pull --upgrade` make
+
     releases = [v for v in answer if pre or not v.is_prerelease] or answer
-    allowed = list(spec.filter(answer, prereleases=pre or None))
+    allowed = pick_version(answer, spec, pre)
     row.newest = str(releases[-1])
-    row.allowed = str(allowed[-1]) if allowed else "-"
+    row.allowed = str(allowed) if allowed else "-"
     recorded = Version(row.recorded)
-    if allowed and allowed[-1] > recorded:
+    if allowed and allowed > recorded:
         row.behind = True
         row.status = f"behind: invoke pull --upgrade {row.module.rpartition('.')[2]}"
     elif releases[-1] > recorded:

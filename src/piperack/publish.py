@@ -34,7 +34,7 @@ PYPIRC = "~/.pypirc"
 @dataclass
 class Upload:
     path: Path
-    name: str  # canonical project name
+    name: str  # the project name as the file spells it
     version: str
     sha256: str
     state: str = "new"  # new | published (the same file is on the index already)
@@ -49,7 +49,7 @@ def _shown(project: Project, path: Path) -> str:
 
 def local_sdists(project: Project) -> list[Upload]:
     """The archives package wrote and SHA256SUMS still vouches for, in folder and name order."""
-    from packaging.utils import InvalidSdistFilename, parse_sdist_filename
+    from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
 
     found = []
     for folder in package_folders(project):
@@ -68,7 +68,10 @@ def local_sdists(project: Project) -> list[Upload]:
                     f"{_shown(project, path)} is not the file `invoke package` wrote (its sha256 differs from "
                     f"{_shown(project, folder / SUMS_FILE)}'s); package it again before publishing"
                 )
-            found.append(Upload(path, str(name), str(version), actual))
+            shown_name = fname[: -len(".tar.gz")].rpartition("-")[0]  # as the file spells it, not normalised
+            found.append(
+                Upload(path, shown_name if canonicalize_name(shown_name) == name else name, str(version), actual)
+            )
     if not found:
         shown = ", ".join(_shown(project, f) + "/" for f in package_folders(project))
         raise PiperackError(

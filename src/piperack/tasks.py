@@ -65,21 +65,25 @@ def _exit(code: int) -> None:
 @task(
     iterable=["pipeline"],
     help={
-        "pipeline": "Pipeline to run (repeat for several, run in the order given). Default: all, by name.",
+        "pipeline": "Pipeline to run (repeat for several). Default: all. They run in conf/base/pipelines.yml's "
+        "order (depends_on), ties by name; a failure skips the pipelines depending on it.",
+        "with-deps": "Also run what the --pipeline ones depend on (conf/base/pipelines.yml), first.",
         "env": "Config environment: conf/<env>/ is deep-merged over conf/base/. Default: local.",
         "params": 'Parameter overrides for this run, e.g. --params "ingest.timeout=5,ingest.source=data/x.csv" '
-        "(<pipeline>.<key>=<value>, values typed as YAML).",
+        "(<pipeline>.<key>=<value>, values typed as YAML). A key the parameters lack is refused; "
+        "+ingest.note=x adds one on purpose.",
         "log-level": "DEBUG, INFO, WARNING, ERROR or CRITICAL. Default: conf/base/logging.yml's (INFO).",
     },
 )
-def run(c, pipeline=None, env=RUN_ENV, params=None, log_level=None):
-    """Run the project's pipelines (same as `python -m <package> run`).
+def run(c, pipeline=None, env=RUN_ENV, params=None, log_level=None, with_deps=False):
+    """Run the project's pipelines in their declared order (same as `python -m <package> run`).
 
-    Ctrl-C and SIGTERM reach the pipeline; the exit status is the runner's (130, 143 when stopped)."""
+    Each run is recorded as one JSON line in logs/runs.jsonl. Ctrl-C and SIGTERM reach the
+    pipeline; the exit status is the runner's (130, 143 when stopped)."""
     with user_errors():
         from . import commands
 
-        code = commands.run(project(c), pipeline or [], env, params=params, log_level=log_level)
+        code = commands.run(project(c), pipeline or [], env, params=params, log_level=log_level, with_deps=with_deps)
     _exit(code)
 
 
@@ -190,7 +194,8 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None, q
     auto_shortflags=False,  # long options only: an automatic -h for --sha256 would read as help
     help={
         "source": "A .tar.gz path, an fsspec URL (file://, https://, s3://, gcs://, …) or a package name "
-        "with an optional version (ingest==0.2) from a package index.",
+        "with an optional version range from a package index (ingest==0.2, 'shared~=0.1', 'shared>=0.2,<1'). "
+        "With --upgrade: the pulled module (its name as pulled) or its package name.",
         "all": "Pull every entry of [tool.piperack.pull] in pyproject.toml (one transaction).",
         "alias": "Module name to pull it as (imports and parameter files are renamed).",
         "destination": "Module path under the project package to pull into. Default: where it was "
@@ -206,6 +211,12 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None, q
         "allow-conflicts": "Add a requirement even when no version satisfies both it and requirements.in.",
         "allow-direct-references": "Accept requirements that are direct references (name @ URL, git+…).",
         "quiet": "No progress output (results and errors still print); progress shows only on a terminal anyway.",
+        "pre": "Let a version range take pre-releases (0.3.0rc1); without it they are never chosen.",
+        "upgrade": "Merge a newer version into the pulled module NAME, keeping the project's edits (three-way "
+        "merge; conflicts marked inline, exit 1; the record moves only on success). With --all: every "
+        "pulled entry of [tool.piperack.pull], to the newest its range allows.",
+        "to": "With --upgrade: this version (or a .tar.gz path or URL) instead of the newest its range allows.",
+        "diff": "With --upgrade: show the merge as a unified diff; write nothing.",
     },
 )
 def pull(
@@ -223,13 +234,20 @@ def pull(
     allow_conflicts=False,
     allow_direct_references=False,
     quiet=False,
+    pre=False,
+    upgrade=False,
+    to=None,
+    diff=False,
 ):
     """Pull a micro-package into this project: code, parameters and tests in their places.
 
     Checks everything first and writes nothing unless the whole pull can complete; requirements
     are appended to requirements.in (then run `invoke build-reqs`). Nothing from the package is
     run. Archives unpacking to more than 200 MB are refused ($PIPERACK_PULL_MAX_BYTES, e.g. 1G,
-    changes the limit). Each pull is recorded in pyproject.toml [tool.piperack.pulled].
+    changes the limit). Each pull is recorded in pyproject.toml [tool.piperack.pulled], the lock
+    `--all` installs from: entries already pulled are kept, recorded ones install exactly their
+    recorded version (sha256 checked), new ones the newest their range allows.
+    `--upgrade NAME` merges a newer version into a pulled module, keeping the team's edits.
     """
     with user_errors():
         from . import pull as engine
@@ -249,6 +267,10 @@ def pull(
             index_url=index_url,
             allow_conflicts=allow_conflicts,
             allow_direct_references=allow_direct_references,
+            pre=pre,
+            upgrade=upgrade,
+            to=to,
+            diff=diff,
         )
         engine.pull(options, project=project(c))
     _before_exit()
@@ -526,12 +548,23 @@ def airflow_dag(c, target="docker", pipeline=None, env=RUN_ENV, image=None, netw
     help=AIRFLOW_HELP
     | {
         "date": "Logical date of the test run (YYYY-MM-DD or an ISO date-time). Default: now.",
+        "conf": 'The run\'s conf, a JSON object, as `airflow dags trigger --conf` takes it; its "params" '
+        'reach the pipelines as --params does, e.g. --conf \'{"params": {"ingest.table": "towns"}}\'.',
         "venv": "Airflow virtualenv to use (apache-airflow 3.3 + the docker and cncf-kubernetes providers). Default: "
         "$PIPERACK_AIRFLOW_VENV, else one made once under ~/.cache/piperack-airflow/.",
     },
 )
 def airflow_test(
-    c, target="docker", pipeline=None, env=RUN_ENV, image=None, network=None, output=None, date=None, venv=None
+    c,
+    target="docker",
+    pipeline=None,
+    env=RUN_ENV,
+    image=None,
+    network=None,
+    output=None,
+    date=None,
+    venv=None,
+    conf=None,
 ):
     """Run the DAG file once with a real Airflow: import check, then `airflow dags test`.
 
@@ -553,6 +586,7 @@ def airflow_test(
             output=output,
             date=date,
             venv=venv,
+            conf=conf,
         )
     if code:
         raise Exit(code=code)

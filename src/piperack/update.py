@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 
 from . import ui
 from .errors import PiperackError, first_line
+from .merge import merge_one, unified_diff
 from .options import UpdateOptions
 from .project import Project
 from .template import MAX_TEMPLATE_BYTES, TEMPLATE_FILE, read_template_folder, render, template_dir
@@ -362,35 +363,6 @@ def team_owned(rel: str, package: str) -> bool:
     return False
 
 
-def is_binary(data: bytes) -> bool:
-    if b"\0" in data:
-        return True
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
-
-
-def merge_file(ours: bytes, base: bytes, theirs: bytes, labels: tuple[str, str, str]) -> tuple[bytes, int]:
-    """A line-level three-way merge with ``git merge-file``: (result, number of conflicts)."""
-    git = shutil.which("git")
-    if not git:
-        raise PiperackError("git is needed for the three-way merge of files both sides changed: install git")
-    with tempfile.TemporaryDirectory(prefix="piperack-merge-") as tmp:
-        paths = []
-        for name, data in (("ours", ours), ("base", base), ("theirs", theirs)):
-            path = Path(tmp) / name
-            path.write_bytes(data)
-            paths.append(str(path))
-        proc = subprocess.run(
-            [git, "merge-file", "-p", "-L", labels[0], "-L", labels[1], "-L", labels[2], *paths], capture_output=True
-        )
-    if proc.returncode < 0 or proc.returncode > 127:
-        raise PiperackError(f"git merge-file failed: {first_line(Exception(proc.stderr.decode(errors='replace')))}")
-    return proc.stdout, proc.returncode
-
-
 def _raise_pin(data: bytes, version: str) -> bytes:
     text = data.decode("utf-8")
     if "<<<<<<<" in text:
@@ -424,40 +396,11 @@ def plan_update(
             if ours != new:
                 plan.changes.append(Change(rel, "update", new))
             continue
-        if new is None:  # the template dropped it
-            if ours is None:
-                continue
-            if ours == old:
-                plan.changes.append(Change(rel, "delete"))
-            else:
-                plan.changes.append(Change(rel, "keep", note="dropped by the template; kept: the team changed it"))
-            continue
-        if ours is None:
-            if old is None:
-                plan.changes.append(Change(rel, "add", new))
-            elif old != new:
-                plan.changes.append(
-                    Change(rel, "keep", note="deleted by the team; the template changed it: not restored")
-                )
-            continue
-        if ours == new:
-            continue
-        if old is not None and ours == old:
-            plan.changes.append(Change(rel, "update", new))
-            continue
-        if old == new:
-            plan.changes.append(Change(rel, "keep", note="changed by the team only"))
-            continue
-        if is_binary(ours) or is_binary(new) or (old is not None and is_binary(old)):
-            plan.changes.append(Change(rel, "conflict", note="binary: not merged; the project's file is kept"))
-            continue
-        merged, conflicts = merge_file(ours, old if old is not None else b"", new, labels)
-        if rel == REQUIREMENTS_DEV:
-            merged = _raise_pin(merged, new_version)
-        if conflicts:
-            plan.changes.append(Change(rel, "conflict", merged, note=f"{conflicts} conflict(s) marked inline"))
-        elif merged != ours:
-            plan.changes.append(Change(rel, "merge", merged))
+        merged = merge_one(ours, old, new, labels, upstream="the template")
+        if rel == REQUIREMENTS_DEV and merged.action in ("merge", "conflict") and merged.data is not None:
+            merged.data = _raise_pin(merged.data, new_version)
+        if merged.action != "same":
+            plan.changes.append(Change(rel, merged.action, merged.data, note=merged.note))
     return plan
 
 
@@ -484,21 +427,8 @@ def _dirty(project: Project, paths: list[str]) -> list[str] | None:
 
 
 def _diff(plan: UpdatePlan) -> None:
-    import difflib
-
     for change in plan.writes():
-        old = plan.current.get(change.path) or b""
-        new = change.data or b""
-        if is_binary(old) or is_binary(new):
-            ui.info(f"Binary file {change.path} differs")
-            continue
-        lines = difflib.unified_diff(
-            old.decode("utf-8").splitlines(keepends=True),
-            new.decode("utf-8").splitlines(keepends=True),
-            fromfile=f"a/{change.path}",
-            tofile=f"b/{change.path}",
-        )
-        sys.stdout.writelines(lines)
+        sys.stdout.writelines(unified_diff(change.path, plan.current.get(change.path), change.data))
     sys.stdout.flush()
 
 

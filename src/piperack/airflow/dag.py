@@ -84,25 +84,11 @@ class DagPlan:
 
 
 def discover_pipelines(project) -> list[str]:
-    """The project's pipelines, found as its runner finds them, without importing project code: every
-    package under src/<package>/pipelines/ holding a pipeline.py, by dotted name (``shared.ingest_b``);
-    a package without one only groups pipelines."""
-    found: list[str] = []
+    """The project's pipelines, found as its runner finds them, without importing project code
+    (``graph.discover``): by dotted name (``shared.ingest_b``)."""
+    from ..graph import discover
 
-    def walk(folder: Path, prefix: str) -> None:
-        for child in sorted(folder.iterdir()):
-            if not child.is_dir() or not child.name.isidentifier() or not (child / "__init__.py").is_file():
-                continue
-            name = f"{prefix}{child.name}"
-            if (child / "pipeline.py").is_file():
-                found.append(name)
-            else:
-                walk(child, f"{name}.")
-
-    folder = project.package_dir / "pipelines"
-    if folder.is_dir():
-        walk(folder, "")
-    return sorted(set(found))
+    return discover(project)
 
 
 def project_label(project, path: Path) -> str:
@@ -190,10 +176,25 @@ def minutes_to_seconds(minutes) -> float:
     return int(seconds) if seconds == int(seconds) else round(seconds, 3)
 
 
-def _tasks(config: Config, available: list[str], chosen: list[str]) -> list[Task]:
+def _declared_order(project, env: str, config: Config, available: list[str]) -> dict[str, list[str]]:
+    """The order conf/base/pipelines.yml declares (graph.py, as `invoke run` reads it), joined by
+    airflow.yml's older ``pipelines.<p>.depends_on``, which keeps working with one notice."""
+    from ..graph import load
+
+    edges = _dependencies(config, available)
+    older = sorted(name for name, ups in edges.items() if ups)
+    if older:
+        ui.warn(
+            f"{config.source('pipelines', older[0], 'depends_on')}: pipelines.<p>.depends_on still works, but "
+            "declare the order in conf/base/pipelines.yml, which invoke run, docker-run, the CI and viz follow too"
+        )
+    declared = load(project, env).depends_on
+    return {name: sorted(set(edges.get(name, [])) | set(declared.get(name, []))) for name in available}
+
+
+def _tasks(config: Config, edges: dict[str, list[str]], chosen: list[str]) -> list[Task]:
     """One task per chosen pipeline, in running order; an order on a left-out pipeline is dropped
     with a warning."""
-    edges = _dependencies(config, available)
     tasks = []
     for name in _topological(config, chosen, edges):
         upstream = [u for u in edges[name] if u in chosen]
@@ -371,11 +372,11 @@ def plan(
 ) -> DagPlan:
     """Read and check everything the DAG file depends on; nothing is written."""
     target_class = target_named(target or DEFAULT_TARGET)
-    env = env or DEFAULT_ENV
+    env = DEFAULT_ENV if env is None else env
     project.env_dir(env, must_exist=env not in {DEFAULT_ENV, "base"})
     available, wanted, chosen = _choose_pipelines(project, pipelines)
     config = load_config(project, env, CONFIG_KEYS)
-    tasks = _tasks(config, available, chosen)
+    tasks = _tasks(config, _declared_order(project, env, config, available), chosen)
     settings = _dag_settings(config, project)
     image_option = image
     image = _image(config, project, image_option)

@@ -103,11 +103,12 @@ def render(p) -> Lines:
         f"in the image {p.image}.",
         "",
         f"Each task runs `python -m {p.package} run --pipeline <name> --env {p.env}` in the image; a task that",
-        "exits non-zero fails (and is retried as configured). This file imports only Airflow, its providers",
-        "and the standard library.",
+        'exits non-zero fails (and is retried as configured). A run\'s conf {"params": {"ingest.table": "x"}}',
+        "reaches the pipelines as `--params` does. This file imports only Airflow, its providers and the",
+        "standard library.",
         '"""',
     )
-    out.add("imports", "from __future__ import annotations", "", "import datetime")
+    out.add("imports", "from __future__ import annotations", "", "import datetime", "import json")
     out.add("imports", *p.target.imports)
     out.add("", "")
     out.add("image", f"IMAGE = {py(p.image)}")
@@ -143,7 +144,7 @@ def _render_dag(out: Lines, p) -> None:
     edges = [(u, t.pipeline) for t in p.tasks for u in t.upstream]
     if edges:
         out.add(
-            "order", "", "    # Order, from depends_on in airflow.yml: each task starts once those before it succeeded."
+            "order", "", "    # Order, from conf/base/pipelines.yml: each task starts once those before it succeeded."
         )
         for upstream, downstream in edges:
             out.add("order", f"    {task_variable(upstream)} >> {task_variable(downstream)}")

@@ -59,6 +59,27 @@ def kubernetes_name(text: str) -> str:
     return name[:50].rstrip("-") or "pipeline"
 
 
+def render_conf_params(out: Lines, setter: str) -> None:
+    """The DAG file's ``_params_from_conf``: a run's conf ``{"params": {...}}`` handed to the task as
+    JSON in $PIPERACK_PARAMS, once Airflow has rendered the templates, so it is data: no shell and no
+    Jinja ever reads it. The project's runner checks it as it checks --params."""
+    out.add(
+        "params",
+        "",
+        "",
+        'PARAMS_ENV = "PIPERACK_PARAMS"',
+        "",
+        "",
+        "def _params_from_conf(context) -> None:",
+        '    """A run\'s conf {"params": {"ingest.table": "x"}} reaches the pipelines as `--params` does: as JSON',
+        '    in $PIPERACK_PARAMS, set after Airflow rendered the templates (data, never a template or a shell)."""',
+        '    params = (context["dag_run"].conf or {}).get("params")',
+        "    if params is not None:",
+        '        task = context["task"]',
+        f"        {setter}",
+    )
+
+
 class Target:
     """What a target class provides (DockerTarget, KubernetesTarget). In the methods, ``p`` is the
     DagPlan being rendered or tested (dag.py) and ``task`` one of its Tasks."""
@@ -83,7 +104,7 @@ class Target:
     def check_before_test(self, p) -> None:
         """airflow-test: what must hold before an Airflow is made (nothing by default)."""
 
-    def test(self, airflow: AirflowHome, project, p, date: str | None) -> int:
+    def test(self, airflow: AirflowHome, project, p, date: str | None, conf: str | None = None) -> int:
         """airflow-test once the file imports in ``airflow``: 0 when it passed."""
         raise NotImplementedError
 
@@ -177,6 +198,7 @@ class DockerTarget(Target):
                 'USER = f"{os.getuid()}:{os.getgid()}"',
             )
         out.add("network", f"NETWORK = {py(self.network)}  # as `invoke docker-run --network`; None: Docker's default")
+        render_conf_params(out, "task.environment = {**(task.environment or {}), PARAMS_ENV: json.dumps(params)}")
         out.add("", "", "")
         out.add(
             "operator",
@@ -194,6 +216,7 @@ class DockerTarget(Target):
             '"read_only": True},',
             "        ],",
             "        network_mode=NETWORK,",
+            "        pre_execute=_params_from_conf,",
         )
         if self.docker_url:
             out.add("docker_url", f"        docker_url={py(self.docker_url)},")
@@ -219,13 +242,13 @@ class DockerTarget(Target):
                     f"no image {p.image!r} in the local engine; build it first: invoke docker-build --tag {p.image}"
                 )
 
-    def test(self, airflow: AirflowHome, project, p, date: str | None) -> int:
+    def test(self, airflow: AirflowHome, project, p, date: str | None, conf: str | None = None) -> int:
         if p.project_relative is not None:  # docker-run makes its mount folders first, owned by the user
             if not self.data_dir:
                 (project.root / "data").mkdir(exist_ok=True)
             if not self.conf_local_dir:
                 (project.root / "conf" / "local").mkdir(parents=True, exist_ok=True)
-        return dags_test(airflow, p.dag_id, date)
+        return dags_test(airflow, p.dag_id, date, conf)
 
 
 @dataclass(frozen=True)
@@ -316,6 +339,9 @@ class KubernetesTarget(Target):
 
     def render_settings(self, out: Lines, p) -> None:
         out.add("namespace", f"NAMESPACE = {py(self.namespace)}")
+        render_conf_params(
+            out, "task.env_vars = [*(task.env_vars or []), k8s.V1EnvVar(name=PARAMS_ENV, value=json.dumps(params))]"
+        )
         out.add("", "", "")
         out.add(
             "operator",
@@ -336,6 +362,7 @@ class KubernetesTarget(Target):
             "operator",
             "        container_resources=k8s.V1ResourceRequirements(**resources) if resources else None,",
             "        get_logs=True,",
+            "        pre_execute=_params_from_conf,",
             '        on_finish_action="delete_pod",',
             "        **settings,",
             "    )",
@@ -389,7 +416,7 @@ class KubernetesTarget(Target):
         resources = deep_merge(self.resources, task.resources) if (self.resources or task.resources) else {}
         return [py(kubernetes_name(f"{p.dag_id}-{task.pipeline}")), py(resources) if resources else "None"]
 
-    def test(self, airflow: AirflowHome, project, p, date: str | None) -> int:
+    def test(self, airflow: AirflowHome, project, p, date: str | None, conf: str | None = None) -> int:
         """No cluster: each task's pod is validated against the Kubernetes API schema instead."""
         return validate_pods(airflow, p.path)
 

@@ -1,0 +1,142 @@
+"""The pull record as a lock: what a name or manifest entry means, the version it pins, the sha256 check.
+
+Which recorded module a manifest entry or a name means, the exact version a locked entry installs,
+and the check that the archive behind a recorded version is still the one recorded (its sha256)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import PiperackError
+
+
+@dataclass
+class Pulled:
+    """One entry of [tool.piperack.pulled], with what its fields imply."""
+
+    module: str  # module path under the project package, e.g. pipelines.common
+    record: dict
+
+    @property
+    def name(self) -> str:
+        """The module's own name, as pulled (the alias when there was one)."""
+        return self.module.rpartition(".")[2]
+
+    @property
+    def destination(self) -> str:
+        return self.module.rpartition(".")[0]
+
+    @property
+    def version(self) -> str:
+        return self.record.get("version", "")
+
+    @property
+    def source(self) -> str:
+        return self.record.get("source", "")
+
+    @property
+    def requirement(self):
+        """(distribution name, SpecifierSet) when it came from an index, else None."""
+        return index_requirement(self.source) if self.record.get("index") else None
+
+    @property
+    def package(self) -> str | None:
+        """Its distribution name: recorded, else read from an index requirement."""
+        if self.record.get("package"):
+            return self.record["package"]
+        req = self.requirement
+        return req[0] if req else None
+
+
+def index_requirement(source: str):
+    """``shared~=0.1`` -> ("shared", SpecifierSet("~=0.1")); None for anything that is not a name
+    with an optional PEP 440 range (a path, a URL)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    from ..fetch import classify
+
+    if classify(source) != "index":
+        return None
+    try:
+        req = Requirement(source)
+    except InvalidRequirement:
+        return None
+    return req.name, req.specifier
+
+
+def specifier_of(source: str) -> str | None:
+    """The PEP 440 range an index source names (``~=0.1``), or None."""
+    req = index_requirement(source)
+    return str(req[1]) if req and str(req[1]) else None
+
+
+def pulled(project) -> list[Pulled]:
+    from .record import read_pulled
+
+    return [Pulled(module, record) for module, record in read_pulled(project).items()]
+
+
+def _canonical(name: str) -> str:
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(name)
+
+
+def find(project, name: str) -> Pulled:
+    """The pulled module ``name`` means: its module path, its name as pulled (the alias), or its
+    package name. None or several: one line listing what is pulled."""
+    entries = pulled(project)
+    matches = [p for p in entries if name in (p.module, p.name)]
+    if not matches:
+        matches = [p for p in entries if p.package and _canonical(p.package) == _canonical(name)]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(sorted(p.module for p in entries)) or "nothing yet"
+    if not matches:
+        raise PiperackError(f"{name}: not a pulled module or package (pulled: {known})")
+    raise PiperackError(
+        f"{name}: names {len(matches)} pulled modules ({', '.join(p.module for p in matches)}); give the module path"
+    )
+
+
+def for_job(entries: list[Pulled], job, stripped: str) -> Pulled | None:
+    """The record a manifest entry made: the same source (credentials stripped) and, when the entry
+    sets an alias, the same name."""
+    same = [p for p in entries if p.source == stripped and (not job.alias or p.name == job.alias)]
+    return same[0] if len(same) == 1 else None
+
+
+def check_archive(digest: str, recorded_sha256: str | None, what: str, label: str) -> None:
+    """Refuse an archive whose sha256 is not the one recorded for its version (``what``: "shared 0.1.0";
+    ``label``, when given, starts the line)."""
+    want = (recorded_sha256 or "").strip().lower()
+    if want and digest != want:
+        raise PiperackError(
+            f"{label + ': ' if label else ''}the archive behind the recorded {what} changed "
+            f"(sha256 {digest[:16]}…, recorded {want[:16]}…); refused"
+        )
+
+
+def lock_jobs(project, jobs: list, upgrade: bool) -> tuple[list, list[Pulled]]:
+    """``pull --all`` with the record as its lock: (jobs to pull, recorded entries already in the
+    project). An entry whose module is pulled and present is kept as it is; one recorded but
+    absent installs exactly its recorded version (the sha256 checked); a new entry takes the
+    newest version its range allows. With ``upgrade``, present entries are left to the merge."""
+    from ..download import strip_credentials
+
+    entries = pulled(project)
+    todo, present = [], []
+    for job in jobs:
+        entry = for_job(entries, job, strip_credentials(job.subject))
+        if entry is None:
+            todo.append(job)
+            continue
+        if (project.module_dir(entry.module)).is_dir():
+            present.append(entry)
+            continue
+        if not upgrade:
+            job.locked = entry.version
+            job.locked_sha256 = entry.record.get("sha256")
+            job.index_url = entry.record.get("index") or job.index_url
+        todo.append(job)
+    return todo, present
