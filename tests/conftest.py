@@ -172,7 +172,11 @@ def upload_index(tmp_path_factory):
             env["PIPERACK_TEST_UPLOAD_URL"], env["PIPERACK_TEST_UPLOAD_USER"], env["PIPERACK_TEST_UPLOAD_PASSWORD"]
         )
         return
-    from passlib.apache import HtpasswdFile
+    import warnings
+
+    with warnings.catch_warnings():  # passlib imports the stdlib's deprecated crypt (gone in 3.13: it copes)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from passlib.apache import HtpasswdFile
 
     home = tmp_path_factory.mktemp("upload-index")
     password = secrets.token_urlsafe(18)
