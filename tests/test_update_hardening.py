@@ -98,6 +98,18 @@ def test_no_hook_or_local_extension_of_the_old_template_runs(team_project, venv_
     assert json.loads((team_project / ".piperack.json").read_text())["piperack_version"] == B
 
 
+def test_an_old_template_holding_the_projects_git_files_never_deletes_them(team_project, venv_b, kit_repo, tmp_path):
+    kit = tmp_path / "kit-git"
+    shutil.copytree(kit_repo, kit, ignore=shutil.ignore_patterns(".git"))
+    config = (team_project / ".git" / "config").read_bytes()
+    (kit / TEMPLATE / ".git").mkdir()
+    (kit / TEMPLATE / ".git" / "config").write_bytes(config)  # "dropped by the new template"
+    updated = invoke_b(venv_b, team_project, "update-project", "--from", str(kit))
+    assert (updated.returncode, updated.stderr) == (1, CONFLICT_IN_README)
+    assert (team_project / ".git" / "config").read_bytes() == config
+    assert ".git/" not in updated.stdout
+
+
 # -- kind 2: --from meets pull's archive rules ---------------------------------------------------------
 
 

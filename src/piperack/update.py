@@ -58,6 +58,11 @@ TEAM_OWNED = (
     "src/{pkg}/pipelines/**",
     "src/tests/pipelines/**",
     "requirements.txt",
+    # Never the template's, whatever an old template holds: git's own files (an old template
+    # matching .git/config byte for byte would otherwise have it "dropped"), virtualenvs, journals.
+    ".git/**",
+    ".venv/**",
+    "venv/**",
 )
 _PIN = re.compile(r"^piperack\s*==\s*[^\s;#]+", re.MULTILINE)
 ACTIONS = ("add", "update", "merge", "conflict", "keep", "delete")
@@ -352,6 +357,8 @@ class UpdatePlan:
 
 def team_owned(rel: str, package: str) -> bool:
     path = PurePosixPath(rel)
+    if path.parts and path.parts[0].startswith(".piperack-backup-"):
+        return True
     for pattern in TEAM_OWNED:
         pattern = pattern.format(pkg=package)
         if pattern.endswith("/**"):

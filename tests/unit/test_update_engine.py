@@ -116,6 +116,15 @@ def test_team_owned_paths_are_never_planned(proj):
         assert not engine.team_owned(rel, "demo"), rel
 
 
+def test_an_old_template_can_never_drop_git_or_journal_files(proj):
+    """A hostile --from template holding the project's own .git/config byte for byte: "dropped by
+    the template" would delete it; git's files, virtualenvs and journals are outside the plan."""
+    mine = {".git/config": b"[core]\n", ".venv/pyvenv.cfg": b"home = x\n", ".piperack-backup-pull-x/j": b"{}\n"}
+    put(proj.root, mine)
+    plan = engine.plan_update(proj, base=mine, theirs={}, base_version="1.0", new_version="2.0")
+    assert plan.changes == []
+
+
 def test_binary_files_are_never_merged(proj):
     put(proj.root, {"logo.png": b"\x89PNG\0ours"})
     plan = engine.plan_update(proj, {"logo.png": b"\x89PNG\0base"}, {"logo.png": b"\x89PNG\0theirs"}, "1.0", "2.0")
