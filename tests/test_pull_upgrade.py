@@ -27,6 +27,17 @@ def greet(greeting: str) -> str:
     return f"{{greeting}} from {name}"
 '''
 
+TEST = """from {package}.pipelines.{name} import nodes
+
+
+def test_greet():
+    assert nodes.greet("hi") == "hi from {name}"
+
+
+def test_shout():
+    assert nodes.shout(" hey ").startswith("HEY")
+"""
+
 
 def git(root: Path, *args: str) -> str:
     return subprocess.run([*GIT, *args], cwd=root, check=True, capture_output=True, text=True).stdout
@@ -67,6 +78,8 @@ class Publisher:
     def publish(self, version: str, suffix: str = "", shout: str = "text.upper()", params: str = "") -> Path:
         (self.code / "__init__.py").write_text(f'"""The {self.name} pipeline."""\n\n__version__ = "{version}"\n')
         (self.code / "nodes.py").write_text(NODES.format(name=self.name, suffix=suffix, shout=shout))
+        tests = self.root / "src/tests/pipelines" / self.name / "test_pipeline.py"
+        tests.write_text(TEST.format(package=package_name(self.root), name=self.name))
         conf = self.root / "conf/base/parameters" / f"{self.name}.yml"
         conf.write_text(f"# Parameters of the {self.name} pipeline.\ngreeting: hello\n{params}")
         ok(self.run_invoke(self.root, "package", f"pipelines.{self.name}"))
@@ -157,7 +170,8 @@ def test_pull_by_range_lock_upgrade_and_conflict(two_projects, run_invoke, tree_
     one_line_error(
         run_invoke(b, "pull", "--upgrade", "common"),
         f"error: 1 file(s) with conflicts, marked inline (<<<<<<< project … >>>>>>> {a.name} 0.3.0): {rel}; "
-        "resolve them and commit; the record stays at pipelines.common 0.2.0",
+        "resolve them, then `invoke pull --upgrade common --to 0.3.0 --resolved` records it; "
+        "the record stays at pipelines.common 0.2.0",
     )
     assert (
         "<<<<<<< project\n    return text.upper().strip()\n=======\n"
@@ -166,6 +180,21 @@ def test_pull_by_range_lock_upgrade_and_conflict(two_projects, run_invoke, tree_
     assert (b / "pyproject.toml").read_text() == record
     # Files without a conflict are merged all the same (here: the version in __init__.py).
     assert git(b, "status", "--porcelain") == f" M src/{pkg}/pipelines/common/__init__.py\n M {rel}\n"
+    # The team resolves the conflict, and records 0.3.0 (refused while a marker is left).
+    before = tree_hash(b)
+    one_line_error(
+        run_invoke(b, "pull", "--upgrade", "common", "--to", "0.3.0", "--resolved"),
+        f"error: pipelines.common: conflict markers are still in {rel}; resolve them, then run --resolved again",
+    )
+    assert tree_hash(b) == before
+    resolved = nodes.read_text().split("<<<<<<< project\n")[0] + "    return (text.upper() + SUFFIX).strip()\n"
+    resolved += nodes.read_text().split(f">>>>>>> {a.name} 0.3.0\n")[1]
+    nodes.write_text(resolved)
+    result = ok(run_invoke(b, "pull", "--upgrade", "common", "--to", "0.3.0", "--resolved"))
+    assert f"recording pipelines.common at {a.name} 0.3.0: conflicts resolved" in result.stdout
+    assert nodes.read_text() == resolved
+    assert pulled(b)["pipelines.common"]["version"] == "0.3.0"
+    ok(run_invoke(b, "test", "--args", "src/tests/pipelines/common -p no:cacheprovider"))
     git(b, "checkout", "--", ".")
     # The record is a lock: a recorded module that is missing (a fresh clone that does not commit
     # pulled code) comes back at its recorded version, 0.2.0, though 0.3.0 is in range.

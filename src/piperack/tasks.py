@@ -218,6 +218,8 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None, q
         "pulled entry of [tool.piperack.pull], to the newest its range allows.",
         "to": "With --upgrade: this version (or a .tar.gz path or URL) instead of the newest its range allows.",
         "diff": "With --upgrade: show the merge as a unified diff; write nothing.",
+        "resolved": "With --upgrade NAME --to VERSION: after resolving an upgrade's conflicts, record VERSION "
+        "(and its requirements) without merging again; refused while a conflict marker is left.",
     },
 )
 def pull(
@@ -239,6 +241,7 @@ def pull(
     upgrade=False,
     to=None,
     diff=False,
+    resolved=False,
 ):
     """Pull a micro-package into this project: code, parameters and tests in their places.
 
@@ -272,6 +275,7 @@ def pull(
             upgrade=upgrade,
             to=to,
             diff=diff,
+            resolved=resolved,
         )
         engine.pull(options, project=project(c))
     _before_exit()

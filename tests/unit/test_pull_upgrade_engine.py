@@ -103,10 +103,29 @@ def test_upgrade_conflict_is_inline_and_keeps_the_record(mini, tmp_path, tree_ha
         engine.pull(PullOptions(source="shared", upgrade=True, to=str(v["0.2.0"])), project=find_project(mini))
     assert str(caught.value) == (
         "1 file(s) with conflicts, marked inline (<<<<<<< project … >>>>>>> shared 0.2.0): "
-        "src/demo/pipelines/common/helpers.py; resolve them and commit; the record stays at pipelines.common 0.1.0"
+        "src/demo/pipelines/common/helpers.py; resolve them, then "
+        f"`invoke pull --upgrade common --to {v['0.2.0']} --resolved` records it; "
+        "the record stays at pipelines.common 0.1.0"
     )
     assert "<<<<<<< project\n    # ours\n=======\n    # second\n>>>>>>> shared 0.2.0\n" in helpers.read_text()
     assert (mini / "pyproject.toml").read_text() == record_before
+    # --resolved records the new version once no marker is left, and merges nothing again.
+    resolved = PullOptions(source="common", upgrade=True, to=str(v["0.2.0"]), resolved=True)
+    before = tree_hash(mini)
+    with pytest.raises(
+        PiperackError,
+        match=exact(
+            "pipelines.common: conflict markers are still in src/demo/pipelines/common/helpers.py; "
+            "resolve them, then run --resolved again"
+        ),
+    ):
+        engine.pull(resolved, project=find_project(mini))
+    assert tree_hash(mini) == before
+    text = "def double(x):\n    # ours and second\n    return 2 * x\n\n\nLIMIT = 10\n"
+    helpers.write_text(text)
+    engine.pull(resolved, project=find_project(mini))
+    assert helpers.read_text() == text
+    assert read_pulled(find_project(mini))["pipelines.common"]["version"] == "0.2.0"
 
 
 def test_upgrade_refuses_a_changed_base_and_writes_nothing(mini, tmp_path, tree_hash):
@@ -119,6 +138,10 @@ def test_upgrade_refuses_a_changed_base_and_writes_nothing(mini, tmp_path, tree_
     assert tree_hash(mini) == before
 
 
+def exact(message: str) -> str:
+    return f"^{re.escape(message)}$"
+
+
 def test_upgrade_options_and_names_are_checked(mini, tmp_path):
     v = _versions(tmp_path, ("0.1.0", "first"))
     engine.pull(PullOptions(source=str(v["0.1.0"])), project=find_project(mini))
@@ -128,7 +151,11 @@ def test_upgrade_options_and_names_are_checked(mini, tmp_path):
             PullOptions(source="shared", upgrade=True, alias="x"),
             "--upgrade merges into the module where it was pulled; do not combine it with --alias",
         ),
-        (PullOptions(source="shared", to="0.2"), "--to and --diff go with --upgrade NAME"),
+        (PullOptions(source="shared", to="0.2"), "--to, --diff and --resolved go with --upgrade NAME"),
+        (
+            PullOptions(source="shared", upgrade=True, resolved=True),
+            "--resolved records the version whose conflicts you resolved: give it as --upgrade NAME --to VERSION",
+        ),
         (
             PullOptions(upgrade=True),
             "--upgrade NAME: give the pulled module (its name as pulled) or its package name, or --all",
@@ -203,3 +230,23 @@ def test_a_kedro_micro_package_upgrades_the_same_way(mini, tmp_path, capsys):
     assert (record["version"], record["package"]) == ("0.4.0", "ingest")
     out = capsys.readouterr().out
     assert "requirements.in: added pyyaml>=6" in out
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('"../x" = {source = "s", version = "0.1.0"}', "\"../x\": not a module path such as 'pipelines.ingest'"),
+        ('"pipelines.x" = {source = "s", version = "one"}', "\"pipelines.x\": version 'one' is not a PEP 440 version"),
+        (
+            '"pipelines.x" = {source = "s", version = "0.1", sha256 = "zz"}',
+            '"pipelines.x": sha256 must be 64 lowercase hexadecimal digits',
+        ),
+        ('"pipelines.x" = {source = "s", version = 1}', '"pipelines.x": version must be a str, got 1'),
+    ],
+)
+def test_a_hand_edited_record_is_one_line_naming_the_entry(mini, tree_hash, entry, message):
+    (mini / "pyproject.toml").write_text((mini / "pyproject.toml").read_text() + f"\n[tool.piperack.pulled]\n{entry}\n")
+    before = tree_hash(mini)
+    with pytest.raises(PiperackError, match=exact(f"pyproject.toml [tool.piperack.pulled] {message}")):
+        engine.pull(PullOptions(source="x", upgrade=True), project=find_project(mini))
+    assert tree_hash(mini) == before

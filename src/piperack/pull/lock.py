@@ -71,9 +71,31 @@ def specifier_of(source: str) -> str | None:
 
 
 def pulled(project) -> list[Pulled]:
+    """Every record, checked where a lock relies on it: the module path, the version, the sha256, the env."""
+    import re
+
+    from packaging.version import InvalidVersion, Version
+
+    from ..project import check_module_path
     from .record import read_pulled
 
-    return [Pulled(module, record) for module, record in read_pulled(project).items()]
+    entries = []
+    for module, record in read_pulled(project).items():
+        where = f'{project.pyproject.name} [tool.piperack.pulled] "{module}"'
+        try:
+            check_module_path(module)
+        except PiperackError:
+            raise PiperackError(f"{where}: not a module path such as 'pipelines.ingest'") from None
+        try:
+            Version(record.get("version", ""))
+        except InvalidVersion:
+            raise PiperackError(f"{where}: version {record.get('version')!r} is not a PEP 440 version") from None
+        if record.get("sha256") and not re.fullmatch(r"[0-9a-f]{64}", record["sha256"]):
+            raise PiperackError(f"{where}: sha256 must be 64 lowercase hexadecimal digits")
+        if record.get("env"):
+            project.env_dir(record["env"], must_exist=False)
+        entries.append(Pulled(module, record))
+    return entries
 
 
 def _canonical(name: str) -> str:

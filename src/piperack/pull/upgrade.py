@@ -42,6 +42,7 @@ class Upgrade:
     new: Placement | None = None  # None: already at the newest its range allows
     changes: list = field(default_factory=list)  # (rel path, merge.Merged)
     current: dict = field(default_factory=dict)  # rel path -> the project's bytes, for --diff
+    resolved: bool = False  # --resolved: nothing merged, the new version recorded
 
     def conflicts(self) -> list:
         return [rel for rel, merged in self.changes if merged.action == "conflict"]
@@ -78,10 +79,17 @@ def upgrade(project, options: PullOptions, names: list[str], max_bytes: int | No
         ui.warn(warning)
     if conflicted:
         up = next(up for up in ups if up.conflicts())
+        stays = ", ".join(f"{u.entry.module} {u.entry.version}" for u in ups if u.conflicts())
+        to = options.to if options.to and not _is_version(options.to) else up.new.package.version
+        then = (
+            f"then `invoke pull --upgrade {up.entry.name} --to {to} --resolved` records it"
+            if len(ups) == 1
+            else "then record each with `invoke pull --upgrade NAME --to VERSION --resolved`"
+        )
         raise PiperackError(
             f"{len(conflicted)} file(s) with conflicts, marked inline (<<<<<<< project … >>>>>>> "
-            f"{_label(up.new)}): {', '.join(map(str, conflicted))}; resolve them and commit; "
-            f"the record stays at {', '.join(f'{u.entry.module} {u.entry.version}' for u in ups if u.conflicts())}"
+            f"{_label(up.new)}): {', '.join(map(str, conflicted))}; resolve them, {then}; "
+            f"the record stays at {stays}"
         )
     for up in moving:
         ui.info(f"upgraded {up.entry.module} to {_label(up.new)}; recorded in {project.pyproject.name}")
@@ -143,10 +151,8 @@ def _base(project, entry: Pulled, work: Path, limit: int) -> Placement:
 
 
 def _theirs(project, entry: Pulled, options: PullOptions, work: Path, limit: int) -> Placement:
-    from ..fetch import classify
-
     to = options.to
-    if to is not None and classify(to) != "index":
+    if to is not None and not _is_version(to):
         return _fetch_placed(project, entry, to, work, limit, base=Path.cwd())
     if not entry.record.get("index"):
         raise PiperackError(
@@ -172,6 +178,12 @@ def _theirs(project, entry: Pulled, options: PullOptions, work: Path, limit: int
     )
 
 
+def _is_version(text: str) -> bool:
+    from ..fetch import classify
+
+    return classify(text) == "index"
+
+
 def _is_pre_release(version: str) -> bool:
     """A module on a pre-release follows pre-releases (as `invoke outdated` counts them)."""
     from packaging.version import InvalidVersion, Version
@@ -192,6 +204,10 @@ def _plan_one(project, entry: Pulled, options: PullOptions, work: Path, limit: i
     theirs = _theirs(project, entry, options, work / "theirs", limit)
     if theirs.sha256 == entry.record.get("sha256"):
         return up  # the recorded archive is the newest: nothing to do
+    if options.resolved:
+        _check_resolved(project, entry, theirs)
+        up.new, up.resolved = theirs, True
+        return up
     if options.to is None and Version(theirs.package.version) < Version(entry.version):
         return up  # never a downgrade unless asked for by --to
     base = _base(project, entry, work / "base", limit)
@@ -205,6 +221,21 @@ def _plan_one(project, entry: Pulled, options: PullOptions, work: Path, limit: i
         if merged.action != "same":
             up.changes.append((rel, merged))
     return up
+
+
+def _check_resolved(project, entry: Pulled, theirs: Placement) -> None:
+    """--resolved: the module's files hold no conflict marker any more (nothing else is judged)."""
+    from ..fsutil import read_confined
+
+    left = []
+    for rel in sorted(theirs.files, key=str):
+        data = read_confined(project.root, rel) or b""
+        if any(line.startswith((b"<<<<<<< ", b">>>>>>> ")) for line in data.splitlines()):
+            left.append(str(rel))
+    if left:
+        raise PiperackError(
+            f"{entry.module}: conflict markers are still in {', '.join(left)}; resolve them, then run --resolved again"
+        )
 
 
 def _write(project, ups: list[Upgrade], shared: dict) -> None:
@@ -232,6 +263,11 @@ def _report(ups: list[Upgrade], dry_run: bool) -> None:
         entry = up.entry
         if up.new is None:
             ui.info(f"{entry.module}: {entry.package or entry.name} {entry.version} is the newest its range allows")
+            continue
+        if up.resolved:
+            ui.info(
+                f"{'would record' if dry_run else 'recording'} {entry.module} at {_label(up.new)}: conflicts resolved"
+            )
             continue
         verb = "would upgrade" if dry_run else "upgrading"
         ui.info(f"{verb} {entry.module}: {entry.version} -> {_label(up.new)} (from {show(up.new.source)})")
