@@ -250,3 +250,32 @@ def test_a_hand_edited_record_is_one_line_naming_the_entry(mini, tree_hash, entr
     with pytest.raises(PiperackError, match=exact(f"pyproject.toml [tool.piperack.pulled] {message}")):
         engine.pull(PullOptions(source="x", upgrade=True), project=find_project(mini))
     assert tree_hash(mini) == before
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3])
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, OSError])
+def test_an_interrupted_upgrade_leaves_the_project_as_it_was(mini, tmp_path, tree_hash, monkeypatch, fail_at, exc):
+    """The upgrade's writes (merged files, requirements.in, the record) are one transaction."""
+    import os
+
+    from piperack import fsutil
+
+    v = _versions(tmp_path, ("0.1.0", "first"), ("0.2.0", "second"))
+    engine.pull(PullOptions(source=str(v["0.1.0"]), alias="common"), project=find_project(mini))
+    helpers = mini / "src/demo/pipelines/common/helpers.py"
+    helpers.write_text(helpers.read_text().replace("LIMIT = 10", "LIMIT = 99"))
+    before = tree_hash(mini)
+    real_replace, calls = os.replace, {"n": 0}
+
+    def flaky_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise exc("simulated failure")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(fsutil.os, "replace", flaky_replace)
+    with pytest.raises(exc):
+        engine.pull(PullOptions(source="common", upgrade=True, to=str(v["0.2.0"])), project=find_project(mini))
+    monkeypatch.setattr(fsutil.os, "replace", real_replace)
+    assert tree_hash(mini) == before
+    assert not list(mini.glob(".piperack-backup-*"))
