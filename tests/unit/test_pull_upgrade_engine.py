@@ -279,3 +279,46 @@ def test_an_interrupted_upgrade_leaves_the_project_as_it_was(mini, tmp_path, tre
     monkeypatch.setattr(fsutil.os, "replace", real_replace)
     assert tree_hash(mini) == before
     assert not list(mini.glob(".piperack-backup-*"))
+
+
+def test_a_changed_manifest_entry_is_what_all_upgrade_follows(mini, tmp_path, capsys):
+    """The manifest names the new file: `pull --all` keeps the recorded module and says so;
+    `pull --all --upgrade` merges the file the manifest names, and records it as the source."""
+    v = _versions(tmp_path, ("0.1.0", "first"), ("0.2.0", "second"))
+    pyproject = mini / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + f'"{v["0.1.0"]}" = {{alias = "common"}}\n')
+    engine.pull(PullOptions(all_=True), project=find_project(mini))
+    helpers = mini / "src/demo/pipelines/common/helpers.py"
+    helpers.write_text(helpers.read_text().replace("LIMIT = 10", "LIMIT = 99"))
+    pyproject.write_text(pyproject.read_text().replace(f'"{v["0.1.0"]}" = {{', f'"{v["0.2.0"]}" = {{', 1))
+    capsys.readouterr()
+    engine.pull(PullOptions(all_=True), project=find_project(mini))
+    assert capsys.readouterr().out == (
+        f'kept pipelines.common: shared 0.1.0, as recorded (not what [tool.piperack.pull] "{v["0.2.0"]}" '
+        "asks for: `invoke pull --all --upgrade` moves it)\n"
+        "nothing to pull: every entry of [tool.piperack.pull] is pulled as recorded\n"
+    )
+    engine.pull(PullOptions(all_=True, upgrade=True), project=find_project(mini))
+    assert helpers.read_text() == "def double(x):\n    # second\n    return 2 * x\n\n\nLIMIT = 99\n"
+    record = read_pulled(find_project(mini))["pipelines.common"]
+    assert (record["version"], record["source"]) == ("0.2.0", str(v["0.2.0"]))
+    capsys.readouterr()
+    engine.pull(PullOptions(all_=True, upgrade=True), project=find_project(mini))
+    assert capsys.readouterr().out == "pipelines.common: shared 0.2.0 is what its source holds\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "recorded"),
+    [
+        ("shared~=0.1", "~=0.1"),
+        ("shared>=0.3,<1", ">=0.3,<1"),  # as written (packaging would print <1,>=0.3)
+        ("Shared_X==1.0", "==1.0"),
+        ("shared", None),
+        ("dist/shared-0.1.0.tar.gz", None),
+        ("https://host/shared-0.1.0.tar.gz", None),
+    ],
+)
+def test_the_recorded_specifier_is_the_range_as_written(source, recorded):
+    from piperack.pull.lock import specifier_of
+
+    assert specifier_of(source) == recorded
