@@ -322,3 +322,24 @@ def test_the_recorded_specifier_is_the_range_as_written(source, recorded):
     from piperack.pull.lock import specifier_of
 
     assert specifier_of(source) == recorded
+
+
+def test_all_upgrade_moves_the_record_of_the_modules_that_merged_cleanly(mini, tmp_path, capsys):
+    v = _versions(tmp_path, ("0.1.0", "first"), ("0.2.0", "second"))
+    w1 = write_sdist(tmp_path / "o1", "extra", "0.1.0")
+    w2 = write_sdist(tmp_path / "o2", "extra", "0.2.0", requires=["tabulate>=0.9"])
+    pyproject = mini / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + f'"{v["0.1.0"]}" = {{alias = "common"}}\n"{w1}" = {{}}\n')
+    engine.pull(PullOptions(all_=True), project=find_project(mini))
+    helpers = mini / "src/demo/pipelines/common/helpers.py"
+    helpers.write_text(helpers.read_text().replace("# first", "# ours"))
+    text = pyproject.read_text().replace(str(v["0.1.0"]), str(v["0.2.0"]), 1).replace(f'"{w1}"', f'"{w2}"', 1)
+    pyproject.write_text(text)
+    with pytest.raises(
+        PiperackError, match=r"^1 file\(s\) with conflicts, .*the record stays at pipelines\.common 0\.1\.0$"
+    ):
+        engine.pull(PullOptions(all_=True, upgrade=True), project=find_project(mini))
+    records = read_pulled(find_project(mini))
+    assert (records["pipelines.common"]["version"], records["pipelines.extra"]["version"]) == ("0.1.0", "0.2.0")
+    assert (mini / "requirements.in").read_text().endswith("tabulate>=0.9\n")
+    assert "upgraded pipelines.extra to extra 0.2.0" in capsys.readouterr().out

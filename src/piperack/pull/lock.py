@@ -145,9 +145,22 @@ def for_job(entries: list[Pulled], job, stripped: str) -> Pulled | None:
         if req:
             wanted = _canonical(req[0])
             same = [p for p in named if p.record.get("index") and p.package and _canonical(p.package) == wanted]
-        elif job.alias:
-            same = [p for p in named if not p.record.get("index")]
+        else:
+            same = [p for p in named if not p.record.get("index") and (job.alias or _same_package(job.subject, p))]
     return same[0] if len(same) == 1 else None
+
+
+def _same_package(subject: str, entry: Pulled) -> bool:
+    """Whether an archive's file name (``<name>-<version>.tar.gz``) names the package ``entry`` pulled."""
+    from urllib.parse import urlsplit
+
+    from packaging.utils import InvalidSdistFilename, parse_sdist_filename
+
+    try:
+        name, _ = parse_sdist_filename(urlsplit(subject).path.rpartition("/")[2])
+    except InvalidSdistFilename:
+        return False
+    return bool(entry.package) and _canonical(entry.package) == name
 
 
 def allows(job, entry: Pulled) -> bool:

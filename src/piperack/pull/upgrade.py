@@ -83,7 +83,15 @@ def upgrade(
         _diff(ups)
     if options.dry_run or options.diff:
         return ups
-    _write(project, ups, {} if conflicted else plan.changes)
+    clean = [up.new for up in moving if not up.conflicts()]
+    if conflicted:  # the record (and requirements) move only for the modules that merged cleanly
+        plan = (
+            finish_plan(project, clean, options.allow_conflicts, options.allow_direct_references)
+            if clean
+            else PullPlan()
+        )
+        moving = [up for up in moving if not up.conflicts()]
+    _write(project, ups, plan.changes)
     for warning in plan.warnings:
         ui.warn(warning)
     if conflicted:
@@ -95,6 +103,8 @@ def upgrade(
             if len(ups) == 1
             else "then record each with `invoke pull --upgrade NAME --to VERSION --resolved`"
         )
+        for done in moving:
+            ui.info(f"upgraded {done.entry.module} to {_label(done.new)}; recorded in {project.pyproject.name}")
         raise PiperackError(
             f"{len(conflicted)} file(s) with conflicts, marked inline (<<<<<<< project … >>>>>>> "
             f"{_label(up.new)}): {', '.join(map(str, conflicted))}; resolve them, {then}; "
@@ -186,7 +196,7 @@ def _theirs(project, entry: Pulled, options: PullOptions, work: Path, limit: int
     to = options.to
     if to is not None and not _is_version(to):
         return _fetch_placed(project, entry, to, work, limit, base=Path.cwd())
-    if job is not None and strip_credentials(job.subject) != entry.source:  # the manifest entry changed
+    if to is None and job is not None and strip_credentials(job.subject) != entry.source:  # the entry changed
         fetch_args = {"base": job.base, "pre": job.pre or options.pre or _is_pre_release(entry.version)}
         if index_requirement(job.subject):
             fetch_args["index_url"] = options.index_url or entry.record.get("index")
