@@ -207,6 +207,13 @@ def test_pull_by_range_lock_upgrade_and_conflict(two_projects, run_invoke, tree_
     assert git(b, "status", "--porcelain") == f" M {rel}\n"  # 0.2.0 as published: B's edit is in git only
     assert "return text.upper()\n" in nodes.read_text()
     assert (b / "pyproject.toml").read_text() == record
+    # The manifest's range moves on: --all --upgrade follows it, and the record with it.
+    pyproject.write_text(pyproject.read_text().replace(f'"{a.name}~=0.1" = ', f'"{a.name}>=0.3,<1" = '))
+    result = ok(run_invoke(b, "pull", "--all", "--upgrade"))
+    assert f"upgrading pipelines.common: 0.2.0 -> {a.name} 0.3.0 (from {a.name}>=0.3,<1)" in result.stdout
+    record = pulled(b)["pipelines.common"]
+    assert (record["version"], record["source"], record["specifier"]) == ("0.3.0", f"{a.name}>=0.3,<1", ">=0.3,<1")
+    assert "return text.upper() + SUFFIX\n" in nodes.read_text()
 
 
 def test_a_tampered_archive_behind_a_recorded_version_is_refused(two_projects, run_invoke, tree_hash):
