@@ -64,10 +64,13 @@ def pulled(root: Path) -> dict:
 
 
 class Publisher:
-    """Project A: one pipeline, packaged at a version and dropped into the index's folder."""
+    """Project A: one pipeline, packaged at a version and published with `invoke publish` to the
+    index that takes uploads only with a password; a version already there is replaced by hand in
+    the index's folder (publish never replaces one): a tampered archive."""
 
-    def __init__(self, root: Path, folder: Path, run_invoke):
-        self.root, self.folder, self.run_invoke = root, folder, run_invoke
+    def __init__(self, root: Path, upload_index, run_invoke):
+        self.root, self.upload, self.run_invoke = root, upload_index, run_invoke
+        self.folder = upload_index.folder
         self.name = f"shared{uuid.uuid4().hex[:8]}"  # the index is shared by every run: a name of our own
         ok(run_invoke(root, "new-pipeline", self.name))
         self.code = root / "src" / package_name(root) / "pipelines" / self.name
@@ -81,16 +84,20 @@ class Publisher:
         conf.write_text(f"# Parameters of the {self.name} pipeline.\ngreeting: hello\n{params}")
         ok(self.run_invoke(self.root, "package", f"pipelines.{self.name}"))
         sdist = self.root / "dist" / f"{self.name}-{version}.tar.gz"
-        return Path(shutil.copy2(sdist, self.folder / sdist.name))
+        if (self.folder / sdist.name).exists():
+            return Path(shutil.copy2(sdist, self.folder / sdist.name))
+        creds = {"TWINE_USERNAME": self.upload.user, "TWINE_PASSWORD": self.upload.password}
+        ok(self.run_invoke(self.root, "publish", "--repository-url", self.upload.url, env=creds))
+        return self.folder / sdist.name
 
 
 @pytest.fixture
-def two_projects(project, project_copy, run_invoke, index, tmp_path):
+def two_projects(project, project_copy, run_invoke, upload_index, tmp_path):
     """(A's publisher, B's root, index URL): A has published 0.1.0; B is a git work tree."""
-    url, folder = index
+    url = upload_index.simple
     a = tmp_path / "a"
     shutil.copytree(project, a, symlinks=True)
-    publisher = Publisher(a, folder, run_invoke)
+    publisher = Publisher(a, upload_index, run_invoke)
     publisher.publish("0.1.0")
     b = project_copy
     git(b, "init", "-q")
@@ -128,8 +135,13 @@ def test_pull_by_range_lock_upgrade_and_conflict(two_projects, run_invoke, tree_
     nodes.write_text(nodes.read_text().replace("return text.upper()", "return text.upper().strip()"))
     git(b, "commit", "-qam", "ours: strip")
     a.publish("0.2.0", suffix="!", params="punctuation: '!'\n")
-    # The record is a lock: --all keeps what is recorded.
+    # B's CI notices: outdated --check fails naming it.
     before = tree_hash(b)
+    one_line_error(
+        run_invoke(b, "outdated", "--check"),
+        "error: 1 pulled pipeline(s) behind their index: pipelines.common (0.1.0 -> 0.2.0)",
+    )
+    # The record is a lock: --all keeps what is recorded.
     result = ok(run_invoke(b, "pull", "--all", "--index-url", url))
     assert f"kept pipelines.common: {a.name} 0.1.0, as recorded" in result.stdout
     assert tree_hash(b) == before
@@ -195,6 +207,13 @@ def test_pull_by_range_lock_upgrade_and_conflict(two_projects, run_invoke, tree_
     assert git(b, "status", "--porcelain") == f" M {rel}\n"  # 0.2.0 as published: B's edit is in git only
     assert "return text.upper()\n" in nodes.read_text()
     assert (b / "pyproject.toml").read_text() == record
+    # The manifest's range moves on: --all --upgrade follows it, and the record with it.
+    pyproject.write_text(pyproject.read_text().replace(f'"{a.name}~=0.1" = ', f'"{a.name}>=0.3,<1" = '))
+    result = ok(run_invoke(b, "pull", "--all", "--upgrade"))
+    assert f"upgrading pipelines.common: 0.2.0 -> {a.name} 0.3.0 (from {a.name}>=0.3,<1)" in result.stdout
+    record = pulled(b)["pipelines.common"]
+    assert (record["version"], record["source"], record["specifier"]) == ("0.3.0", f"{a.name}>=0.3,<1", ">=0.3,<1")
+    assert "return text.upper() + SUFFIX\n" in nodes.read_text()
 
 
 def test_a_tampered_archive_behind_a_recorded_version_is_refused(two_projects, run_invoke, tree_hash):

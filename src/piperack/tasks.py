@@ -197,7 +197,8 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None, q
         "source": "A .tar.gz path, an fsspec URL (file://, https://, s3://, gcs://, …) or a package name "
         "with an optional version range from a package index (ingest==0.2, 'shared~=0.1', 'shared>=0.2,<1'). "
         "With --upgrade: the pulled module (its name as pulled) or its package name.",
-        "all": "Pull every entry of [tool.piperack.pull] in pyproject.toml (one transaction).",
+        "all": "Pull every entry of [tool.piperack.pull] in pyproject.toml (one transaction); entries already "
+        "pulled are kept, recorded ones missing here come back at their recorded version.",
         "alias": "Module name to pull it as (imports and parameter files are renamed).",
         "destination": "Module path under the project package to pull into. Default: where it was "
         "packaged from (recorded in the sdist), else pipelines.",

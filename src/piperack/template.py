@@ -234,6 +234,7 @@ def render(files: dict[PurePosixPath, bytes], answers: dict, version: str, label
         context = _context(env, questions, answers, label)
         validate(context)
         rendered: dict[str, bytes] = {}
+        budget = [MAX_TEMPLATE_BYTES]  # what all rendered files together may hold
         copy_only = [p for p in context.get("_copy_without_render") or [] if isinstance(p, str)]
         new_lines = context.get("_new_lines") if isinstance(context.get("_new_lines"), str) else None
         for inner, text in sorted(texts.items()):
@@ -244,7 +245,7 @@ def render(files: dict[PurePosixPath, bytes], answers: dict, version: str, label
             if text is None or any(fnmatch.fnmatch(inner, pattern) for pattern in copy_only):
                 data = binary.get(inner, text.encode("utf-8") if text is not None else b"")
             else:
-                body = env.get_template(inner).render(cookiecutter=context)
+                body = _bounded(env.get_template(inner).generate(cookiecutter=context), budget, label)
                 newline = new_lines or _newline(text)
                 if newline and newline != "\n":
                     body = body.replace("\n", newline)
@@ -257,6 +258,18 @@ def render(files: dict[PurePosixPath, bytes], answers: dict, version: str, label
             f"the {label} template could not be rendered with the recorded answers ({where}): {first_line(exc)}"
         ) from None
     return _pruned(rendered, context)
+
+
+def _bounded(pieces, budget: list[int], label: str) -> str:
+    """A rendered file, refused once the render as a whole outgrows ``budget`` (a template that
+    loops out gigabytes is stopped, not held in memory)."""
+    parts = []
+    for piece in pieces:
+        budget[0] -= len(piece)
+        if budget[0] < 0:
+            raise PiperackError(f"{label}: the template renders to more than {MAX_TEMPLATE_BYTES} bytes; refused")
+        parts.append(piece)
+    return "".join(parts)
 
 
 def _pruned(rendered: dict[str, bytes], context: dict) -> dict[str, bytes]:

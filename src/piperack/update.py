@@ -154,9 +154,16 @@ def inferred_answers(project: Project) -> dict:
     match = re.fullmatch(r">=\s*(3\.\d+)", str(data.get("requires-python", "")).strip())
     if match:
         answers["python_version"] = match.group(1)
-    readme = project.root / "README.md"
-    if readme.is_file():
-        first = readme.read_text(encoding="utf-8", errors="replace").splitlines()[:1]
+    from .fsutil import read_confined
+
+    readme, path = b"", project.root / "README.md"
+    if path.is_file() and not path.is_symlink():  # never through a link, never a fifo
+        try:
+            readme = read_confined(project.root, "README.md") or b""
+        except (PiperackError, OSError):
+            pass
+    if readme:
+        first = readme[:4096].decode("utf-8", errors="replace").splitlines()[:1]
         if first and first[0].startswith("# "):
             answers["project_name"] = first[0][2:].strip()
     answers["include_example"] = (project.package_dir / "pipelines" / "ingest").is_dir()

@@ -250,3 +250,96 @@ def test_a_hand_edited_record_is_one_line_naming_the_entry(mini, tree_hash, entr
     with pytest.raises(PiperackError, match=exact(f"pyproject.toml [tool.piperack.pulled] {message}")):
         engine.pull(PullOptions(source="x", upgrade=True), project=find_project(mini))
     assert tree_hash(mini) == before
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3])
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, OSError])
+def test_an_interrupted_upgrade_leaves_the_project_as_it_was(mini, tmp_path, tree_hash, monkeypatch, fail_at, exc):
+    """The upgrade's writes (merged files, requirements.in, the record) are one transaction."""
+    import os
+
+    from piperack import fsutil
+
+    v = _versions(tmp_path, ("0.1.0", "first"), ("0.2.0", "second"))
+    engine.pull(PullOptions(source=str(v["0.1.0"]), alias="common"), project=find_project(mini))
+    helpers = mini / "src/demo/pipelines/common/helpers.py"
+    helpers.write_text(helpers.read_text().replace("LIMIT = 10", "LIMIT = 99"))
+    before = tree_hash(mini)
+    real_replace, calls = os.replace, {"n": 0}
+
+    def flaky_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise exc("simulated failure")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(fsutil.os, "replace", flaky_replace)
+    with pytest.raises(exc):
+        engine.pull(PullOptions(source="common", upgrade=True, to=str(v["0.2.0"])), project=find_project(mini))
+    monkeypatch.setattr(fsutil.os, "replace", real_replace)
+    assert tree_hash(mini) == before
+    assert not list(mini.glob(".piperack-backup-*"))
+
+
+def test_a_changed_manifest_entry_is_what_all_upgrade_follows(mini, tmp_path, capsys):
+    """The manifest names the new file: `pull --all` keeps the recorded module and says so;
+    `pull --all --upgrade` merges the file the manifest names, and records it as the source."""
+    v = _versions(tmp_path, ("0.1.0", "first"), ("0.2.0", "second"))
+    pyproject = mini / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + f'"{v["0.1.0"]}" = {{alias = "common"}}\n')
+    engine.pull(PullOptions(all_=True), project=find_project(mini))
+    helpers = mini / "src/demo/pipelines/common/helpers.py"
+    helpers.write_text(helpers.read_text().replace("LIMIT = 10", "LIMIT = 99"))
+    pyproject.write_text(pyproject.read_text().replace(f'"{v["0.1.0"]}" = {{', f'"{v["0.2.0"]}" = {{', 1))
+    capsys.readouterr()
+    engine.pull(PullOptions(all_=True), project=find_project(mini))
+    assert capsys.readouterr().out == (
+        f'kept pipelines.common: shared 0.1.0, as recorded (not what [tool.piperack.pull] "{v["0.2.0"]}" '
+        "asks for: `invoke pull --all --upgrade` moves it)\n"
+        "nothing to pull: every entry of [tool.piperack.pull] is pulled as recorded\n"
+    )
+    engine.pull(PullOptions(all_=True, upgrade=True), project=find_project(mini))
+    assert helpers.read_text() == "def double(x):\n    # second\n    return 2 * x\n\n\nLIMIT = 99\n"
+    record = read_pulled(find_project(mini))["pipelines.common"]
+    assert (record["version"], record["source"]) == ("0.2.0", str(v["0.2.0"]))
+    capsys.readouterr()
+    engine.pull(PullOptions(all_=True, upgrade=True), project=find_project(mini))
+    assert capsys.readouterr().out == "pipelines.common: shared 0.2.0 is what its source holds\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "recorded"),
+    [
+        ("shared~=0.1", "~=0.1"),
+        ("shared>=0.3,<1", ">=0.3,<1"),  # as written (packaging would print <1,>=0.3)
+        ("Shared_X==1.0", "==1.0"),
+        ("shared", None),
+        ("dist/shared-0.1.0.tar.gz", None),
+        ("https://host/shared-0.1.0.tar.gz", None),
+    ],
+)
+def test_the_recorded_specifier_is_the_range_as_written(source, recorded):
+    from piperack.pull.lock import specifier_of
+
+    assert specifier_of(source) == recorded
+
+
+def test_all_upgrade_moves_the_record_of_the_modules_that_merged_cleanly(mini, tmp_path, capsys):
+    v = _versions(tmp_path, ("0.1.0", "first"), ("0.2.0", "second"))
+    w1 = write_sdist(tmp_path / "o1", "extra", "0.1.0")
+    w2 = write_sdist(tmp_path / "o2", "extra", "0.2.0", requires=["tabulate>=0.9"])
+    pyproject = mini / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + f'"{v["0.1.0"]}" = {{alias = "common"}}\n"{w1}" = {{}}\n')
+    engine.pull(PullOptions(all_=True), project=find_project(mini))
+    helpers = mini / "src/demo/pipelines/common/helpers.py"
+    helpers.write_text(helpers.read_text().replace("# first", "# ours"))
+    text = pyproject.read_text().replace(str(v["0.1.0"]), str(v["0.2.0"]), 1).replace(f'"{w1}"', f'"{w2}"', 1)
+    pyproject.write_text(text)
+    with pytest.raises(
+        PiperackError, match=r"^1 file\(s\) with conflicts, .*the record stays at pipelines\.common 0\.1\.0$"
+    ):
+        engine.pull(PullOptions(all_=True, upgrade=True), project=find_project(mini))
+    records = read_pulled(find_project(mini))
+    assert (records["pipelines.common"]["version"], records["pipelines.extra"]["version"]) == ("0.1.0", "0.2.0")
+    assert (mini / "requirements.in").read_text().endswith("tabulate>=0.9\n")
+    assert "upgraded pipelines.extra to extra 0.2.0" in capsys.readouterr().out

@@ -416,3 +416,23 @@ def test_check_on_a_tree_a_killed_update_left_says_to_rerun(proj, monkeypatch):
         ),
     ):
         engine.check(proj)
+
+
+def test_answers_of_a_project_without_a_record_are_never_read_through_a_link(proj, tmp_path):
+    secret = tmp_path / "secret.md"
+    secret.write_text("# the secret first line\n")
+    (proj.root / "README.md").symlink_to(secret)
+    assert "project_name" not in engine.inferred_answers(proj)
+    (proj.root / "README.md").unlink()
+    (proj.root / "README.md").write_text("# Our Project\n")
+    assert engine.inferred_answers(proj)["project_name"] == "Our Project"
+
+
+def test_a_template_that_renders_too_much_is_stopped(tmp_path, monkeypatch):
+    from piperack import template
+
+    monkeypatch.setattr(template, "MAX_TEMPLATE_BYTES", 10_000)
+    readme = "{% for i in range(99999) %}{% for j in range(99999) %}0123456789{% endfor %}{% endfor %}"
+    files = engine.template_from(str(evil_template(tmp_path / "old", tmp_path / "marker", readme)))
+    with pytest.raises(PiperackError, match=exact("x: the template renders to more than 10000 bytes; refused")):
+        template.render(files, {}, "0.1", "x")
