@@ -470,15 +470,18 @@ def _frames(reader, query: str):
         pa = None
     if pa is None:
         kinds = {"BIGINT": "Int64", "DOUBLE": "Float64", "VARCHAR": pd.StringDtype("python"), "BOOLEAN": "boolean"}
-        kinds = {name: kinds[str(kind)] for name, kind in zip(rows.columns, rows.types) if str(kind) in kinds}
+        kinds = {
+            name: kinds[str(kind)] for name, kind in zip(rows.columns, rows.types, strict=True) if str(kind) in kinds
+        }
         reader.execute(query)
-        first = True
-        while first or len(frame):
-            frame = reader.fetch_df_chunk(-(-CHUNK_ROWS // 2048)).astype(kinds)  # in vectors of 2048 rows
-            if first or len(frame):
-                for start in range(0, max(len(frame), 1), CHUNK_ROWS):
-                    yield frame.iloc[start : start + CHUNK_ROWS].reset_index(drop=True)
-            first = False
+        vectors = -(-CHUNK_ROWS // 2048)  # DuckDB hands DataFrames over in vectors of 2048 rows
+        frame = reader.fetch_df_chunk(vectors).astype(kinds)
+        if not len(frame):
+            yield frame
+        while len(frame):
+            for start in range(0, len(frame), CHUNK_ROWS):
+                yield frame.iloc[start : start + CHUNK_ROWS].reset_index(drop=True)
+            frame = reader.fetch_df_chunk(vectors).astype(kinds)
         return
     nullable = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype(), pa.string(): pd.StringDtype()}
     nullable |= {pa.bool_(): pd.BooleanDtype(), pa.large_string(): pd.StringDtype()}
