@@ -275,21 +275,23 @@ def _typed_rows(raw_path, names: list, columns: dict, required: list) -> str:
     """The SELECT that reads the CSV and types it: one row per CSV row, in file order, with a
     column ``_invalid`` (a typed value that does not parse, or a required one missing), and for each
     date column a ``_text_<name>`` holding the spellings left to pandas (_pandas_dates)."""
+    nullstr = "[" + ", ".join(_sql_text(v) for v in NA_VALUES) + "]"  # DuckDB's reader drops them fastest
     if not columns:  # every column, as DuckDB types it
         quoted = ", ".join(_sql_text(n) for n in names)
-        nullstr = ", ".join(_sql_text(v) for v in NA_VALUES)
-        source = f"read_csv({_sql_text(raw_path)}, header = true, names = [{quoted}], nullstr = [{nullstr}], "
+        source = f"read_csv({_sql_text(raw_path)}, header = true, names = [{quoted}], nullstr = {nullstr}, "
         source += "null_padding = true)"
         bad = " OR ".join(f'"{name}" IS NULL' for name in required) or "false"
         return f"SELECT *, {bad} AS _invalid FROM {source}"
     # Every field as text, typed below with pandas' rules rather than DuckDB's guesses.
     fields = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
     source = f"read_csv({_sql_text(raw_path)}, header = true, columns = {fields}, auto_detect = false, "
-    source += "delim = ',', quote = '\"', escape = '\"', null_padding = true)"
+    source += f"delim = ',', quote = '\"', escape = '\"', null_padding = true, nullstr = {nullstr})"
+    # A field starting with spaces loses them (pandas' skipinitialspace), then may be a marker ("  n/a").
     na = _sql_text("|".join(re.escape(v) for v in NA_VALUES))  # not IN (...): DuckDB makes a long one a join
-    used = sorted({names.index(name) for name in columns})
+    spaced = "CASE WHEN regexp_full_match(ltrim(c{i}), {na}) THEN NULL ELSE ltrim(c{i}) END"
     texts = ", ".join(
-        f"CASE WHEN regexp_full_match(ltrim(c{i}), {na}) THEN NULL ELSE ltrim(c{i}) END AS t{i}" for i in used
+        f"CASE WHEN starts_with(c{i}, ' ') THEN {spaced.format(i=i, na=na)} ELSE c{i} END AS t{i}"
+        for i in sorted({names.index(name) for name in columns})
     )
     text = {name: f"t{names.index(name)}" for name in columns}
     values, bad = [], []
