@@ -548,7 +548,10 @@ def write_run_record(record: dict, path: Path = RUNS_LOG) -> None:
         if path.is_file():
             size = path.stat().st_size
             if size + len(line) > RUNS_KEEP_BYTES or (size and path.read_bytes().count(b"\n") >= RUNS_KEEP_LINES):
-                os.replace(path, path.with_name(path.name + ".1"))
+                try:
+                    os.replace(path, path.with_name(path.name + ".1"))
+                except FileNotFoundError:  # another run rotated it first
+                    pass
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
             os.write(fd, line)
