@@ -10,6 +10,7 @@
 #                           #   PIPERACK_TEST_UPLOAD_URL=http://127.0.0.1:PORT/   (upload endpoint; the
 #                           #     simple pages are under PORT/simple/, readable without a password)
 #                           #   PIPERACK_TEST_UPLOAD_USER, PIPERACK_TEST_UPLOAD_PASSWORD (random per start)
+#                           #   PIPERACK_TEST_UPLOAD_DIR=<the folder it serves; a test tampers with files there>
 #                           # to $PIPERACK_CI_STATE/env
 #   .ci/services.sh stop    # kills what start started, by pid, and removes those lines
 #
@@ -97,6 +98,7 @@ ht.save()' "$DIR/upload-index.htpasswd" "$user"
     set_env PIPERACK_TEST_UPLOAD_URL "http://127.0.0.1:$(cat "$DIR/pypiserver-auth.port")/"
     set_env PIPERACK_TEST_UPLOAD_USER "$(sed -n 1p "$DIR/upload-index.credentials")"
     set_env PIPERACK_TEST_UPLOAD_PASSWORD "$(sed -n 2p "$DIR/upload-index.credentials")"
+    set_env PIPERACK_TEST_UPLOAD_DIR "$DIR/upload-index"
 }
 
 stop_one() {
@@ -124,6 +126,7 @@ stop() {
     unset_env PIPERACK_TEST_UPLOAD_URL
     unset_env PIPERACK_TEST_UPLOAD_USER
     unset_env PIPERACK_TEST_UPLOAD_PASSWORD
+    unset_env PIPERACK_TEST_UPLOAD_DIR
 }
 
 case "${1:-}" in

@@ -157,6 +157,7 @@ class UploadIndex:
     url: str  # the upload endpoint (legacy upload API)
     user: str
     password: str
+    folder: Path  # the folder it serves (a test may tamper with a file there)
 
     @property
     def simple(self) -> str:
@@ -167,12 +168,19 @@ class UploadIndex:
 def upload_index(tmp_path_factory):
     """pypiserver that takes uploads only with a password (htpasswd): the CI one or our own, stopped by pid."""
     env = ci_env()
-    if all(env.get(f"PIPERACK_TEST_UPLOAD_{k}") for k in ("URL", "USER", "PASSWORD")):
+    if all(env.get(f"PIPERACK_TEST_UPLOAD_{k}") for k in ("URL", "USER", "PASSWORD", "DIR")):
         yield UploadIndex(
-            env["PIPERACK_TEST_UPLOAD_URL"], env["PIPERACK_TEST_UPLOAD_USER"], env["PIPERACK_TEST_UPLOAD_PASSWORD"]
+            env["PIPERACK_TEST_UPLOAD_URL"],
+            env["PIPERACK_TEST_UPLOAD_USER"],
+            env["PIPERACK_TEST_UPLOAD_PASSWORD"],
+            Path(env["PIPERACK_TEST_UPLOAD_DIR"]),
         )
         return
-    from passlib.apache import HtpasswdFile
+    import warnings
+
+    with warnings.catch_warnings():  # passlib imports the stdlib's deprecated crypt (gone in 3.13: it copes)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from passlib.apache import HtpasswdFile
 
     home = tmp_path_factory.mktemp("upload-index")
     password = secrets.token_urlsafe(18)
@@ -184,7 +192,7 @@ def upload_index(tmp_path_factory):
     cmd = [tool("pypi-server"), "run", "-i", "127.0.0.1", "-p", str(port), "--disable-fallback"]
     proc = start([*cmd, "-a", "update", "-P", str(home / "htpasswd"), str(home / "packages")], port, home / "log")
     try:
-        yield UploadIndex(f"http://127.0.0.1:{port}/", "piperack-test", password)
+        yield UploadIndex(f"http://127.0.0.1:{port}/", "piperack-test", password, home / "packages")
     finally:
         stop(proc)
 

@@ -48,6 +48,11 @@ def test_o_naming_a_file_or_a_path_below_one_is_one_line(venv, user_env, tmp_pat
     assert one_error_line(_new(venv, env, tmp_path, "-o", "a\nfile/sub")) == (
         "error: -o 'a\\nfile/sub': 'a\\nfile' is a file, not a folder; nothing written"
     )
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    before = tree_hash(tmp_path)
+    assert one_error_line(_new(venv, env, tmp_path, "-o", "dangling/sub")) == (
+        "error: -o dangling/sub: dangling is a link to nothing; nothing written"
+    )
     # A refused answer takes back the folders -o made for it.
     assert one_error_line(_new(venv, env, tmp_path, "-o", "new/deeper", "project_name=")) == (
         "error: project_name must not be empty"

@@ -4,11 +4,13 @@ was published into another project."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import signal
 import subprocess
+import threading
 import uuid
 from pathlib import Path
 
@@ -264,3 +266,55 @@ def test_publish_stopped_while_the_index_stalls(project_copy, venv, user_env, ru
         out, err = proc.communicate(timeout=120)
     assert (proc.returncode, err, out) == (status, f"{line}: nothing was left half-done\n", "")
     assert tree_hash(project_copy) == before
+
+
+class _Answering(http.server.BaseHTTPRequestHandler):
+    """An index that lists nothing (404 on every simple page) and answers every upload with ``status``."""
+
+    status, headers = 400, {}
+
+    def do_GET(self):  # noqa: N802
+        self.send_error(404, "Not Found")
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(self.status, {301: "Moved Permanently", 409: "Conflict", 400: "Bad Request"}[self.status])
+        for key, value in self.headers_out.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "line"),
+    [
+        (409, {}, "error: {name} 0.1.0 is already on {url}; a published version is never replaced"),
+        (400, {}, "error: {url} refused {name}-0.1.0.tar.gz: HTTP 400 Bad Request"),
+        (
+            301,
+            {"Location": "https://packages.example.com/upload/"},
+            "error: {url} answered the upload with a redirect (HTTP 301) to https://packages.example.com/upload/: "
+            "give that URL as the repository URL",
+        ),
+    ],
+)
+def test_what_the_index_says_to_an_upload_is_one_line(project_copy, run_invoke, upload_index, status, headers, line):
+    """An index whose simple pages did not list the version, refusing the upload itself (a race, a policy,
+    a moved endpoint)."""
+    handler = type("Handler", (_Answering,), {"status": status, "headers_out": headers})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        root, name = project_copy, _unique()
+        url = f"http://127.0.0.1:{server.server_port}/"
+        _ok(run_invoke(root, "package", "pipelines.ingest", "--alias", name))
+        result = run_invoke(root, "publish", "--repository-url", url, env=_creds(upload_index))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1
+    assert result.stderr == line.format(name=name, url=url) + "\n"
+    _secret_free(result, upload_index.password)

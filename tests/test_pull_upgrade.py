@@ -27,6 +27,17 @@ def greet(greeting: str) -> str:
     return f"{{greeting}} from {name}"
 '''
 
+TEST = """from {package}.pipelines.{name} import nodes
+
+
+def test_greet():
+    assert nodes.greet("hi") == "hi from {name}"
+
+
+def test_shout():
+    assert nodes.shout(" hey ").startswith("HEY")
+"""
+
 
 def git(root: Path, *args: str) -> str:
     return subprocess.run([*GIT, *args], cwd=root, check=True, capture_output=True, text=True).stdout
@@ -53,10 +64,13 @@ def pulled(root: Path) -> dict:
 
 
 class Publisher:
-    """Project A: one pipeline, packaged at a version and dropped into the index's folder."""
+    """Project A: one pipeline, packaged at a version and published with `invoke publish` to the
+    index that takes uploads only with a password; a version already there is replaced by hand in
+    the index's folder (publish never replaces one): a tampered archive."""
 
-    def __init__(self, root: Path, folder: Path, run_invoke):
-        self.root, self.folder, self.run_invoke = root, folder, run_invoke
+    def __init__(self, root: Path, upload_index, run_invoke):
+        self.root, self.upload, self.run_invoke = root, upload_index, run_invoke
+        self.folder = upload_index.folder
         self.name = f"shared{uuid.uuid4().hex[:8]}"  # the index is shared by every run: a name of our own
         ok(run_invoke(root, "new-pipeline", self.name))
         self.code = root / "src" / package_name(root) / "pipelines" / self.name
@@ -64,20 +78,26 @@ class Publisher:
     def publish(self, version: str, suffix: str = "", shout: str = "text.upper()", params: str = "") -> Path:
         (self.code / "__init__.py").write_text(f'"""The {self.name} pipeline."""\n\n__version__ = "{version}"\n')
         (self.code / "nodes.py").write_text(NODES.format(name=self.name, suffix=suffix, shout=shout))
+        tests = self.root / "src/tests/pipelines" / self.name / "test_pipeline.py"
+        tests.write_text(TEST.format(package=package_name(self.root), name=self.name))
         conf = self.root / "conf/base/parameters" / f"{self.name}.yml"
         conf.write_text(f"# Parameters of the {self.name} pipeline.\ngreeting: hello\n{params}")
         ok(self.run_invoke(self.root, "package", f"pipelines.{self.name}"))
         sdist = self.root / "dist" / f"{self.name}-{version}.tar.gz"
-        return Path(shutil.copy2(sdist, self.folder / sdist.name))
+        if (self.folder / sdist.name).exists():
+            return Path(shutil.copy2(sdist, self.folder / sdist.name))
+        creds = {"TWINE_USERNAME": self.upload.user, "TWINE_PASSWORD": self.upload.password}
+        ok(self.run_invoke(self.root, "publish", "--repository-url", self.upload.url, env=creds))
+        return self.folder / sdist.name
 
 
 @pytest.fixture
-def two_projects(project, project_copy, run_invoke, index, tmp_path):
+def two_projects(project, project_copy, run_invoke, upload_index, tmp_path):
     """(A's publisher, B's root, index URL): A has published 0.1.0; B is a git work tree."""
-    url, folder = index
+    url = upload_index.simple
     a = tmp_path / "a"
     shutil.copytree(project, a, symlinks=True)
-    publisher = Publisher(a, folder, run_invoke)
+    publisher = Publisher(a, upload_index, run_invoke)
     publisher.publish("0.1.0")
     b = project_copy
     git(b, "init", "-q")
@@ -115,8 +135,13 @@ def test_pull_by_range_lock_upgrade_and_conflict(two_projects, run_invoke, tree_
     nodes.write_text(nodes.read_text().replace("return text.upper()", "return text.upper().strip()"))
     git(b, "commit", "-qam", "ours: strip")
     a.publish("0.2.0", suffix="!", params="punctuation: '!'\n")
-    # The record is a lock: --all keeps what is recorded.
+    # B's CI notices: outdated --check fails naming it.
     before = tree_hash(b)
+    one_line_error(
+        run_invoke(b, "outdated", "--check"),
+        "error: 1 pulled pipeline(s) behind their index: pipelines.common (0.1.0 -> 0.2.0)",
+    )
+    # The record is a lock: --all keeps what is recorded.
     result = ok(run_invoke(b, "pull", "--all", "--index-url", url))
     assert f"kept pipelines.common: {a.name} 0.1.0, as recorded" in result.stdout
     assert tree_hash(b) == before
@@ -145,7 +170,8 @@ def test_pull_by_range_lock_upgrade_and_conflict(two_projects, run_invoke, tree_
     one_line_error(
         run_invoke(b, "pull", "--upgrade", "common"),
         f"error: 1 file(s) with conflicts, marked inline (<<<<<<< project … >>>>>>> {a.name} 0.3.0): {rel}; "
-        "resolve them and commit; the record stays at pipelines.common 0.2.0",
+        "resolve them, then `invoke pull --upgrade common --to 0.3.0 --resolved` records it; "
+        "the record stays at pipelines.common 0.2.0",
     )
     assert (
         "<<<<<<< project\n    return text.upper().strip()\n=======\n"
@@ -154,6 +180,21 @@ def test_pull_by_range_lock_upgrade_and_conflict(two_projects, run_invoke, tree_
     assert (b / "pyproject.toml").read_text() == record
     # Files without a conflict are merged all the same (here: the version in __init__.py).
     assert git(b, "status", "--porcelain") == f" M src/{pkg}/pipelines/common/__init__.py\n M {rel}\n"
+    # The team resolves the conflict, and records 0.3.0 (refused while a marker is left).
+    before = tree_hash(b)
+    one_line_error(
+        run_invoke(b, "pull", "--upgrade", "common", "--to", "0.3.0", "--resolved"),
+        f"error: pipelines.common: conflict markers are still in {rel}; resolve them, then run --resolved again",
+    )
+    assert tree_hash(b) == before
+    resolved = nodes.read_text().split("<<<<<<< project\n")[0] + "    return (text.upper() + SUFFIX).strip()\n"
+    resolved += nodes.read_text().split(f">>>>>>> {a.name} 0.3.0\n")[1]
+    nodes.write_text(resolved)
+    result = ok(run_invoke(b, "pull", "--upgrade", "common", "--to", "0.3.0", "--resolved"))
+    assert f"recording pipelines.common at {a.name} 0.3.0: conflicts resolved" in result.stdout
+    assert nodes.read_text() == resolved
+    assert pulled(b)["pipelines.common"]["version"] == "0.3.0"
+    ok(run_invoke(b, "test", "--args", "src/tests/pipelines/common -p no:cacheprovider"))
     git(b, "checkout", "--", ".")
     # The record is a lock: a recorded module that is missing (a fresh clone that does not commit
     # pulled code) comes back at its recorded version, 0.2.0, though 0.3.0 is in range.
@@ -166,6 +207,13 @@ def test_pull_by_range_lock_upgrade_and_conflict(two_projects, run_invoke, tree_
     assert git(b, "status", "--porcelain") == f" M {rel}\n"  # 0.2.0 as published: B's edit is in git only
     assert "return text.upper()\n" in nodes.read_text()
     assert (b / "pyproject.toml").read_text() == record
+    # The manifest's range moves on: --all --upgrade follows it, and the record with it.
+    pyproject.write_text(pyproject.read_text().replace(f'"{a.name}~=0.1" = ', f'"{a.name}>=0.3,<1" = '))
+    result = ok(run_invoke(b, "pull", "--all", "--upgrade"))
+    assert f"upgrading pipelines.common: 0.2.0 -> {a.name} 0.3.0 (from {a.name}>=0.3,<1)" in result.stdout
+    record = pulled(b)["pipelines.common"]
+    assert (record["version"], record["source"], record["specifier"]) == ("0.3.0", f"{a.name}>=0.3,<1", ">=0.3,<1")
+    assert "return text.upper() + SUFFIX\n" in nodes.read_text()
 
 
 def test_a_tampered_archive_behind_a_recorded_version_is_refused(two_projects, run_invoke, tree_hash):

@@ -4,6 +4,7 @@ in headless Chromium, Mermaid parsed, and bad input refused in one line with the
 from __future__ import annotations
 
 import json
+import re
 
 from tests.browser import Elements, dump_dom, screenshot
 from tests.unit.test_viz import parse_mermaid
@@ -111,3 +112,34 @@ def test_viz_refuses_bad_input_in_one_line_and_writes_nothing(project_copy, run_
         done = run_invoke(root, "viz", *args)
         assert (done.returncode, done.stdout, done.stderr) == (1, "", message)
     assert tree_hash(root) == before
+
+
+def test_viz_shows_what_invoke_run_recorded(project_copy, run_invoke):
+    """A real run: cleaning fails, so aggregate (after it) is skipped; ingest succeeds."""
+    root = project_copy
+    three_pipelines(root, run_invoke)
+    failing = next(root.glob("src/*/pipelines/cleaning/pipeline.py"))
+    failing.write_text("def run(params, catalog):\n    raise ValueError('no source today')\n")
+    ran = run_invoke(root, "run")
+    assert ran.returncode == 1, ran.stderr
+    done = run_invoke(root, "viz")
+    assert done.returncode == 0, done.stderr
+    dom = Elements(dump_dom(root / "build" / "pipelines.html"))
+    statuses = rows(dom)["p"]
+    assert re.fullmatch(r"\u2713 success \u00b7 \d+\.\d\d s", statuses.pop("ingest"))
+    assert re.fullmatch(r"\u2717 failed \u00b7 \d+\.\d\d s", statuses.pop("cleaning"))
+    assert statuses == {"aggregate": "\u2013 skipped \u00b7 0.00 s"}
+    summary = [text for attrs, text, _ in dom.tags("p") if attrs.get("id") == "run"][0]
+    assert summary.startswith("Last run (logs/runs.jsonl): ")
+    assert summary.endswith(", env local: 1 failed, 1 skipped, 1 success.")
+
+
+def test_viz_output_outside_the_project_leaves_the_project_as_it_was(project_copy, run_invoke, tree_hash, tmp_path):
+    root = project_copy
+    three_pipelines(root, run_invoke)
+    before = tree_hash(root)
+    page = tmp_path / "artifacts" / "pipelines.html"
+    done = run_invoke(root, "viz", "--output", str(page))
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"wrote {page}\n", "")
+    assert tree_hash(root) == before
+    assert sorted(rows(Elements(dump_dom(page)))["p"]) == ["aggregate", "cleaning", "ingest"]

@@ -153,7 +153,8 @@ def _make_output_dir(output_dir: Path) -> Path | None:
         folder = folder.parent
     if not folder.is_dir():
         shown = [str(p) if str(p).isprintable() else repr(str(p)) for p in (output_dir, folder)]
-        where = " is a file, not a folder" if folder == output_dir else f": {shown[1]} is a file, not a folder"
+        what = "a link to nothing" if folder.is_symlink() and not folder.exists() else "a file, not a folder"
+        where = f" is {what}" if folder == output_dir else f": {shown[1]} is {what}"
         raise PiperackError(f"-o {shown[0]}{where}; nothing written")
     output_dir.mkdir(parents=True, exist_ok=True)
     return missing[-1] if missing else None

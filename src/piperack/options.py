@@ -245,13 +245,19 @@ class PullOptions:
     upgrade: bool = False  # merge a newer version into a pulled module (source: its name), or --all of them
     to: str | None = None  # --upgrade: this version (or archive) instead of the newest in range
     diff: bool = False  # --upgrade: show the merge as a diff; write nothing
+    resolved: bool = False  # --upgrade NAME --to V: record V, whose conflicts the team resolved; merge nothing
 
     def check_upgrade(self) -> None:
-        """--upgrade's options: NAME or --all; --to and --diff only with it; nothing that moves the module."""
-        if (self.to is not None or self.diff) and not self.upgrade:
-            raise PiperackError("--to and --diff go with --upgrade NAME")
+        """--upgrade's options: NAME or --all; --to, --diff and --resolved only with it; nothing that
+        moves the module."""
+        if (self.to is not None or self.diff or self.resolved) and not self.upgrade:
+            raise PiperackError("--to, --diff and --resolved go with --upgrade NAME")
         if not self.upgrade:
             return
+        if self.resolved and (self.all_ or self.to is None):
+            raise PiperackError(
+                "--resolved records the version whose conflicts you resolved: give it as --upgrade NAME --to VERSION"
+            )
         moved = [
             flag
             for flag, value in (

@@ -199,6 +199,11 @@ def _upload(upload: Upload, repository: str, username, password, secrets: list[s
         raise PiperackError(
             f"{upload.name} {upload.version} is already on {shown}; a published version is never replaced"
         )
+    if 300 <= status < 400 and response.headers.get("Location"):
+        raise PiperackError(
+            f"{shown} answered the upload with a redirect (HTTP {status}) to "
+            f"{strip_credentials(response.headers['Location'])}: give that URL as the repository URL"
+        )
     if status >= 300:
         raise PiperackError(f"{shown} refused {upload.path.name}: HTTP {status} {reason}".rstrip())
 

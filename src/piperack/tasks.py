@@ -166,7 +166,8 @@ def _optional_with_all(positional: str):
         "all": "Package every entry of [tool.piperack.package] in pyproject.toml, each with its own options.",
         "alias": "Package it under this name (its absolute imports in code and tests are rewritten to it).",
         "destination": "Folder for the .tar.gz (relative paths: to the project root). Default: dist.",
-        "env": "Config environment whose parameters go in: conf/<env>/parameters/. Default: base.",
+        "env": "Config environment: its parameters (conf/<env>/parameters/), deep-merged over conf/base's, go in. "
+        "Default: base.",
         "quiet": "No progress output (results and errors still print); progress shows only on a terminal anyway.",
     },
 )
@@ -196,7 +197,8 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None, q
         "source": "A .tar.gz path, an fsspec URL (file://, https://, s3://, gcs://, …) or a package name "
         "with an optional version range from a package index (ingest==0.2, 'shared~=0.1', 'shared>=0.2,<1'). "
         "With --upgrade: the pulled module (its name as pulled) or its package name.",
-        "all": "Pull every entry of [tool.piperack.pull] in pyproject.toml (one transaction).",
+        "all": "Pull every entry of [tool.piperack.pull] in pyproject.toml (one transaction); entries already "
+        "pulled are kept, recorded ones missing here come back at their recorded version.",
         "alias": "Module name to pull it as (imports and parameter files are renamed).",
         "destination": "Module path under the project package to pull into. Default: where it was "
         "packaged from (recorded in the sdist), else pipelines.",
@@ -217,6 +219,8 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None, q
         "pulled entry of [tool.piperack.pull], to the newest its range allows.",
         "to": "With --upgrade: this version (or a .tar.gz path or URL) instead of the newest its range allows.",
         "diff": "With --upgrade: show the merge as a unified diff; write nothing.",
+        "resolved": "With --upgrade NAME --to VERSION: after resolving an upgrade's conflicts, record VERSION "
+        "(and its requirements) without merging again; refused while a conflict marker is left.",
     },
 )
 def pull(
@@ -238,6 +242,7 @@ def pull(
     upgrade=False,
     to=None,
     diff=False,
+    resolved=False,
 ):
     """Pull a micro-package into this project: code, parameters and tests in their places.
 
@@ -271,6 +276,7 @@ def pull(
             upgrade=upgrade,
             to=to,
             diff=diff,
+            resolved=resolved,
         )
         engine.pull(options, project=project(c))
     _before_exit()

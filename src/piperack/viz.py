@@ -120,9 +120,19 @@ def read(project, env: str) -> Picture:
 def last_run(root: Path) -> dict | None:
     """The last complete JSON object line of logs/runs.jsonl, or None (no file, no run yet).
 
-    Only the tail is read; a line cut short (a run still writing, a full disk) is passed over."""
-    path = Path(root) / RUNS_FILE
-    if path.is_symlink() or not path.is_file():
+    Only the tail is read; a line cut short (a run still writing, a full disk) is passed over. A
+    link (the file, or logs/ itself) is not followed: a warning, and no run."""
+    from . import ui
+    from .fsutil import confined
+
+    try:
+        path = confined(Path(root), RUNS_FILE)  # no linked folder on the way
+        if path.is_symlink():
+            raise PiperackError(f"{RUNS_FILE}: a symbolic link")
+    except PiperackError as exc:
+        ui.warn(f"{exc}; the page shows no run (piperack reads nothing through a link)")
+        return None
+    if not path.is_file():
         return None
     try:
         with open(path, "rb") as handle:
@@ -459,6 +469,10 @@ def _tables(picture: Picture, plan: Layout) -> str:
     )
 
 
+def _count(items: list, noun: str) -> str:
+    return f"{len(items)} {noun}" + ("" if len(items) == 1 else "s")
+
+
 def html(picture: Picture) -> str:
     """The whole page: nothing in it loads anything, and its policy forbids loading anything."""
     plan = layout(picture)
@@ -478,8 +492,8 @@ def html(picture: Picture) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_e(picture.title)}: pipelines</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-        f"<header><h1>{_e(picture.title)}: {len(picture.pipelines)} pipelines, "
-        f"{len(picture.datasets)} datasets</h1>\n"
+        f"<header><h1>{_e(picture.title)}: {_count(picture.pipelines, 'pipeline')}, "
+        f"{_count(picture.datasets, 'dataset')}</h1>\n"
         f'<p class="run" id="run">{run_summary(picture)}</p></header>\n'
         f"<figure>\n{svg(picture, plan)}\n<figcaption>{_e(legend)}</figcaption>\n</figure>\n"
         f"{_tables(picture, plan)}\n<script>{SCRIPT}</script>\n</body>\n</html>\n"

@@ -103,10 +103,29 @@ def test_upgrade_conflict_is_inline_and_keeps_the_record(mini, tmp_path, tree_ha
         engine.pull(PullOptions(source="shared", upgrade=True, to=str(v["0.2.0"])), project=find_project(mini))
     assert str(caught.value) == (
         "1 file(s) with conflicts, marked inline (<<<<<<< project … >>>>>>> shared 0.2.0): "
-        "src/demo/pipelines/common/helpers.py; resolve them and commit; the record stays at pipelines.common 0.1.0"
+        "src/demo/pipelines/common/helpers.py; resolve them, then "
+        f"`invoke pull --upgrade common --to {v['0.2.0']} --resolved` records it; "
+        "the record stays at pipelines.common 0.1.0"
     )
     assert "<<<<<<< project\n    # ours\n=======\n    # second\n>>>>>>> shared 0.2.0\n" in helpers.read_text()
     assert (mini / "pyproject.toml").read_text() == record_before
+    # --resolved records the new version once no marker is left, and merges nothing again.
+    resolved = PullOptions(source="common", upgrade=True, to=str(v["0.2.0"]), resolved=True)
+    before = tree_hash(mini)
+    with pytest.raises(
+        PiperackError,
+        match=exact(
+            "pipelines.common: conflict markers are still in src/demo/pipelines/common/helpers.py; "
+            "resolve them, then run --resolved again"
+        ),
+    ):
+        engine.pull(resolved, project=find_project(mini))
+    assert tree_hash(mini) == before
+    text = "def double(x):\n    # ours and second\n    return 2 * x\n\n\nLIMIT = 10\n"
+    helpers.write_text(text)
+    engine.pull(resolved, project=find_project(mini))
+    assert helpers.read_text() == text
+    assert read_pulled(find_project(mini))["pipelines.common"]["version"] == "0.2.0"
 
 
 def test_upgrade_refuses_a_changed_base_and_writes_nothing(mini, tmp_path, tree_hash):
@@ -119,6 +138,10 @@ def test_upgrade_refuses_a_changed_base_and_writes_nothing(mini, tmp_path, tree_
     assert tree_hash(mini) == before
 
 
+def exact(message: str) -> str:
+    return f"^{re.escape(message)}$"
+
+
 def test_upgrade_options_and_names_are_checked(mini, tmp_path):
     v = _versions(tmp_path, ("0.1.0", "first"))
     engine.pull(PullOptions(source=str(v["0.1.0"])), project=find_project(mini))
@@ -128,7 +151,11 @@ def test_upgrade_options_and_names_are_checked(mini, tmp_path):
             PullOptions(source="shared", upgrade=True, alias="x"),
             "--upgrade merges into the module where it was pulled; do not combine it with --alias",
         ),
-        (PullOptions(source="shared", to="0.2"), "--to and --diff go with --upgrade NAME"),
+        (PullOptions(source="shared", to="0.2"), "--to, --diff and --resolved go with --upgrade NAME"),
+        (
+            PullOptions(source="shared", upgrade=True, resolved=True),
+            "--resolved records the version whose conflicts you resolved: give it as --upgrade NAME --to VERSION",
+        ),
         (
             PullOptions(upgrade=True),
             "--upgrade NAME: give the pulled module (its name as pulled) or its package name, or --all",
@@ -203,3 +230,116 @@ def test_a_kedro_micro_package_upgrades_the_same_way(mini, tmp_path, capsys):
     assert (record["version"], record["package"]) == ("0.4.0", "ingest")
     out = capsys.readouterr().out
     assert "requirements.in: added pyyaml>=6" in out
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('"../x" = {source = "s", version = "0.1.0"}', "\"../x\": not a module path such as 'pipelines.ingest'"),
+        ('"pipelines.x" = {source = "s", version = "one"}', "\"pipelines.x\": version 'one' is not a PEP 440 version"),
+        (
+            '"pipelines.x" = {source = "s", version = "0.1", sha256 = "zz"}',
+            '"pipelines.x": sha256 must be 64 lowercase hexadecimal digits',
+        ),
+        ('"pipelines.x" = {source = "s", version = 1}', '"pipelines.x": version must be a str, got 1'),
+    ],
+)
+def test_a_hand_edited_record_is_one_line_naming_the_entry(mini, tree_hash, entry, message):
+    (mini / "pyproject.toml").write_text((mini / "pyproject.toml").read_text() + f"\n[tool.piperack.pulled]\n{entry}\n")
+    before = tree_hash(mini)
+    with pytest.raises(PiperackError, match=exact(f"pyproject.toml [tool.piperack.pulled] {message}")):
+        engine.pull(PullOptions(source="x", upgrade=True), project=find_project(mini))
+    assert tree_hash(mini) == before
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3])
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, OSError])
+def test_an_interrupted_upgrade_leaves_the_project_as_it_was(mini, tmp_path, tree_hash, monkeypatch, fail_at, exc):
+    """The upgrade's writes (merged files, requirements.in, the record) are one transaction."""
+    import os
+
+    from piperack import fsutil
+
+    v = _versions(tmp_path, ("0.1.0", "first"), ("0.2.0", "second"))
+    engine.pull(PullOptions(source=str(v["0.1.0"]), alias="common"), project=find_project(mini))
+    helpers = mini / "src/demo/pipelines/common/helpers.py"
+    helpers.write_text(helpers.read_text().replace("LIMIT = 10", "LIMIT = 99"))
+    before = tree_hash(mini)
+    real_replace, calls = os.replace, {"n": 0}
+
+    def flaky_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise exc("simulated failure")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(fsutil.os, "replace", flaky_replace)
+    with pytest.raises(exc):
+        engine.pull(PullOptions(source="common", upgrade=True, to=str(v["0.2.0"])), project=find_project(mini))
+    monkeypatch.setattr(fsutil.os, "replace", real_replace)
+    assert tree_hash(mini) == before
+    assert not list(mini.glob(".piperack-backup-*"))
+
+
+def test_a_changed_manifest_entry_is_what_all_upgrade_follows(mini, tmp_path, capsys):
+    """The manifest names the new file: `pull --all` keeps the recorded module and says so;
+    `pull --all --upgrade` merges the file the manifest names, and records it as the source."""
+    v = _versions(tmp_path, ("0.1.0", "first"), ("0.2.0", "second"))
+    pyproject = mini / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + f'"{v["0.1.0"]}" = {{alias = "common"}}\n')
+    engine.pull(PullOptions(all_=True), project=find_project(mini))
+    helpers = mini / "src/demo/pipelines/common/helpers.py"
+    helpers.write_text(helpers.read_text().replace("LIMIT = 10", "LIMIT = 99"))
+    pyproject.write_text(pyproject.read_text().replace(f'"{v["0.1.0"]}" = {{', f'"{v["0.2.0"]}" = {{', 1))
+    capsys.readouterr()
+    engine.pull(PullOptions(all_=True), project=find_project(mini))
+    assert capsys.readouterr().out == (
+        f'kept pipelines.common: shared 0.1.0, as recorded (not what [tool.piperack.pull] "{v["0.2.0"]}" '
+        "asks for: `invoke pull --all --upgrade` moves it)\n"
+        "nothing to pull: every entry of [tool.piperack.pull] is pulled as recorded\n"
+    )
+    engine.pull(PullOptions(all_=True, upgrade=True), project=find_project(mini))
+    assert helpers.read_text() == "def double(x):\n    # second\n    return 2 * x\n\n\nLIMIT = 99\n"
+    record = read_pulled(find_project(mini))["pipelines.common"]
+    assert (record["version"], record["source"]) == ("0.2.0", str(v["0.2.0"]))
+    capsys.readouterr()
+    engine.pull(PullOptions(all_=True, upgrade=True), project=find_project(mini))
+    assert capsys.readouterr().out == "pipelines.common: shared 0.2.0 is what its source holds\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "recorded"),
+    [
+        ("shared~=0.1", "~=0.1"),
+        ("shared>=0.3,<1", ">=0.3,<1"),  # as written (packaging would print <1,>=0.3)
+        ("Shared_X==1.0", "==1.0"),
+        ("shared", None),
+        ("dist/shared-0.1.0.tar.gz", None),
+        ("https://host/shared-0.1.0.tar.gz", None),
+    ],
+)
+def test_the_recorded_specifier_is_the_range_as_written(source, recorded):
+    from piperack.pull.lock import specifier_of
+
+    assert specifier_of(source) == recorded
+
+
+def test_all_upgrade_moves_the_record_of_the_modules_that_merged_cleanly(mini, tmp_path, capsys):
+    v = _versions(tmp_path, ("0.1.0", "first"), ("0.2.0", "second"))
+    w1 = write_sdist(tmp_path / "o1", "extra", "0.1.0")
+    w2 = write_sdist(tmp_path / "o2", "extra", "0.2.0", requires=["tabulate>=0.9"])
+    pyproject = mini / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + f'"{v["0.1.0"]}" = {{alias = "common"}}\n"{w1}" = {{}}\n')
+    engine.pull(PullOptions(all_=True), project=find_project(mini))
+    helpers = mini / "src/demo/pipelines/common/helpers.py"
+    helpers.write_text(helpers.read_text().replace("# first", "# ours"))
+    text = pyproject.read_text().replace(str(v["0.1.0"]), str(v["0.2.0"]), 1).replace(f'"{w1}"', f'"{w2}"', 1)
+    pyproject.write_text(text)
+    with pytest.raises(
+        PiperackError, match=r"^1 file\(s\) with conflicts, .*the record stays at pipelines\.common 0\.1\.0$"
+    ):
+        engine.pull(PullOptions(all_=True, upgrade=True), project=find_project(mini))
+    records = read_pulled(find_project(mini))
+    assert (records["pipelines.common"]["version"], records["pipelines.extra"]["version"]) == ("0.1.0", "0.2.0")
+    assert (mini / "requirements.in").read_text().endswith("tabulate>=0.9\n")
+    assert "upgraded pipelines.extra to extra 0.2.0" in capsys.readouterr().out

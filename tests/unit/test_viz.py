@@ -131,7 +131,26 @@ def test_last_run_is_the_last_complete_line(tmp_path):
     picture = viz.make_picture("t", ["ingest", "other"], {}, {}, viz.last_run(tmp_path))
     assert viz.status_of(picture, "ingest") == ("failed", "\u2717 failed \u00b7 0.25 s")
     assert viz.status_of(picture, "other") == ("", "not in the last run")
-    assert "No run recorded yet" in viz.html(viz.make_picture("t", ["ingest"], {}, {}))
+    alone = viz.html(viz.make_picture("t", ["ingest"], {"ingest": []}, {"ingest": [("raw", "a.csv", "path")]}))
+    assert "<h1>t: 1 pipeline, 1 dataset</h1>" in alone and "No run recorded yet" in alone
+
+
+def test_last_run_is_not_read_through_a_link(tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "runs.jsonl").write_text(json.dumps({"pipelines": []}) + "\n")
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "logs").symlink_to(elsewhere)
+    assert viz.last_run(root) is None
+    assert capsys.readouterr().err.startswith("warning: logs/runs.jsonl: ")
+    (root / "logs").unlink()
+    (root / "logs").mkdir()
+    (root / "logs" / "runs.jsonl").symlink_to(elsewhere / "runs.jsonl")
+    assert viz.last_run(root) is None
+    assert capsys.readouterr().err == (
+        "warning: logs/runs.jsonl: a symbolic link; the page shows no run (piperack reads nothing through a link)\n"
+    )
 
 
 def test_the_page_names_everything_escaped_and_allows_only_its_own_script_and_style():

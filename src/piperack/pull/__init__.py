@@ -118,7 +118,7 @@ def _locked(project, todo: list, options: PullOptions, max_bytes) -> list | None
     ``--upgrade``, merged up to the newest their range allows: None is returned, it is done);
     entries recorded but absent are pulled at their recorded version; new ones at their newest."""
     from .. import ui
-    from .lock import lock_jobs
+    from .lock import allows, lock_jobs
 
     todo, present = lock_jobs(project, todo, options.upgrade)
     if options.upgrade:
@@ -128,10 +128,13 @@ def _locked(project, todo: list, options: PullOptions, max_bytes) -> list | None
             )
         from .upgrade import upgrade
 
-        upgrade(project, options, [entry.module for entry in present], max_bytes)
+        upgrade(project, options, [entry.module for entry, _ in present], max_bytes, {e.module: j for e, j in present})
         return None
-    for entry in present:
-        ui.info(f"kept {entry.module}: {entry.package or entry.name} {entry.version}, as recorded")
+    for entry, job in present:
+        outside = (
+            "" if allows(job, entry) else f" (not what {job.label} asks for: `invoke pull --all --upgrade` moves it)"
+        )
+        ui.info(f"kept {entry.module}: {entry.package or entry.name} {entry.version}, as recorded{outside}")
     if not todo:
         ui.info("nothing to pull: every entry of [tool.piperack.pull] is pulled as recorded")
     return todo

@@ -65,15 +65,50 @@ def index_requirement(source: str):
 
 
 def specifier_of(source: str) -> str | None:
-    """The PEP 440 range an index source names (``~=0.1``), or None."""
+    """The PEP 440 range an index source names (``~=0.1``, ``>=0.2,<1``: as written), or None."""
     req = index_requirement(source)
-    return str(req[1]) if req and str(req[1]) else None
+    if not req or not str(req[1]):
+        return None
+    text = source.strip()
+    written = text[len(req[0]) :].strip() if text.startswith(req[0]) else ""
+    return written if written.replace(" ", "") and _same_range(written, req[1]) else str(req[1])
+
+
+def _same_range(text: str, specifier) -> bool:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        return SpecifierSet(text) == specifier
+    except InvalidSpecifier:
+        return False
 
 
 def pulled(project) -> list[Pulled]:
+    """Every record, checked where a lock relies on it: the module path, the version, the sha256, the env."""
+    import re
+
+    from packaging.version import InvalidVersion, Version
+
+    from ..project import check_module_path
     from .record import read_pulled
 
-    return [Pulled(module, record) for module, record in read_pulled(project).items()]
+    entries = []
+    for module, record in read_pulled(project).items():
+        where = f'{project.pyproject.name} [tool.piperack.pulled] "{module}"'
+        try:
+            check_module_path(module)
+        except PiperackError:
+            raise PiperackError(f"{where}: not a module path such as 'pipelines.ingest'") from None
+        try:
+            Version(record.get("version", ""))
+        except InvalidVersion:
+            raise PiperackError(f"{where}: version {record.get('version')!r} is not a PEP 440 version") from None
+        if record.get("sha256") and not re.fullmatch(r"[0-9a-f]{64}", record["sha256"]):
+            raise PiperackError(f"{where}: sha256 must be 64 lowercase hexadecimal digits")
+        if record.get("env"):
+            project.env_dir(record["env"], must_exist=False)
+        entries.append(Pulled(module, record))
+    return entries
 
 
 def _canonical(name: str) -> str:
@@ -100,10 +135,45 @@ def find(project, name: str) -> Pulled:
 
 
 def for_job(entries: list[Pulled], job, stripped: str) -> Pulled | None:
-    """The record a manifest entry made: the same source (credentials stripped) and, when the entry
-    sets an alias, the same name."""
-    same = [p for p in entries if p.source == stripped and (not job.alias or p.name == job.alias)]
+    """The record a manifest entry made: the same source (credentials stripped); else, the entry's
+    range or file having changed since, the same package on an index, or the same alias. When the
+    entry sets an alias, the record's name must be it."""
+    named = [p for p in entries if not job.alias or p.name == job.alias]
+    same = [p for p in named if p.source == stripped]
+    if not same:
+        req = index_requirement(job.subject)
+        if req:
+            wanted = _canonical(req[0])
+            same = [p for p in named if p.record.get("index") and p.package and _canonical(p.package) == wanted]
+        else:
+            same = [p for p in named if not p.record.get("index") and (job.alias or _same_package(job.subject, p))]
     return same[0] if len(same) == 1 else None
+
+
+def _same_package(subject: str, entry: Pulled) -> bool:
+    """Whether an archive's file name (``<name>-<version>.tar.gz``) names the package ``entry`` pulled."""
+    from urllib.parse import urlsplit
+
+    from packaging.utils import InvalidSdistFilename, parse_sdist_filename
+
+    try:
+        name, _ = parse_sdist_filename(urlsplit(subject).path.rpartition("/")[2])
+    except InvalidSdistFilename:
+        return False
+    return bool(entry.package) and _canonical(entry.package) == name
+
+
+def allows(job, entry: Pulled) -> bool:
+    """Whether a manifest entry still asks for the recorded version: the same source, or a range that
+    holds it (a range changed so that it does not is resolved afresh)."""
+    from packaging.version import Version
+
+    from ..download import strip_credentials
+
+    if strip_credentials(job.subject) == entry.source:
+        return True
+    req = index_requirement(job.subject)
+    return bool(req and entry.record.get("index")) and req[1].contains(Version(entry.version), prereleases=True)
 
 
 def check_archive(digest: str, recorded_sha256: str | None, what: str, label: str) -> None:
@@ -117,11 +187,12 @@ def check_archive(digest: str, recorded_sha256: str | None, what: str, label: st
         )
 
 
-def lock_jobs(project, jobs: list, upgrade: bool) -> tuple[list, list[Pulled]]:
-    """``pull --all`` with the record as its lock: (jobs to pull, recorded entries already in the
-    project). An entry whose module is pulled and present is kept as it is; one recorded but
-    absent installs exactly its recorded version (the sha256 checked); a new entry takes the
-    newest version its range allows. With ``upgrade``, present entries are left to the merge."""
+def lock_jobs(project, jobs: list, upgrade: bool) -> tuple[list, list[tuple[Pulled, object]]]:
+    """``pull --all`` with the record as its lock: (jobs to pull, (record, job) of the entries
+    already in the project). An entry whose module is pulled and present is kept as it is; one
+    recorded but absent installs exactly its recorded version (the sha256 checked) while the
+    entry still allows it; a new entry takes the newest version its range allows. With
+    ``upgrade``, present entries are left to the merge."""
     from ..download import strip_credentials
 
     entries = pulled(project)
@@ -132,9 +203,9 @@ def lock_jobs(project, jobs: list, upgrade: bool) -> tuple[list, list[Pulled]]:
             todo.append(job)
             continue
         if (project.module_dir(entry.module)).is_dir():
-            present.append(entry)
+            present.append((entry, job))
             continue
-        if not upgrade:
+        if not upgrade and allows(job, entry):
             job.locked = entry.version
             job.locked_sha256 = entry.record.get("sha256")
             job.index_url = entry.record.get("index") or job.index_url

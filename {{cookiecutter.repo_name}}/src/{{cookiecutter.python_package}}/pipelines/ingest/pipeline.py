@@ -1,4 +1,7 @@
-"""extract → transform → load, configured by conf/*/parameters/ingest.yml and conf/*/catalog/ingest.yml."""
+"""extract → transform → load, configured by conf/*/parameters/ingest.yml and conf/*/catalog/ingest.yml.
+
+DuckDB does the heavy work of transform, streaming: memory stays flat whatever the size of the CSV.
+"""
 
 from __future__ import annotations
 
@@ -37,16 +40,19 @@ def run(params: dict, catalog: dict) -> dict:
     )
     log.info("extract: %s bytes from %s to %s in %.2f s", fetched["bytes"], source, raw_path, fetched["seconds"])
 
-    frame, stats = nodes.transform(raw_path, params.get("columns") or {}, params.get("required") or [])
-    log.info(
-        "transform: %d rows read, %d invalid dropped, %d duplicates dropped, %d kept in %.2f s",
-        stats["rows_read"],
-        stats["invalid"],
-        stats["duplicates"],
-        stats["rows_out"],
-        stats["seconds"],
-    )
-
-    loaded = nodes.load(frame, database, table)
+    # transform and load share one DuckDB transaction: until load commits, the old table stands.
+    with nodes.database(database) as con:
+        # To change the rows with pandas, pass step=your_function: it gets the typed, valid rows as
+        # DataFrames of nodes.CHUNK_ROWS rows and returns what to keep (before duplicates are dropped).
+        stats = nodes.transform(con, raw_path, params.get("columns") or {}, params.get("required") or [])
+        log.info(
+            "transform: %d rows read, %d invalid dropped, %d duplicates dropped, %d kept in %.2f s",
+            stats["rows_read"],
+            stats["invalid"],
+            stats["duplicates"],
+            stats["rows_out"],
+            stats["seconds"],
+        )
+        loaded = nodes.load(con, table)
     log.info("load: %d rows into %s in %s in %.2f s", loaded["rows"], table, database, loaded["seconds"])
     return {"extract": fetched, "transform": stats, "load": loaded}
