@@ -299,7 +299,7 @@ def test_a_run_conf_params_reach_the_pipelines_as_data(built, run_invoke, airflo
     proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options, "--conf", typo)
     assert proc.returncode == 1, _output(proc)
     refused = (
-        "error: --params 'ingest.tabel': the parameters of 'ingest' have no key 'tabel'; did you mean 'table'? "
+        "error: $PIPERACK_PARAMS 'ingest.tabel': the parameters of 'ingest' have no key 'tabel'; did you mean 'table'? "
         "(to add it on purpose: +ingest.tabel=...)"
     )
     assert refused in proc.stdout + proc.stderr, _output(proc)

@@ -118,7 +118,7 @@ def test_an_unknown_parameter_is_refused_unless_added_with_plus(tmp_path):
 
 
 def test_airflow_conf_params_arrive_as_json_data(tmp_path, monkeypatch):
-    from {{ cookiecutter.python_package }}.runner import params_from_env
+    from {{ cookiecutter.python_package }}.runner import check_overrides, params_from_env
 
     monkeypatch.setenv("PIPERACK_PARAMS", '{"p.table": "${oc.env:HOME}", "+p.n": 5}')
     added: set = set()
@@ -128,6 +128,8 @@ def test_airflow_conf_params_arrive_as_json_data(tmp_path, monkeypatch):
     (tmp_path / "base/parameters").mkdir(parents=True)
     (tmp_path / "base/parameters/p.yml").write_text("table: x\n")
     assert load_config(tmp_path, "base", "parameters", "p", overrides["p"]) == {"table": "${oc.env:HOME}", "n": 5}
+    with pytest.raises(RunError, match=r"^\$PIPERACK_PARAMS 'p.x': the parameters of 'p' have no key 'x'"):
+        check_overrides(tmp_path, "base", dict(p=dict(x=1)), set(), {"p.x"})
     monkeypatch.setenv("PIPERACK_PARAMS", "[1]")
     with pytest.raises(RunError, match=r"^\$PIPERACK_PARAMS: expected a JSON object"):
         params_from_env(["p"], set())

@@ -461,7 +461,9 @@ def as_data(value):
     return value
 
 
-def check_overrides(conf: Path, env: str, overrides: dict[str, dict], added: set[str]) -> None:
+def check_overrides(
+    conf: Path, env: str, overrides: dict[str, dict], added: set[str], from_env: set[str] | None = None
+) -> None:
     """Refuse an override of a key the pipeline's parameters do not have (a typo would be silently
     ignored), suggesting the nearest; ``+<pipeline>.<key>`` adds a key on purpose."""
     import difflib
@@ -474,8 +476,10 @@ def check_overrides(conf: Path, env: str, overrides: dict[str, dict], added: set
             keys = [str(k) for k in have] if isinstance(have, dict) else []
             if key not in keys:
                 hint = difflib.get_close_matches(key, keys, n=1)
+                env_given = any(k == dotted or k.startswith(dotted + ".") for k in from_env or ())
+                source = f"${PARAMS_ENV}" if env_given else "--params"
                 raise RunError(
-                    f"--params {dotted!r}: the parameters of {pipeline!r} have no key {key!r}"
+                    f"{source} {dotted!r}: the parameters of {pipeline!r} have no key {key!r}"
                     + (f"; did you mean {hint[0]!r}?" if hint else "")
                     + f" (to add it on purpose: +{dotted}=...)"
                 )
@@ -544,7 +548,10 @@ def write_run_record(record: dict, path: Path = RUNS_LOG) -> None:
         if path.is_file():
             size = path.stat().st_size
             if size + len(line) > RUNS_KEEP_BYTES or (size and path.read_bytes().count(b"\n") >= RUNS_KEEP_LINES):
-                os.replace(path, path.with_name(path.name + ".1"))
+                try:
+                    os.replace(path, path.with_name(path.name + ".1"))
+                except FileNotFoundError:  # another run rotated it first
+                    pass
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
             os.write(fd, line)
@@ -613,7 +620,11 @@ def run_in_order(chosen: list[str], depends_on: dict, conf: Path, env: str, over
         raise RunError(message)
 
 
-def run(pipelines: list[str] | None, env: str, conf: Path, params: str | None = None, with_deps: bool = False) -> None:
+def prepare(
+    pipelines: list[str] | None, env: str, conf: Path, params: str | None = None, with_deps: bool = False
+) -> dict:
+    """Everything a run checks before it starts (pipelines, order, overrides), writing nothing: what
+    ``execute`` runs. A mistake is a RunError, one line, and the project is left as it was."""
     check_env(conf, env)
     register_credentials(load_credentials(conf, env))
     available = available_pipelines()
@@ -625,18 +636,34 @@ def run(pipelines: list[str] | None, env: str, conf: Path, params: str | None = 
     overrides = merge_overrides(from_env, parse_params(params, available, added, flat) if params else {})
     depends_on = read_order(conf, env, available)
     chosen = choose(pipelines, with_deps, depends_on)
-    check_overrides(conf, env, overrides, added)
-    record = {"start": _now(), "end": None, "env": env, "params": params_given(flat)}
+    check_overrides(conf, env, overrides, added, {key.lstrip("+").strip() for key in from_env_keys(flat, params)})
+    return {"env": env, "conf": conf, "chosen": chosen, "depends_on": depends_on, "overrides": overrides, "flat": flat}
+
+
+def from_env_keys(flat: dict, params: str | None) -> list[str]:
+    """The override keys only $PIPERACK_PARAMS gave (errors about them name it, not --params)."""
+    given = {piece.partition("=")[0].strip() for piece in (params or "").split(",")}
+    return [key for key in flat if key not in given]
+
+
+def execute(plan: dict) -> None:
+    """Run a prepared plan and append its record to logs/runs.jsonl, whatever happens."""
+    record = {"start": _now(), "end": None, "env": plan["env"], "params": params_given(plan["flat"])}
     record["git_commit"] = git_commit()
     results: list[dict] = []
+    chosen = plan["chosen"]
     try:
-        run_in_order(chosen, depends_on, conf, env, overrides, results)
+        run_in_order(chosen, plan["depends_on"], plan["conf"], plan["env"], plan["overrides"], results)
     finally:
         done = {r["name"] for r in results}
         results += [{"name": n, "status": "skipped", "seconds": 0.0, "stats": None} for n in chosen if n not in done]
         record["end"] = _now()
         record["pipelines"] = results
         write_run_record(record)
+
+
+def run(pipelines: list[str] | None, env: str, conf: Path, params: str | None = None, with_deps: bool = False) -> None:
+    execute(prepare(pipelines, env, conf, params, with_deps))
 
 
 class Stopped(KeyboardInterrupt):
@@ -678,8 +705,9 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(available_pipelines()))
             return 0
         check_env(Path(args.conf), args.env)
+        plan = prepare(args.pipeline, args.env, Path(args.conf), args.params, args.with_deps)
         setup_logging(Path(args.conf), args.env, args.log_level)
-        run(args.pipeline, args.env, Path(args.conf), args.params, args.with_deps)
+        execute(plan)
     except RunError as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 1
