@@ -20,6 +20,30 @@ def test_deep_merge_overrides_nested_keys_only():
     assert base == dict(a=1, nested=dict(x=1, y=2))
 
 
+@pytest.mark.parametrize(
+    "base, override",
+    [
+        (dict(a=1, nested=dict(x=[1, 2], y="s")), dict(nested=dict(x=[3], z=None), b=0.5)),
+        (dict(a=dict(x=1)), dict(a=2)),  # a mapping meets a value: OmegaConf decides
+        (dict(a="${oc.env:HOME}"), dict(b=1)),  # something to resolve: OmegaConf reads it
+        (dict(a="value"), dict(a="???")),  # OmegaConf's missing marker never replaces a value
+    ],
+)
+def test_plain_configuration_merges_as_omegaconf_does(base, override):
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        expected = OmegaConf.to_container(OmegaConf.merge(base, override))
+    except OmegaConfBaseException as exc:
+        expected = type(exc)
+    try:
+        merged = deep_merge(base, override)
+    except OmegaConfBaseException as exc:
+        merged = type(exc)
+    assert merged == expected
+
+
 def test_env_is_merged_over_base(tmp_path):
     (tmp_path / "base/parameters").mkdir(parents=True)
     (tmp_path / "prod/parameters").mkdir(parents=True)

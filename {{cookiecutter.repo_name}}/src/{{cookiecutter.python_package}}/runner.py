@@ -65,6 +65,11 @@ class RedactSecrets(logging.Filter):
 
 def deep_merge(base: dict, override: dict) -> dict:
     """A new dict: ``override`` over ``base``, merging nested mappings key by key (OmegaConf's merge)."""
+    merged = _plain_merge(base, override) if _plain(base) and _plain(override) else None
+    if merged is not None:
+        import copy
+
+        return copy.deepcopy(merged)
     from omegaconf import OmegaConf
 
     return OmegaConf.to_container(OmegaConf.merge(base, override))
@@ -101,11 +106,50 @@ def config_files(env_dir: Path, kind: str, name: str) -> list[Path]:
     return sorted(files, key=lambda p: (p.stem != name or p.parent != folder, str(p)))
 
 
+def _plain(value) -> bool:
+    """True when OmegaConf would give ``value`` back as it is: no ``${...}`` to resolve, no ``???``,
+    only strings, numbers, booleans and None under string keys."""
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _plain(inner) for key, inner in value.items())
+    if isinstance(value, list):
+        return all(_plain(inner) for inner in value)
+    if isinstance(value, str):
+        return "${" not in value and value != "???"
+    return value is None or type(value) in (int, float, bool)
+
+
+def _plain_merge(base: dict, override: dict) -> dict | None:
+    """OmegaConf's merge of two plain mappings (nested mappings key by key, anything else replaced),
+    or None where a mapping meets a non-mapping (OmegaConf decides those)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if key in merged and (isinstance(merged[key], dict) or isinstance(value, dict)):
+            if not (isinstance(merged[key], dict) and isinstance(value, dict)):
+                return None
+            value = _plain_merge(merged[key], value)
+            if value is None:
+                return None
+        merged[key] = value
+    return merged
+
+
 def _resolved(parts: list[dict], where: str) -> dict:
-    """The OmegaConf merge of ``parts`` with every interpolation resolved; errors are one line."""
+    """The OmegaConf merge of ``parts`` with every interpolation resolved; errors are one line.
+
+    Configuration with nothing to resolve (the common case) is merged without OmegaConf: the same
+    result, without importing it (a third of a small run's start-up)."""
+    if all(_plain(part) for part in parts):
+        merged: dict | None = {}
+        for part in parts:
+            merged = _plain_merge(merged, part) if merged is not None else None
+        if merged is not None:
+            import copy
+
+            return copy.deepcopy(merged)
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    _register_credentials()
     try:
         merged = OmegaConf.merge(*[OmegaConf.create(part) for part in parts]) if parts else OmegaConf.create({})
         return OmegaConf.to_container(merged, resolve=True)
@@ -144,9 +188,23 @@ def load_credentials(conf: Path, env: str) -> dict:
     return credentials
 
 
+CREDENTIALS: list[dict] = []  # the merged credentials ${credentials:...} reads, once registered
+
+
 def register_credentials(credentials: dict) -> None:
-    """``${credentials:a.b}`` in any config reads ``a.b`` from the merged credentials."""
+    """``${credentials:a.b}`` in any config reads ``a.b`` from the merged credentials (OmegaConf's
+    resolver, installed when a configuration first needs OmegaConf)."""
+    CREDENTIALS[:] = [credentials]
+    if "omegaconf" in sys.modules:
+        _register_credentials()
+
+
+def _register_credentials() -> None:
     from omegaconf import OmegaConf
+
+    if not CREDENTIALS:
+        return
+    credentials = CREDENTIALS[0]
 
     def lookup(path: str) -> object:
         node = credentials
@@ -625,6 +683,10 @@ def prepare(
 ) -> dict:
     """Everything a run checks before it starts (pipelines, order, overrides), writing nothing: what
     ``execute`` runs. A mistake is a RunError, one line, and the project is left as it was."""
+    import importlib.util
+
+    if importlib.util.find_spec("omegaconf") is None:  # a requirement even when no file needs it yet
+        raise ModuleNotFoundError("No module named 'omegaconf'", name="omegaconf")
     check_env(conf, env)
     register_credentials(load_credentials(conf, env))
     available = available_pipelines()
