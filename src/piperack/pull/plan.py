@@ -48,7 +48,7 @@ class PullPlan:
 
 
 # Names a pulled module may not take directly under the project package: the project's own machinery.
-RESERVED = frozenset({"runner", "__main__", "__init__", "settings", "pipelines", "tests", "conftest"})
+RESERVED = frozenset({"runner", "safety", "__main__", "__init__", "settings", "pipelines", "tests", "conftest"})
 YAML_SUFFIXES = (".yml", ".yaml")
 
 
