@@ -247,8 +247,8 @@ def kit_version() -> str:
     pyproject = HERE / "pyproject.toml"
     if pyproject.is_file():  # a kit checkout: `cookiecutter <kit path or git URL>`, `cruft create`
         return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
-    # The template packaged in a piperack wheel (installed, or unpacked by `invoke update-project`
-    # to re-render an older version): the wheel's own metadata sits two folders up.
+    # The template packaged in a piperack wheel (installed): the wheel's own metadata sits two
+    # folders up. (`invoke update-project` sets the version it renders instead of calling this.)
     for metadata in sorted(HERE.parents[1].glob("piperack-*.dist-info/METADATA")):
         for line in metadata.read_text(encoding="utf-8").splitlines():
             if line.startswith("Version:"):

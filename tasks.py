@@ -29,7 +29,7 @@ def demo(c, output="build/demo", project_name="Demo Project"):
 
     wheelhouse = kitlib.default_wheelhouse()
     print(f"Built the piperack wheel into {wheelhouse.relative_to(KIT)}/")
-    project = kitlib.bake(KIT / output, project_name=project_name)
+    project = kitlib.bake(KIT / output, find_links=wheelhouse, project_name=project_name)
     print(f"Baked {project}")
     venv = kitlib.project_venv(project, wheelhouse)
     print(f"Project virtualenv: {venv}")

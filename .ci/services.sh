@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# CI services for the `invoke pull` tests: moto's S3 server and a pypiserver package index,
-# both on 127.0.0.1 at free ports.
+# CI services for the `invoke pull`, `publish` and `outdated` tests: moto's S3 server, a pypiserver
+# package index open to all, and a second pypiserver that takes uploads only with a password
+# (htpasswd), all on 127.0.0.1 at free ports.
 #
 #   .ci/services.sh start   # idempotent; records pids under $PIPERACK_CI_STATE/services/ and writes
 #                           #   PIPERACK_TEST_S3_ENDPOINT=http://127.0.0.1:PORT
 #                           #   PIPERACK_TEST_INDEX_URL=http://127.0.0.1:PORT/simple/
 #                           #   PIPERACK_TEST_INDEX_DIR=<the folder pypiserver serves; tests put sdists there>
+#                           #   PIPERACK_TEST_UPLOAD_URL=http://127.0.0.1:PORT/   (upload endpoint; the
+#                           #     simple pages are under PORT/simple/, readable without a password)
+#                           #   PIPERACK_TEST_UPLOAD_USER, PIPERACK_TEST_UPLOAD_PASSWORD (random per start)
+#                           #   PIPERACK_TEST_UPLOAD_DIR=<the folder it serves; a test tampers with files there>
 #                           # to $PIPERACK_CI_STATE/env
 #   .ci/services.sh stop    # kills what start started, by pid, and removes those lines
 #
 # The tests start their own servers when these variables are absent (tests/test_pull.py fixtures).
-# moto_server and pypi-server come from the kit's virtualenv (.venv, or $PIPERACK_KIT_VENV, or PATH).
+# moto_server and pypi-server come from the kit's virtualenv (.venv, or $PIPERACK_KIT_VENV, or PATH);
+# pypiserver reads the htpasswd file with passlib (requirements-dev.txt), which also writes it here.
 set -euo pipefail
 
 KIT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,6 +74,31 @@ start() {
     fi
     set_env PIPERACK_TEST_INDEX_URL "http://127.0.0.1:$(cat "$DIR/pypiserver.port")/simple/"
     set_env PIPERACK_TEST_INDEX_DIR "$DIR/index"
+    start_upload_index
+}
+
+start_upload_index() {  # pypiserver requiring a password for uploads (-a update -P htpasswd)
+    mkdir -p "$DIR/upload-index"
+    if ! alive pypiserver-auth; then
+        local port user password
+        port="$(free_port)"
+        user="piperack-ci"
+        password="$("$(find_tool python3)" -c 'import secrets; print(secrets.token_urlsafe(18))')"
+        PIPERACK_HTPASSWD_PASSWORD="$password" "$(find_tool python3)" -c '
+import os, sys
+from passlib.apache import HtpasswdFile
+ht = HtpasswdFile(sys.argv[1], new=True)
+ht.set_password(sys.argv[2], os.environ["PIPERACK_HTPASSWD_PASSWORD"])
+ht.save()' "$DIR/upload-index.htpasswd" "$user"
+        printf '%s\n%s\n' "$user" "$password" >"$DIR/upload-index.credentials"
+        chmod 600 "$DIR/upload-index.htpasswd" "$DIR/upload-index.credentials"
+        start_one pypiserver-auth "$port" "$(find_tool pypi-server)" run -i 127.0.0.1 -p "$port" \
+            --disable-fallback -a update -P "$DIR/upload-index.htpasswd" "$DIR/upload-index"
+    fi
+    set_env PIPERACK_TEST_UPLOAD_URL "http://127.0.0.1:$(cat "$DIR/pypiserver-auth.port")/"
+    set_env PIPERACK_TEST_UPLOAD_USER "$(sed -n 1p "$DIR/upload-index.credentials")"
+    set_env PIPERACK_TEST_UPLOAD_PASSWORD "$(sed -n 2p "$DIR/upload-index.credentials")"
+    set_env PIPERACK_TEST_UPLOAD_DIR "$DIR/upload-index"
 }
 
 stop_one() {
@@ -86,10 +117,16 @@ stop_one() {
 stop() {
     stop_one moto
     stop_one pypiserver
-    rm -rf "$DIR/index"
+    stop_one pypiserver-auth
+    rm -rf "$DIR/index" "$DIR/upload-index"
+    rm -f "$DIR/upload-index.htpasswd" "$DIR/upload-index.credentials"
     unset_env PIPERACK_TEST_S3_ENDPOINT
     unset_env PIPERACK_TEST_INDEX_URL
     unset_env PIPERACK_TEST_INDEX_DIR
+    unset_env PIPERACK_TEST_UPLOAD_URL
+    unset_env PIPERACK_TEST_UPLOAD_USER
+    unset_env PIPERACK_TEST_UPLOAD_PASSWORD
+    unset_env PIPERACK_TEST_UPLOAD_DIR
 }
 
 case "${1:-}" in

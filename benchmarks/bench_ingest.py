@@ -1,7 +1,7 @@
 """The example ingest pipeline on a generated 1,000,000-row CSV, against DuckDB's own read_csv.
 
 Both run in the same generated project's virtualenv, in the same run, after a warm-up, --runs times each (median):
-- pipeline: `invoke run --pipeline ingest` (extract copy → pandas transform → DuckDB load), timed as
+- pipeline: `invoke run --pipeline ingest` (extract copy → transform in DuckDB → load), timed as
   a whole process (peak memory beside it) and by the steps' own log lines, and once under cProfile;
 - floor: `CREATE TABLE … AS SELECT * FROM read_csv(…)` in DuckDB, in a process of its own.
 Usage: python -m benchmarks.bench_ingest [--rows N] [--runs 5] [--no-write]

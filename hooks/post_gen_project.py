@@ -4,7 +4,6 @@ import shutil
 from pathlib import Path
 
 PACKAGE = {{ cookiecutter.python_package | py_string }}
-PYTHON_VERSION = {{ cookiecutter.python_version | py_string }}
 INCLUDE_EXAMPLE = {{ "True" if cookiecutter.include_example else "False" }}
 
 EXAMPLE_PATHS = [
@@ -34,7 +33,7 @@ def main() -> None:
     lines = [
         f"\nCreated {root.name}/. Next steps:\n",
         f"  cd {root.name}",
-        f"  python{PYTHON_VERSION} -m venv .venv && . .venv/bin/activate",
+        "  python3 -m venv .venv && . .venv/bin/activate",
         "  pip install -r requirements-dev.txt -e .",
         "  invoke run            # runs the example pipeline 'ingest' on samples/cities.csv"
         if INCLUDE_EXAMPLE

@@ -25,11 +25,12 @@ def kit_version() -> str:
     return tomllib.loads((KIT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 
 
-def bake(output_dir: Path, **context) -> Path:
-    """Generate a project from the kit checkout (no prompts) and return its folder."""
+def bake(output_dir: Path, find_links: Path | None = None, **context) -> Path:
+    """Generate a project from the kit checkout (no prompts) and return its folder; its next steps
+    install piperack from ``find_links`` when given (the demo's wheelhouse)."""
     from piperack.bake import bake as piperack_bake
 
-    return piperack_bake(Path(output_dir), context, no_input=True, overwrite=True, template=KIT)
+    return piperack_bake(Path(output_dir), context, no_input=True, overwrite=True, template=KIT, find_links=find_links)
 
 
 def uv() -> list[str]:

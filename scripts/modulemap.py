@@ -29,10 +29,13 @@ VERBS = (
     "piperack.buildreqs",
     "piperack.commands",
     "piperack.docker",
+    "piperack.outdated",
     "piperack.package",
+    "piperack.publish",
     "piperack.pull",
     "piperack.scaffold",
     "piperack.update",
+    "piperack.viz",
 )
 
 

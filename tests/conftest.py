@@ -4,8 +4,10 @@ running their tasks."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -146,6 +148,51 @@ def index(tmp_path_factory):
     )
     try:
         yield f"http://127.0.0.1:{port}/simple/", folder
+    finally:
+        stop(proc)
+
+
+@dataclass(frozen=True)
+class UploadIndex:
+    url: str  # the upload endpoint (legacy upload API)
+    user: str
+    password: str
+    folder: Path  # the folder it serves (a test may tamper with a file there)
+
+    @property
+    def simple(self) -> str:
+        return self.url.rstrip("/") + "/simple/"
+
+
+@pytest.fixture(scope="session")
+def upload_index(tmp_path_factory):
+    """pypiserver that takes uploads only with a password (htpasswd): the CI one or our own, stopped by pid."""
+    env = ci_env()
+    if all(env.get(f"PIPERACK_TEST_UPLOAD_{k}") for k in ("URL", "USER", "PASSWORD", "DIR")):
+        yield UploadIndex(
+            env["PIPERACK_TEST_UPLOAD_URL"],
+            env["PIPERACK_TEST_UPLOAD_USER"],
+            env["PIPERACK_TEST_UPLOAD_PASSWORD"],
+            Path(env["PIPERACK_TEST_UPLOAD_DIR"]),
+        )
+        return
+    import warnings
+
+    with warnings.catch_warnings():  # passlib imports the stdlib's deprecated crypt (gone in 3.13: it copes)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from passlib.apache import HtpasswdFile
+
+    home = tmp_path_factory.mktemp("upload-index")
+    password = secrets.token_urlsafe(18)
+    htpasswd = HtpasswdFile(str(home / "htpasswd"), new=True)
+    htpasswd.set_password("piperack-test", password)
+    htpasswd.save()
+    (home / "packages").mkdir()
+    port = free_port()
+    cmd = [tool("pypi-server"), "run", "-i", "127.0.0.1", "-p", str(port), "--disable-fallback"]
+    proc = start([*cmd, "-a", "update", "-P", str(home / "htpasswd"), str(home / "packages")], port, home / "log")
+    try:
+        yield UploadIndex(f"http://127.0.0.1:{port}/", "piperack-test", password, home / "packages")
     finally:
         stop(proc)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import uuid
@@ -55,7 +56,7 @@ def run(params: dict, catalog: dict) -> dict:
         rows = con.execute(f'SELECT count(*) FROM "{params["table"]}"').fetchone()[0]
     summary = Path(catalog["summary"])
     summary.parent.mkdir(parents=True, exist_ok=True)
-    summary.write_text(json.dumps({"rows": rows}))
+    summary.write_text(json.dumps({"rows": rows, **({"label": params["label"]} if "label" in params else {})}))
     return {"rows": rows}
 '''
 
@@ -220,7 +221,7 @@ def test_dag_file_is_plain_airflow_python_that_matches_the_config(built, run_inv
     tree = ast.parse(text)
     modules = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     modules |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    assert modules == {"__future__", "airflow", "datetime", "os"}, modules
+    assert modules == {"__future__", "airflow", "datetime", "json", "os"}, modules
 
     # What Airflow itself reads from the folder: its DagBag, in the Airflow virtualenv.
     bag = dagbag(airflow_venv, path.parent, tmp_path / "home")
@@ -273,6 +274,35 @@ def test_airflow_runs_the_dag_and_the_rows_land_in_duckdb_on_the_host(built, run
     assert rows > 0
     # report ran after ingest: it counted what ingest had loaded.
     assert json.loads((root / "data" / "report" / "summary.json").read_text()) == {"rows": rows}
+
+
+LABEL = "{{ 7 * 7 }} ${oc.env:HOME} $(id) '; \"`"
+
+
+def test_a_run_conf_params_reach_the_pipelines_as_data(built, run_invoke, airflow_venv):
+    """`airflow dags test --conf` (as `airflow dags trigger --conf` or the UI's trigger form): its
+    "params" reach the pipelines as --params does, as JSON data: a Jinja expression, an OmegaConf
+    interpolation and shell syntax all stay text."""
+    import duckdb
+
+    root, options = built["root"], built["options"]
+    assert run_invoke(root, "airflow-dag", *options).returncode == 0
+    conf = json.dumps({"params": {"ingest.table": "towns", "report.table": "towns", "+report.label": LABEL}})
+    proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options, "--conf", conf)
+    assert proc.returncode == 0, _output(proc)
+    assert f"DAG {_package(root)}: success (ingest success, report success)" in proc.stdout.splitlines(), _output(proc)
+    with duckdb.connect(str(root / "data" / "ingest.duckdb"), read_only=True) as con:
+        rows = con.execute("SELECT count(*) FROM towns").fetchone()[0]
+    assert json.loads((root / "data" / "report" / "summary.json").read_text()) == {"rows": rows, "label": LABEL}
+
+    typo = json.dumps({"params": {"ingest.tabel": "towns"}})
+    proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options, "--conf", typo)
+    assert proc.returncode == 1, _output(proc)
+    refused = (
+        "error: $PIPERACK_PARAMS 'ingest.tabel': the parameters of 'ingest' have no key 'tabel'; did you mean 'table'? "
+        "(to add it on purpose: +ingest.tabel=...)"
+    )
+    assert refused in proc.stdout + proc.stderr, _output(proc)
 
 
 def test_changing_the_config_makes_check_fail_naming_it(built, run_invoke, airflow_venv, tree_hash):
@@ -446,7 +476,7 @@ def test_kubernetes_pods_validate_strictly_and_use_the_given_image(two_pipelines
             "pipelines:\n  ingest: {depends_on: [ingest]}\n",
             "error: conf/base/airflow.yml: pipelines.ingest.depends_on: cycle ingest -> ingest",
         ),
-        ("just a string\n", "error: conf/base/airflow.yml: expected a mapping of settings, got str"),
+        ("just a string\n", "error: conf/base/airflow.yml: expected a mapping, got str"),
     ],
 )
 def test_bad_config_is_one_line_and_leaves_the_dag_file_byte_for_byte(
@@ -473,5 +503,141 @@ def test_airflow_test_without_the_dag_file_says_how_to_write_it(project_copy, ru
     )
     assert _one_error_line(run_invoke(project_copy, "airflow-dag", "--target", "swarm")) == (
         "error: unknown --target 'swarm': use docker or kubernetes"
+    )
+    assert tree_hash(project_copy) == before
+
+
+# --- generated code: what reaches the file means exactly what was given, or is refused ----------
+
+
+def test_odd_values_reach_airflow_exactly_as_given(project_copy, run_invoke, airflow_venv, tmp_path):
+    """Quotes, backslashes and non-ASCII in airflow.yml and --output, the largest accepted numbers and a
+    start date with microseconds and an offset: Airflow's DagBag reads back exactly those values."""
+    root = project_copy
+    owner, tags = 'O\'Brien "the" \\ team ☃', ["it's", "a \\n b", "x" * 100]
+    (root / "conf" / "base" / "airflow.yml").write_text(
+        f"owner: {json.dumps(owner)}\ntags: {json.dumps(tags)}\nschedule: '0 3 * * *'\n"
+        "start_date: 2026-01-02T03:04:05.678901+02:00\nretries: 1000\nretry_delay_minutes: 527040\n"
+        "max_active_runs: 2147483647\ndag_id: odd.dag-1\n"
+    )
+    output = "dags for 'O Brien' ☃"
+    proc = run_invoke(root, "airflow-dag", "--output", output, "--network", "host")
+    assert proc.returncode == 0, _output(proc)
+    path = root / output / f"{_package(root)}.py"
+    text = path.read_text()
+    assert f"#     invoke airflow-dag --network host --output {shlex.quote(output)}\n" in text
+    bag = dagbag(airflow_venv, path.parent, tmp_path / "home")
+    assert bag["import_errors"] == {}
+    dag = bag["dags"]["odd.dag-1"]
+    assert dag["start_date"] == "2026-01-02T01:04:05.678901+00:00"
+    assert dag["max_active_runs"] == 2147483647 and dag["tags"] == sorted(tags)
+    [task] = dag["tasks"].values()
+    assert (task["owner"], task["retries"], task["retry_delay"]) == (owner, 1000, 527040 * 60)
+    assert task["network_mode"] == "host"
+    assert [m["source"] for m in task["mounts"]] == [str(root / "data"), str(root / "conf" / "local")]
+
+
+BILLION_LAUGHS = (
+    "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9) if i else 'lol'}]\n" for i in range(10)) + "tags: *l9\n"
+)
+
+
+@pytest.mark.parametrize(
+    "args, config, message",
+    [
+        (
+            ("--output", "dags\nimport os; os.system('touch pwned')"),
+            None,
+            "error: --output \"dags\\nimport os; os.system('touch pwned')\": control characters are not "
+            "accepted in a folder name",
+        ),
+        (
+            ("--image", "img:1\n"),
+            None,
+            "error: --image: image: 'img:1\\n' is not an image reference (e.g. registry.example.com/team/demo:1.0)",
+        ),
+        (
+            (),
+            'owner: "data\\rimport os"\n',
+            "error: conf/base/airflow.yml: owner: expected a one-line string without control characters, "
+            "got 'data\\rimport os'",
+        ),
+        (
+            (),
+            "retries: 1000000000000000000000000000000\n",
+            "error: conf/base/airflow.yml: retries: expected an integer from 0 to 1000, got a 100-bit integer",
+        ),
+        (
+            (),
+            "schedule: '@daily'\nstart_date: 0001-01-01T00:00:00+05:00\n",
+            "error: conf/base/airflow.yml: start_date: expected a date from 1970-01-01 to 9998-12-31, such as "
+            "2026-01-01 (or an ISO date-time), got 'datetime'",
+        ),
+        (
+            (),
+            BILLION_LAUGHS,
+            "error: conf/base/airflow.yml: l0: unknown key (known: catchup, dag_id, docker, "
+            "image, kubernetes, max_active_runs, owner, pipelines, retries, retry_delay_minutes, schedule, "
+            "start_date, tags)",
+        ),
+        ((), "tags:\n" + "- " * 50_000 + "x\n", "error: conf/base/airflow.yml: nested more than 100 levels deep"),
+        (
+            ("--output", "../dags"),
+            None,
+            "error: --output ../dags: outside the project; to write there on purpose, give it as an absolute "
+            "path ({parent}/dags)",
+        ),
+    ],
+    ids=[
+        "output-newline",
+        "image-newline",
+        "owner-cr",
+        "retries-huge",
+        "start-year-1",
+        "billion-laughs",
+        "deep",
+        "output-outside",
+    ],
+)
+def test_hostile_values_are_one_line_and_change_nothing(project_copy, run_invoke, tree_hash, args, config, message):
+    root = project_copy
+    if config is not None:
+        (root / "conf" / "base" / "airflow.yml").write_text(config)
+    before, around = tree_hash(root), sorted(os.listdir(root.parent))
+    assert _one_error_line(run_invoke(root, "airflow-dag", *args)) == message.format(parent=root.parent)
+    assert tree_hash(root) == before and sorted(os.listdir(root.parent)) == around
+
+
+def test_a_linked_dags_folder_is_never_written_through(project_copy, run_invoke, tree_hash, tmp_path):
+    root, elsewhere = project_copy, tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("kept\n")
+    shutil.rmtree(root / "airflow", ignore_errors=True)
+    (root / "airflow").symlink_to(elsewhere, target_is_directory=True)
+    before = tree_hash(root)
+    assert _one_error_line(run_invoke(root, "airflow-dag")) == (
+        "error: --output airflow/dags: airflow is a symbolic link; piperack writes, reads and compares nothing "
+        "through a link in the project (to write where it leads, give that folder as an absolute path)"
+    )
+    assert tree_hash(root) == before and sorted(os.listdir(elsewhere)) == ["keep.txt"]
+    # Given on purpose as an absolute path, the folder outside is written (atomically, there).
+    proc = run_invoke(root, "airflow-dag", "--output", str(elsewhere / "dags"))
+    assert proc.returncode == 0, _output(proc)
+    assert (elsewhere / "dags" / f"{_package(root)}.py").is_file()
+    assert tree_hash(root) == before
+
+
+def test_pipeline_names_python_reads_as_one_name_are_refused(project_copy, run_invoke, tree_hash):
+    """'ﬁle' (with the U+FB01 ligature) and 'file' are two folders but one Python name once NFKC-normalised:
+    their task variables would silently be one, so the DAG is refused."""
+    pipelines = project_copy / "src" / _package(project_copy) / "pipelines"
+    for name in ("ﬁle", "file"):
+        (pipelines / name).mkdir()
+        (pipelines / name / "__init__.py").write_text("")
+        (pipelines / name / "pipeline.py").write_text("def run(params, catalog):\n    return {}\n")
+    before = tree_hash(project_copy)
+    assert _one_error_line(run_invoke(project_copy, "airflow-dag")) == (
+        "error: pipelines 'file' and 'ﬁle' would share the DAG file's name 'file_task' (Python reads names "
+        "NFKC-normalised): rename one"
     )
     assert tree_hash(project_copy) == before

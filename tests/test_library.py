@@ -216,7 +216,8 @@ def test_piperack_new_refuses_an_existing_project_folder(venv, user_env, tmp_pat
     )
     assert result.returncode == 1
     assert result.stderr == (
-        f'error: "{tmp_path / "demo-project"}" already exists: pass -f to write the template\'s files into it\n'
+        f'error: "{tmp_path / "demo-project"}" already exists: pass -f to write the template\'s files into it '
+        "(the other files there stay), or choose another folder with -o\n"
     )
     assert sorted(p.name for p in (tmp_path / "demo-project").iterdir()) == ["mine.txt"]
 
@@ -336,3 +337,40 @@ def test_unit_tests_import_the_installed_package():
     ]
     assert offenders == []
     assert "pythonpath" not in (KIT / "pytest.ini").read_text()
+
+
+def test_piperack_new_says_how_pip_finds_a_piperack_installed_from_a_wheel_file(wheelhouse, user_env, tmp_path):
+    """Installed from a wheel file (PEP 610's direct_url.json records it), piperack new's next steps
+    name that wheel's folder as --find-links; the steps run as printed in a new virtualenv, without
+    any find-links of the user's (pip resolves everything, piperack from there: --dry-run)."""
+    wheel = next(wheelhouse.glob(f"piperack-{VERSION}-*.whl"))
+    venv = kitlib.small_venv(tmp_path / "venv", [str(wheel), "pip"])
+    env = {k: v for k, v in user_env().items() if k not in {"PIP_FIND_LINKS", "UV_FIND_LINKS"}}
+    env |= {"PATH": f"{venv / 'bin'}:{env['PATH']}", "VIRTUAL_ENV": str(venv)}
+    made = subprocess.run(
+        [str(venv / "bin" / "piperack"), "new", "--no-input", "--output-dir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    steps = made.stdout.splitlines()
+    line = f"  pip install -r requirements-dev.txt -e . --find-links {wheelhouse}"
+    assert steps[steps.index(line) - 2 : steps.index(line) + 1] == [
+        "  python3 -m venv .venv && . .venv/bin/activate",
+        f"  # piperack {VERSION} is not on a package index: pip takes it from where it was installed",
+        line,
+    ]
+    assert not [step for step in steps if re.search(r"python3\.\d+", step)]
+    resolved = subprocess.run(
+        ["bash", "-c", f"{steps[steps.index(line) - 2].strip()} && {line.strip()} --dry-run --quiet --report -"],
+        cwd=tmp_path / "demo-project",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resolved.returncode == 0, resolved.stderr
+    report = json.loads(resolved.stdout)
+    versions = {item["metadata"]["name"]: item["metadata"]["version"] for item in report["install"]}
+    assert versions["piperack"] == VERSION

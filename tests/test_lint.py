@@ -64,6 +64,8 @@ def test_the_ci_workflow_is_valid_and_complete(project):
         "invoke build-reqs --check",
         "invoke docker-build",
         "invoke update-project --check",
+        "invoke outdated --check",
+        "invoke viz",
     ):
         assert command in runs, command
     setups = [step for step in steps if step.get("uses", "").startswith("actions/setup-python")]

@@ -90,7 +90,10 @@ def test_piperack_new_overwrite_rewrites_the_template_files_and_keeps_the_others
     (root / "data" / "keep.csv").write_text("a,b\n1,2\n")
 
     refused = _piperack(venv, env, tmp_path, "new", "--no-input", "-o", str(tmp_path))
-    assert one_error_line(refused) == f'error: "{root}" already exists: pass -f to write the template\'s files into it'
+    assert one_error_line(refused) == (
+        f'error: "{root}" already exists: pass -f to write the template\'s files into it '
+        "(the other files there stay), or choose another folder with -o"
+    )
     assert (root / "README.md").read_text() == "our own readme\n" and not (root / "tasks.py").exists()
 
     forced = _piperack(venv, env, tmp_path, "new", "-f", "--no-input", "-o", str(tmp_path))

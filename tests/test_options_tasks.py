@@ -83,7 +83,12 @@ def test_pull_with_the_archives_own_sha256_pulls_it_and_another_digest_is_refuse
     assert nodes.read_text() == NODES.format(name="cleaner").replace(
         "from cleaner.helpers", f"from {PACKAGE}.pipelines.cleaner.helpers"
     )
-    assert _pulled(project_copy)["pipelines.cleaner"] == {"source": str(sdist), "version": "0.1.0", "sha256": digest}
+    assert _pulled(project_copy)["pipelines.cleaner"] == {
+        "source": str(sdist),
+        "version": "0.1.0",
+        "sha256": digest,
+        "package": "cleaner",
+    }
 
 
 def test_pull_allow_conflicts_adds_a_requirement_no_version_can_satisfy(project_copy, run_invoke, tmp_path, tree_hash):

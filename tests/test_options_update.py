@@ -116,6 +116,16 @@ def test_ask_asks_the_new_question_and_renders_the_answer(made_with_a, venv_c, w
         "or leave out --ask to take the new questions' defaults"
     )
     assert tree_hash(root) == before
+    shut = subprocess.run(  # no standard input at all (`<&-`): Python has no sys.stdin
+        ["sh", "-c", 'exec "$0" "$@" <&-', str(venv_c / "bin" / argv[0]), *argv[1:]],
+        cwd=root,
+        env=kitlib.invoke_env(venv_c, wheelhouse),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert one_error_line(shut) == one_error_line(closed)
+    assert tree_hash(root) == before
 
     answered = run_c(venv_c, wheelhouse, root, argv, input="ops@example.org\n")
     assert (answered.returncode, answered.stderr) == (0, ""), output(answered)

@@ -12,6 +12,7 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
+import yaml
 
 PKG = "demo_project"  # the default bake's python_package
 
@@ -175,9 +176,16 @@ def test_alias_destination_and_env(project_copy, run_invoke):
     assert top_dirs(archive) == {"ingest_tools-0.1.0"}
     files = members(archive)
     params = sorted(name for name in files if "/config/" in name)
-    # the env's parameters, renamed to the alias; ingest_more.yml is another name: never taken
+    # base's parameters with the env's merged over them, renamed to the alias; ingest_more.yml is
+    # another name: never taken
     assert params == ["ingest_tools/config/parameters/ingest_tools.yml"]
-    assert files["ingest_tools/config/parameters/ingest_tools.yml"] == b"table: local_cities\n"
+    packed = files["ingest_tools/config/parameters/ingest_tools.yml"].decode()
+    assert packed.splitlines()[0] == (
+        "# conf/base/parameters/ingest.yml with conf/local/parameters/ingest.yml merged over it "
+        "(invoke package --env local)"
+    )
+    base = yaml.safe_load((root / "conf/base/parameters/ingest.yml").read_text())
+    assert yaml.safe_load(packed) == base | {"table": "local_cities"}
     assert b"from ingest_tools import nodes" in files["ingest_tools/pipeline.py"]
     assert b"from ingest_tools import nodes" in files["tests/test_nodes.py"]
     meta = Parser().parsestr(files["PKG-INFO"].decode())
@@ -229,7 +237,8 @@ def test_all_packages_every_manifest_entry_with_its_options(project_copy, run_in
     assert lines[1].startswith("[2/2] utils.cleaning -> dist/cleaning-0.1.0.tar.gz")
     assert re.match(r"packaged 2 of 2 micro-package\(s\), \d+ bytes, in [\d.]+ s", lines[-1])
     files = members(root / "dist/shared/ingest_tools-0.1.0.tar.gz")
-    assert files["ingest_tools/config/parameters/ingest_tools.yml"] == b"table: uat\n"
+    packed = yaml.safe_load(files["ingest_tools/config/parameters/ingest_tools.yml"])
+    assert packed == yaml.safe_load((root / "conf/base/parameters/ingest.yml").read_text()) | {"table": "uat"}
     assert (root / "dist/cleaning-0.1.0.tar.gz").is_file()
     for folder in (root / "dist", root / "dist/shared"):
         sums = (folder / "SHA256SUMS").read_text().splitlines()

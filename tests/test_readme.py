@@ -52,6 +52,9 @@ def test_every_command_in_the_readme_runs_as_shown(bake, answers, first_step, us
         ran.append(command)
     assert any(c.startswith(first_step) for c in ran), ran
     assert any(c.startswith("invoke package") for c in ran) and any(c.startswith("invoke pull") for c in ran)
+    if not answers:  # the share example ends with the pulled pipeline running on its own data
+        assert "invoke run --pipeline ingest_eu" in ran
+        assert (root / "data" / "ingest_eu.duckdb").is_file()
 
 
 def test_readme_has_no_placeholder_links_and_no_repeated_text(project):

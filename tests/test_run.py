@@ -272,7 +272,7 @@ def test_new_pipeline_then_tests_and_run(project_copy, run_invoke):
     assert_one_line_error(
         run_invoke(project_copy, "new-pipeline", "clean_up"),
         "error: pipeline 'clean_up' already exists: src/demo_project/pipelines/clean_up, "
-        "src/tests/pipelines/clean_up, conf/base/parameters/clean_up.yml",
+        "src/tests/pipelines/clean_up, conf/base/parameters/clean_up.yml, conf/base/catalog/clean_up.yml",
     )
     assert_one_line_error(
         run_invoke(project_copy, "new-pipeline", "class"),

@@ -28,6 +28,7 @@ COMMON = {
     "conf/README.md",
     "conf/base/airflow.yml",
     "conf/base/logging.yml",
+    "conf/base/pipelines.yml",
     "conf/local/.gitkeep",
     "conf/prod/README.md",
     "data/.gitkeep",
@@ -128,7 +129,7 @@ def test_engine_and_tasks_import_nothing_heavy(project, venv):
         "for m in pkgutil.walk_packages(piperack.__path__, 'piperack.'):\n"
         "    if m.name not in ('piperack.__main__', 'piperack.rewrite_cst'): importlib.import_module(m.name)\n"
         "heavy = {'pandas', 'duckdb', 'numpy', 'libcst', 'fsspec', 'requests', 'tomlkit', 's3fs', 'pip',\n"
-        "         'cookiecutter', 'jinja2', 'piperack.rewrite_cst'}\n"
+        "         'cookiecutter', 'jinja2', 'twine', 'keyring', 'rich', 'piperack.rewrite_cst'}\n"
         "print(sorted(heavy & set(sys.modules)))"
     )
     result = subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=project, capture_output=True, text=True)

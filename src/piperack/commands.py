@@ -64,13 +64,23 @@ def require_tool(module: str) -> None:
 
 
 def run(
-    project: Project, pipelines: list[str], env: str, params: str | None = None, log_level: str | None = None
+    project: Project,
+    pipelines: list[str],
+    env: str,
+    params: str | None = None,
+    log_level: str | None = None,
+    with_deps: bool = False,
 ) -> int:
     """`python -m <package> run …` in the project; its exit status. The runner checks the options
-    (pipeline names, --params, --log-level) and says what is wrong in one line."""
+    (pipeline names, --params, --log-level), orders the pipelines (conf/base/pipelines.yml) and
+    says what is wrong in one line."""
+    if with_deps and not pipelines:
+        raise PiperackError("--with-deps adds what the --pipeline ones depend on: name at least one --pipeline")
     cmd = [sys.executable, "-m", project.package, "run", "--env", env]
     for name in pipelines:
         cmd += ["--pipeline", name]
+    if with_deps:
+        cmd.append("--with-deps")
     if params is not None:
         cmd += ["--params", params]
     if log_level:

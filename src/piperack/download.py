@@ -27,17 +27,17 @@ URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 SDIST_SUFFIX = ".tar.gz"
 
 
-def deadline_seconds() -> float:
-    """How long one download may take: $PIPERACK_PULL_TIMEOUT (seconds) or 600."""
-    raw = os.environ.get(ENV_DEADLINE, "").strip()
+def deadline_seconds(env: str = ENV_DEADLINE, default: float = DEFAULT_DEADLINE) -> float:
+    """How long one download (or another bounded wait) may take: ``$env`` (seconds), else ``default``."""
+    raw = os.environ.get(env, "").strip()
     if not raw:
-        return DEFAULT_DEADLINE
+        return default
     try:
         value = float(raw)
     except ValueError:
-        raise PiperackError(f"${ENV_DEADLINE}={raw!r}: expected a number of seconds") from None
+        raise PiperackError(f"${env}={raw!r}: expected a number of seconds") from None
     if value <= 0:
-        raise PiperackError(f"${ENV_DEADLINE}={raw!r}: expected a positive number of seconds")
+        raise PiperackError(f"${env}={raw!r}: expected a positive number of seconds")
     return value
 
 

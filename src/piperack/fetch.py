@@ -207,8 +207,11 @@ def fetch(
     index_url: str | None = None,
     max_bytes: int,
     expected_sha256: str | None = None,
+    pre: bool = False,
+    exact: str | None = None,
 ) -> Fetched:
-    """Bring ``source`` to a local archive. ``base`` resolves relative paths (default: cwd)."""
+    """Bring ``source`` to a local archive. ``base`` resolves relative paths (default: cwd); ``pre``
+    lets a version range on an index take pre-releases, ``exact`` asks the index for that version only."""
     kind = classify(source)
     fs_args = fs_args or {}
     if kind != "path":
@@ -233,7 +236,9 @@ def fetch(
     else:
         from .indexes import fetch_from_index
 
-        path, digest, shown, version, index = fetch_from_index(source, workdir, index_url, max_bytes)
+        path, digest, shown, version, index = fetch_from_index(
+            source, workdir, index_url, max_bytes, pre=pre, exact=exact
+        )
     if expected_sha256:
         want = expected_sha256.strip().lower()
         if not re.fullmatch(r"[0-9a-f]{64}", want):

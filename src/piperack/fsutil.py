@@ -35,6 +35,17 @@ from .errors import PiperackError, signals_interrupt
 DEFAULT_MODE = 0o644
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 TEMP_SUFFIX = ".piperack-tmp"
+# Fault injection for the kill tests (tests/test_update_faults.py): "<point>:<signal>", the point a
+# journal entry's number (the signal arrives once that entry is journalled, before its operation),
+# "commit" (every operation done, the journal not yet marked) or "committed" (marked, not yet
+# removed); the signal KILL, TERM or INT, sent by the process to itself. Unset: no cost but a lookup.
+FAULT_ENV = "PIPERACK_TEST_FAULT"
+
+
+def _fault(point: str) -> None:
+    wanted = os.environ.get(FAULT_ENV)
+    if wanted and wanted.partition(":")[0] == point:
+        os.kill(os.getpid(), getattr(signal, "SIG" + wanted.partition(":")[2].upper(), signal.SIGKILL))
 
 
 @contextmanager
@@ -161,6 +172,7 @@ class Transaction:
 
     BACKUP_PREFIX = ".piperack-backup-"
     JOURNAL = "journal.jsonl"
+    COMMITTED = "committed"  # the journal's name once every operation is done
 
     def __init__(self, root: Path, verb: str = "pull"):
         self.root = Path(root)
@@ -178,6 +190,7 @@ class Transaction:
         self.entries.append(entry)
         self._journal.write(json.dumps(entry) + "\n")
         self._journal.flush()
+        _fault(str(len(self.entries)))
 
     def _path(self, rel) -> Path:
         return confined(self.root, rel, self._safe)
@@ -256,8 +269,10 @@ class Transaction:
         atomic_write(path, data)
 
     def commit(self) -> None:
+        _fault("commit")
         self._journal.close()
-        os.replace(self.backup / self.JOURNAL, self.backup / "committed")
+        os.replace(self.backup / self.JOURNAL, self.backup / self.COMMITTED)
+        _fault("committed")
         shutil.rmtree(self.backup, ignore_errors=True)
         self.backup = None
 
@@ -364,6 +379,15 @@ def _journal_of(folder: Path) -> tuple[dict, list[dict]]:
     return header, entries
 
 
+def _finished(folder: Path) -> bool:
+    """A backup folder with nothing to undo: its run committed (killed before removing it), or was
+    killed before journalling anything. Any verb's session removes it."""
+    if (folder / Transaction.COMMITTED).exists():
+        return True
+    header, entries = _journal_of(folder)
+    return not header and not entries
+
+
 def recover(root: Path, verb: str = "pull") -> list[str]:
     """Undo what killed runs of ``verb`` left half-done under ``root``; the paths put back.
 
@@ -375,6 +399,9 @@ def recover(root: Path, verb: str = "pull") -> list[str]:
     kept: list[str] = []
     root_resolved = Path(root).resolve()
     for folder in leftover_backups(root):
+        if _finished(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
         header, entries = _journal_of(folder)
         if header.get("verb", "pull") != verb:
             continue
@@ -403,7 +430,9 @@ def recover(root: Path, verb: str = "pull") -> list[str]:
 
 def interrupted_runs(root: Path) -> list[str]:
     """The verbs whose killed runs left a journal under ``root`` (each recovers its own)."""
-    return sorted({_journal_of(folder)[0].get("verb", "pull") for folder in leftover_backups(root)})
+    return sorted(
+        {_journal_of(folder)[0].get("verb", "pull") for folder in leftover_backups(root) if not _finished(folder)}
+    )
 
 
 # -- the project lock and the write session ---------------------------------------------------------
@@ -503,6 +532,7 @@ RERUN = {
     "update-project": "invoke update-project",
     "new-pipeline": "invoke new-pipeline",
     "airflow-dag": "invoke airflow-dag",
+    "viz": "invoke viz",
     "new": "piperack new -f",
 }
 
@@ -561,3 +591,17 @@ def transaction(root: Path) -> Iterator[Transaction]:
                 tx.rollback()
             raise
         tx.commit()
+
+
+def write_output(root: Path, verb: str, path: Path, data: bytes | str) -> None:
+    """Write one file a verb produces (a DAG file, a page): inside the project through the write
+    session (lock, journal, no write through a linked folder); a path outside the project, the
+    user's own choice of folder, atomically there, its folder made first."""
+    full = Path(os.path.abspath(path))
+    root = Path(os.path.abspath(root))
+    if full.is_relative_to(root):
+        with write_session(root, verb), transaction(root) as tx:
+            tx.change(full.relative_to(root), data)
+        return
+    full.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(full, data)

@@ -201,19 +201,22 @@ def _index_candidates(
     return found, indexes + find_links
 
 
+def pick_version(versions, specifier, pre: bool = False):
+    """The highest of ``versions`` (packaging Versions) that ``specifier`` (a SpecifierSet) allows,
+    or None. Pre-releases count only with ``pre`` or when the specifier names one (``==0.2rc1``)."""
+    allowed = list(specifier.filter(versions, prereleases=True if pre else bool(specifier.prereleases)))
+    return max(allowed) if allowed else None
+
+
 def fetch_from_index(
-    spec: str, workdir: Path, index_url: str | None, max_bytes: int
+    spec: str, workdir: Path, index_url: str | None, max_bytes: int, pre: bool = False, exact: str | None = None
 ) -> tuple[Path, str, str, str, str]:
-    """The highest sdist of ``spec`` on the one index consulted, downloaded into ``workdir``: (path,
-    sha256, spec, version, index)."""
+    """The highest sdist of ``spec`` (a name and an optional PEP 440 range) on the index consulted,
+    downloaded into ``workdir``: (path, sha256, spec, version, index). Pre-releases only with ``pre``;
+    ``exact``: that version and no other (a recorded one), whatever the range says."""
     from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import (
-        InvalidSdistFilename,
-        InvalidWheelFilename,
-        canonicalize_name,
-        parse_sdist_filename,
-        parse_wheel_filename,
-    )
+    from packaging.specifiers import SpecifierSet
+    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
     try:
         req = Requirement(spec)
@@ -236,37 +239,31 @@ def fetch_from_index(
     session = http_session(verify=cert if cert and Path(cert).exists() else None)
     with session:
         candidates, searched = _index_candidates(name, indexes, find_links, session, [])
-        sdists, wheels = {}, []
+        sdists, wheels = sdist_versions(candidates, name), []
         for cand in candidates:
-            if cand.yanked:
-                continue
-            if cand.filename.endswith(".whl"):
-                try:
-                    wname, wversion, _, _ = parse_wheel_filename(cand.filename)
-                except InvalidWheelFilename:
-                    continue
-                if wname == name and req.specifier.contains(wversion, prereleases=True):
-                    wheels.append(cand)
-                continue
-            if not cand.filename.endswith(SDIST_SUFFIX):
+            if cand.yanked or not cand.filename.endswith(".whl"):
                 continue
             try:
-                sname, sversion = parse_sdist_filename(cand.filename)
-            except InvalidSdistFilename:
+                wname, wversion, _, _ = parse_wheel_filename(cand.filename)
+            except InvalidWheelFilename:
                 continue
-            if sname == name:
-                sdists.setdefault(sversion, cand)
+            if wname == name and req.specifier.contains(wversion, prereleases=True):
+                wheels.append(cand)
         where = ", ".join(strip_credentials(s) for s in searched) or "no index (pip's no-index is set)"
-        chosen = list(req.specifier.filter(sorted(sdists)))
-        if not chosen:
+        wanted = SpecifierSet(f"=={exact}") if exact else req.specifier
+        version = pick_version(sdists, wanted, pre)
+        if version is None and exact:
+            raise PiperackError(f"{spec}: the recorded version {exact} is not on the index (searched {where})")
+        if version is None:
             if wheels:
                 raise PiperackError(
                     f"{spec}: the index has only wheels for it (no .tar.gz sdist); "
                     "a micro-package is pulled from its sdist "
                     f"(searched {where})"
                 )
-            raise PiperackError(f"{spec}: no sdist found matching it (searched {where})")
-        version = chosen[-1]
+            pre_release = None if pre else pick_version(sdists, req.specifier, pre=True)
+            hint = f"; only pre-releases match (newest {pre_release}): pass --pre to take one" if pre_release else ""
+            raise PiperackError(f"{spec}: no sdist found matching it (searched {where}){hint}")
         cand = sdists[version]
         dest = workdir / archive_name(cand.filename)
         if cand.url.startswith("file://"):
@@ -281,3 +278,34 @@ def fetch_from_index(
                 f"{strip_credentials(cand.url)}: sha256 differs from the index's ({digest} != {cand.sha256})"
             )
     return dest, digest, spec, str(version), strip_credentials(cand.origin)
+
+
+# -- one project's files on one index (publish's "is it there already?", outdated's versions) ----------
+
+
+def index_files(index: str, name: str, session) -> list[_Candidate]:
+    """The files ``index`` lists for project ``name`` on its simple page (PEP 503 HTML or PEP 691
+    JSON), checked as untrusted; [] when the index has no such project (HTTP 404)."""
+    from packaging.utils import canonicalize_name
+
+    base = index.rstrip("/") + f"/{canonicalize_name(name)}/"
+    page = _read_location(base, session, [], "application/vnd.pypi.simple.v1+json, text/html;q=0.2")
+    return [] if page is None else _parse_page(base, *page)
+
+
+def sdist_versions(files: list[_Candidate], name: str) -> dict:
+    """The sdists of project ``name`` among ``files``, yanked ones left out: packaging Version -> file."""
+    from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
+
+    wanted = canonicalize_name(name)
+    found = {}
+    for cand in files:
+        if cand.yanked or not cand.filename.endswith(SDIST_SUFFIX):
+            continue
+        try:
+            sname, sversion = parse_sdist_filename(cand.filename)
+        except InvalidSdistFilename:
+            continue
+        if sname == wanted:
+            found.setdefault(sversion, cand)
+    return found

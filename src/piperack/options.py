@@ -17,12 +17,13 @@ from .errors import PiperackError
 from .project import Project, check_identifier, check_module_path
 
 BASE_ENV = "base"  # the config env package and pull read and write parameters in, unless --env
+PACKAGE_DESTINATION = "dist"  # where package writes its archives (and publish takes them), unless --destination
 RUN_ENV = "local"  # the config env run, docker-run and airflow merge over conf/base, unless --env
 
 # The options each verb takes, on the command line and in its manifest (``-`` spelled ``_``).
 OPTIONS = {
     "package": {"alias", "destination", "env"},
-    "pull": {"alias", "destination", "env", "fs_args", "force", "sha256"},
+    "pull": {"alias", "destination", "env", "fs_args", "force", "sha256", "pre"},
 }
 _STRING_OPTIONS = {"alias", "destination", "env", "fs_args", "sha256"}
 
@@ -43,6 +44,10 @@ class Job:
     force: bool = False
     sha256: str | None = None
     base: Path | None = None  # where relative paths (source, fs-args) are resolved
+    pre: bool = False  # a version range on an index may take pre-releases
+    index_url: str | None = None  # the one index to ask (the recorded one, for a locked entry)
+    locked: str | None = None  # the recorded version a locked ``--all`` entry installs exactly
+    locked_sha256: str | None = None  # and the sha256 recorded for it
 
 
 def _nested_key(key: str, value: dict, allowed: set[str]) -> str | None:
@@ -98,8 +103,8 @@ def jobs_from_manifest(project: Project, verb: str) -> list[Job]:
         for name, value in options.items():
             if name in _STRING_OPTIONS and (not isinstance(value, str) or not value):
                 raise PiperackError(f'{where} "{key}": option {name!r} must be a non-empty string, got {value!r}')
-            if name == "force" and not isinstance(value, bool):
-                raise PiperackError(f"{where} \"{key}\": option 'force' must be true or false, got {value!r}")
+            if name in ("force", "pre") and not isinstance(value, bool):
+                raise PiperackError(f'{where} "{key}": option {name!r} must be true or false, got {value!r}')
         options.setdefault("env", BASE_ENV)
         jobs.append(
             Job(
@@ -147,6 +152,76 @@ class PackageOptions:
         ]
 
 
+def resolve_destination(project: Project, destination: str | None) -> Path:
+    """The folder of package's archives: relative paths are relative to the project root."""
+    raw = destination if destination not in (None, "") else PACKAGE_DESTINATION
+    if not isinstance(raw, str):
+        raise PiperackError(f"destination {raw!r}: expected a folder path")
+    path = Path(raw).expanduser()
+    path = path if path.is_absolute() else project.root / path
+    if path.exists() and not path.is_dir():
+        raise PiperackError(f"destination {raw!r} exists and is not a folder")
+    return path
+
+
+def package_folders(project: Project) -> list[Path]:
+    """Where package writes archives: dist/ and each [tool.piperack.package] entry's destination."""
+    folders = [resolve_destination(project, None)]
+    if project.tool("package"):
+        for options in read_manifest(project, "package", OPTIONS["package"]).values():
+            folder = resolve_destination(project, options.get("destination"))
+            if folder not in folders:
+                folders.append(folder)
+    return folders
+
+
+# -- publish ----------------------------------------------------------------------------------------
+
+PUBLISH_KEYS = {"repository_url": "repository-url", "index_url": "index-url"}
+
+
+@dataclass
+class PublishOptions:
+    """`invoke publish [--repository-url URL] [--index-url URL] [--dry-run]`; the URLs default to
+    [tool.piperack.publish] in pyproject.toml, then $TWINE_REPOSITORY_URL (never to PyPI)."""
+
+    repository_url: str | None = None
+    index_url: str | None = None
+    dry_run: bool = False
+
+    def resolved(self, project: Project, environ) -> tuple[str, str]:
+        """(upload URL, simple-index URL), checked. The index defaults to <repository-url>/simple/."""
+        where = f"{project.pyproject.name} [tool.piperack.publish]"
+        table = project.tool("publish", default={})
+        if not isinstance(table, dict):
+            raise PiperackError(f'{where} must be a table (repository-url = "https://…")')
+        settings = {}
+        for key, value in table.items():
+            norm = key.replace("-", "_")
+            if norm not in PUBLISH_KEYS:
+                raise PiperackError(f"{where}: unknown key {key!r} (allowed: repository-url, index-url)")
+            if not isinstance(value, str) or not value.strip():
+                raise PiperackError(f"{where} {key}: expected a URL string, got {value!r}")
+            settings[norm] = value.strip()
+        repository = self.repository_url or settings.get("repository_url") or environ.get("TWINE_REPOSITORY_URL")
+        if not repository:
+            raise PiperackError(
+                "no package index to publish to: give --repository-url URL or set repository-url in "
+                f"{where} (piperack never defaults to pypi.org)"
+            )
+        index = self.index_url or settings.get("index_url") or repository.rstrip("/") + "/simple/"
+        for what, url in (("repository-url", repository), ("index-url", index)):
+            if not re.match(r"^https?://[^/]", url):
+                raise PiperackError(f"{what} {_shown_url(url)!r}: expected an http:// or https:// URL")
+        return repository, index
+
+
+def _shown_url(url: str) -> str:
+    from .download import strip_credentials
+
+    return strip_credentials(url)
+
+
 # -- pull -------------------------------------------------------------------------------------------
 
 
@@ -166,6 +241,47 @@ class PullOptions:
     index_url: str | None = None
     allow_conflicts: bool = False
     allow_direct_references: bool = False
+    pre: bool = False
+    upgrade: bool = False  # merge a newer version into a pulled module (source: its name), or --all of them
+    to: str | None = None  # --upgrade: this version (or archive) instead of the newest in range
+    diff: bool = False  # --upgrade: show the merge as a diff; write nothing
+    resolved: bool = False  # --upgrade NAME --to V: record V, whose conflicts the team resolved; merge nothing
+
+    def check_upgrade(self) -> None:
+        """--upgrade's options: NAME or --all; --to, --diff and --resolved only with it; nothing that
+        moves the module."""
+        if (self.to is not None or self.diff or self.resolved) and not self.upgrade:
+            raise PiperackError("--to, --diff and --resolved go with --upgrade NAME")
+        if not self.upgrade:
+            return
+        if self.resolved and (self.all_ or self.to is None):
+            raise PiperackError(
+                "--resolved records the version whose conflicts you resolved: give it as --upgrade NAME --to VERSION"
+            )
+        moved = [
+            flag
+            for flag, value in (
+                ("--alias", self.alias),
+                ("--destination", self.destination),
+                ("--env", self.env),
+                ("--fs-args", self.fs_args),
+                ("--sha256", self.sha256),
+            )
+            if value is not None
+        ]
+        if moved or self.force:
+            raise PiperackError(
+                f"--upgrade merges into the module where it was pulled; do not combine it with "
+                f"{', '.join(moved + (['--force'] if self.force else []))}"
+            )
+        if self.all_ and (self.source or self.to is not None or self.pre):
+            raise PiperackError(
+                "--all --upgrade takes each entry's range from [tool.piperack.pull]: give no NAME, --to or --pre"
+            )
+        if not self.all_ and not self.source:
+            raise PiperackError(
+                "--upgrade NAME: give the pulled module (its name as pulled) or its package name, or --all"
+            )
 
     def jobs(self, project: Project) -> list[Job]:
         """The jobs of this pull, each checked: one for the source, or one per manifest entry."""
@@ -179,11 +295,14 @@ class PullOptions:
             raise PiperackError("give either a source or --all, not both")
         if self.all_:
             given = (self.alias, self.destination, self.env, self.fs_args, self.sha256)
-            if any(v is not None for v in given) or self.force:
+            if any(v is not None for v in given) or self.force or self.pre:
                 raise PiperackError(
                     "--all takes its options from [tool.piperack.pull]; do not combine it with other options"
                 )
-            return jobs_from_manifest(project, "pull")
+            todo = jobs_from_manifest(project, "pull")
+            for job in todo:
+                job.index_url = self.index_url
+            return todo
         if not self.source:
             raise PiperackError("give a source (a .tar.gz path, an fsspec URL or a package name) or --all")
         return [
@@ -196,6 +315,8 @@ class PullOptions:
                 force=bool(self.force),
                 sha256=self.sha256,
                 base=Path.cwd(),
+                pre=bool(self.pre),
+                index_url=self.index_url,
             )
         ]
 
@@ -264,3 +385,14 @@ class UpdateOptions:
     from_version: str | None = None
     allow_dirty: bool = False
     ask: bool = False
+
+
+# -- viz --------------------------------------------------------------------------------------------
+
+VIZ_HELP = {
+    "output": "File to write (relative paths: to the project root; - prints it). "
+    "Default: build/pipelines.html for html, standard output for mermaid.",
+    "format": "html (one self-contained page: no server, no network) or mermaid (flowchart text for "
+    "READMEs and pull requests). Default: html.",
+    "env": "Config environment: conf/<env>/pipelines.yml and catalogs are merged over conf/base/. Default: local.",
+}

@@ -18,12 +18,19 @@ from pathlib import Path
 from . import ui
 from .errors import PiperackError, first_line
 from .fsutil import atomic_write
-from .options import BASE_ENV, Job, PackageOptions
+from .options import BASE_ENV, Job, PackageOptions, resolve_destination
 from .project import Project, check_identifier, check_module_path, skipped_dir, skipped_file
-from .sdist import CONFIG_DIR, TESTS_DIR, SdistSpec, build_sdist, sdist_filename, sha256_hex
+from .sdist import (
+    CONFIG_DIR,
+    SUMS_FILE,
+    TESTS_DIR,
+    SdistSpec,
+    build_sdist,
+    read_sums,
+    sdist_filename,
+    sha256_hex,
+)
 
-DEFAULT_DESTINATION = "dist"
-SUMS_FILE = "SHA256SUMS"
 REWRITE_SUFFIXES = (".py", ".pyi")
 
 
@@ -150,23 +157,45 @@ def parameter_files(project: Project, env_dir: Path, name: str) -> list[tuple[st
     return found
 
 
+def parameters(project: Project, env: str, name: str) -> list[tuple[str, bytes]]:
+    """(path relative to conf/<env>/, bytes) of the parameter files a package of ``name`` carries:
+    conf/base's, with conf/<env>'s merged over them for another env, so the package holds the
+    parameters the pipeline runs with in that env (an env's files usually hold overrides alone).
+
+    A file in both is one file: its YAML mappings deep-merged, the env's values winning (lists
+    replaced), as the runner merges them; a file in one of them is taken as it is."""
+    base = parameter_files(project, project.env_dir(BASE_ENV, must_exist=False), name)
+    if env == BASE_ENV:
+        return [(rel, path.read_bytes()) for rel, path in base]
+    over = parameter_files(project, project.env_dir(env), name)
+
+    def same(rel: str) -> str:  # parameters/<name>.yml and parameters/<name>.yaml are one file
+        return re.sub(r"\.yaml$", ".yml", rel) if rel.count("/") == 1 else rel
+
+    merged: dict[str, tuple[str, list[Path]]] = {same(rel): (rel, [path]) for rel, path in base}
+    for rel, path in over:
+        merged.setdefault(same(rel), (rel, []))[1].append(path)
+    return [(rel, _merged_yaml(project, env, paths)) for rel, paths in merged.values()]
+
+
+def _merged_yaml(project: Project, env: str, paths: list[Path]) -> bytes:
+    if len(paths) == 1:
+        return paths[0].read_bytes()
+    import yaml
+
+    from .graph import merge, read_mapping
+
+    labels = [_rel(path, project) for path in paths]
+    data = merge(read_mapping(paths[0], labels[0]), read_mapping(paths[1], labels[1]))
+    header = f"# {labels[0]} with {labels[1]} merged over it (invoke package --env {env})\n"
+    return (header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)).encode()
+
+
 def _renamed(rel: str, name: str, alias: str) -> str:
     """``parameters/<name>.yml`` -> ``parameters/<alias>.yml``, ``parameters/<name>/x`` -> ``parameters/<alias>/x``."""
     parts = rel.split("/")
     parts[1] = alias + parts[1][len(name) :]
     return "/".join(parts)
-
-
-def resolve_destination(project: Project, destination: str | None) -> Path:
-    """The folder for the archive: relative paths are relative to the project root."""
-    raw = destination if destination not in (None, "") else DEFAULT_DESTINATION
-    if not isinstance(raw, str):
-        raise PiperackError(f"destination {raw!r}: expected a folder path")
-    path = Path(raw).expanduser()
-    path = path if path.is_absolute() else project.root / path
-    if path.exists() and not path.is_dir():
-        raise PiperackError(f"destination {raw!r} exists and is not a folder")
-    return path
 
 
 def check_alias(project: Project, module: str, alias: str) -> str:
@@ -195,7 +224,7 @@ def build(project: Project, job: Job) -> Built:
     origin = f"{project.package}.{module}"
     module_dir = _module_dir(project, module, origin)
     env = job.env or BASE_ENV
-    env_dir = project.env_dir(env)
+    project.env_dir(env)  # an unknown env is refused here, naming it
     source_name = module.rsplit(".", 1)[-1]
     name = check_alias(project, module, job.alias) if job.alias else source_name
     dest_dir = resolve_destination(project, job.destination)
@@ -207,9 +236,9 @@ def build(project: Project, job: Job) -> Built:
     for rel, path in code:
         contents.add(f"{name}/{rel}", path, rewrite=True)
     contents.files.setdefault(f"{name}/__init__.py", b"")  # a regular package, as pip, pull and Kedro expect
-    for rel, path in parameter_files(project, env_dir, source_name):
+    for rel, data in parameters(project, env, source_name):
         arc_rel = _renamed(rel, source_name, name) if name != source_name else rel
-        contents.add(f"{name}/{CONFIG_DIR}/{arc_rel}", path, rewrite=False)
+        contents.files[f"{name}/{CONFIG_DIR}/{arc_rel}"] = data
     tests_dir = project.tests_dir(module)
     tests = _walk(tests_dir, project) if tests_dir.is_dir() else []
     for rel, path in tests:
@@ -346,12 +375,13 @@ def _spec(
     """The sdist's metadata, README and files."""
     requires_python = project.pyproject_data.get("project", {}).get("requires-python")
     origin = f"{project.package}.{module}"
+    source = f"`conf/{env}/`" if env == BASE_ENV else f"`conf/base/` with `conf/{env}/` merged over it"
     readme = (
         f"# {name}\n\n"
         f"Micro-package `{name}` {version}, made with piperack's `invoke package` from the module "
         f"`{origin}` of the project `{project.pyproject_data.get('project', {}).get('name', project.package)}`.\n\n"
         f"- code: `{name}/`\n"
-        f"- parameters: `{name}/{CONFIG_DIR}/` (paths relative to `conf/<env>/`; packaged from `conf/{env}/`)\n"
+        f"- parameters: `{name}/{CONFIG_DIR}/` (paths relative to `conf/<env>/`; packaged from {source})\n"
         f"- tests: `{TESTS_DIR}/`\n\n"
         "Bring it into another project with `invoke pull <this file>` (or Kedro 0.18's "
         "`kedro micropkg pull`), or install the code alone with `pip install <this file>`.\n"
@@ -382,13 +412,7 @@ def _spec(
 def update_sums(dest_dir: Path, written: dict[str, str]) -> None:
     """dist/SHA256SUMS (``sha256sum -c`` format): the new entries, plus old ones whose file still exists."""
     sums = dest_dir / SUMS_FILE
-    entries: dict[str, str] = {}
-    if sums.is_file():
-        for line in sums.read_text(encoding="utf-8", errors="replace").splitlines():
-            digest, sep, fname = line.partition("  ")
-            fname = fname.lstrip("*")
-            if sep and fname and "/" not in fname and (dest_dir / fname).is_file():
-                entries[fname] = digest
+    entries = read_sums(dest_dir)
     entries.update(written)
     text = "".join(f"{entries[f]}  {f}\n" for f in sorted(entries))
     if not sums.is_file() or sums.read_text(encoding="utf-8", errors="replace") != text:

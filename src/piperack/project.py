@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import PiperackError
 
-ENV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+ENV_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")  # fullmatch: `$` lets "x\n" through
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 # What is never packaged or pulled: caches, VCS data, build output and OS litter (one list for both).
@@ -75,7 +75,7 @@ class Project:
 
     def env_dir(self, env: str, must_exist: bool = True) -> Path:
         """conf/<env>, refusing names that would leave conf/ (``../x``, ``/etc``)."""
-        if not ENV_RE.match(env) or env in {".", ".."}:
+        if not ENV_RE.fullmatch(env) or env in {".", ".."}:
             raise PiperackError(
                 f"invalid env {env!r}: an env is a folder name directly under conf/ (letters, digits, '_', '-', '.')"
             )
@@ -97,7 +97,7 @@ class Project:
 
 def check_module_path(dotted: str, what: str = "module path") -> str:
     """A dotted module path like ``pipelines.ingest``; refuses ``../x``, ``a/b``, ``.x`` and empty parts."""
-    if not isinstance(dotted, str) or not MODULE_RE.match(dotted):
+    if not isinstance(dotted, str) or not MODULE_RE.fullmatch(dotted):
         raise PiperackError(
             f"invalid {what} {dotted!r}: expected a dotted Python module path such as 'pipelines.ingest'"
         )

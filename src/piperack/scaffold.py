@@ -1,4 +1,5 @@
-"""`invoke new-pipeline NAME`: a new modular pipeline in its three places, with a passing test."""
+"""`invoke new-pipeline NAME`: a new modular pipeline in its places (code, parameters, catalog, tests),
+with passing tests; its code names the file and key when a parameters or catalog key is missing."""
 
 from __future__ import annotations
 
@@ -9,21 +10,38 @@ from . import ui
 from .errors import PiperackError
 from .project import Project, check_identifier
 
-PIPELINE = '''"""The $name pipeline. The runner calls run() with its parameters and catalog entries."""
+PIPELINE = '''"""The $name pipeline. The runner calls run() with its parameters and catalog:
+conf/base/parameters/$name.yml and conf/base/catalog/$name.yml, with conf/<env>/ merged over them."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from $package.pipelines.$name import nodes
 
 log = logging.getLogger(__name__)
+NAME = __name__.split(".")[-2]  # this pipeline's folder: "$name", or the name it was pulled under
+
+
+class ConfigError(Exception):
+    """A key this pipeline needs is missing from its configuration: the message names the file."""
+
+
+def _require(config: dict, key: str, where: str):
+    if key not in config or config[key] in (None, ""):
+        raise ConfigError(f"missing {where} key {key!r} (conf/<env>/{where}/{NAME}.yml)")
+    return config[key]
 
 
 def run(params: dict, catalog: dict) -> dict:
-    result = nodes.greet(params.get("greeting", "hello"))
-    log.info("$name: %s", result)
-    return {"result": result}
+    greeting = _require(params, "greeting", "parameters")
+    output = Path(_require(catalog, "greeting", "catalog"))
+    result = nodes.greet(greeting)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(result + "\\n", encoding="utf-8")
+    log.info("$name: %s (written to %s)", result, output)
+    return {"result": result, "output": str(output)}
 '''
 
 NODES = '''"""The steps of the $name pipeline: plain functions, easy to test."""
@@ -45,15 +63,34 @@ PARAMETERS = """# Parameters of the $name pipeline (override in conf/local/param
 greeting: hello
 """
 
-TEST = """from $package.pipelines.$name import nodes, pipeline
+CATALOG = """# Where the $name pipeline's data lives, paths relative to the project root (override in
+# conf/local/catalog/$name.yml). A path another pipeline's catalog names too is data they share.
+greeting: data/$name/greeting.txt
+"""
+
+TEST = """import pytest
+
+from $package.pipelines.$name import nodes, pipeline
 
 
 def test_greet():
     assert nodes.greet("hi") == "hi from $name"
 
 
-def test_run_uses_the_parameters():
-    assert pipeline.run({"greeting": "hey"}, {}) == {"result": "hey from $name"}
+def test_run_uses_the_parameters_and_the_catalog(tmp_path):
+    output = tmp_path / "greeting.txt"
+    assert pipeline.run({"greeting": "hey"}, {"greeting": str(output)}) == {
+        "result": "hey from $name",
+        "output": str(output),
+    }
+    assert output.read_text() == "hey from $name\\n"
+
+
+def test_a_missing_key_names_the_file_and_the_key():
+    message = "missing catalog key 'greeting' (conf/<env>/catalog/$name.yml)"
+    with pytest.raises(pipeline.ConfigError) as raised:
+        pipeline.run({"greeting": "hi"}, {})
+    assert str(raised.value) == message
 """
 
 
@@ -66,7 +103,8 @@ def plan(project: Project, name: str) -> dict[Path, str]:
     code = project.module_dir(f"pipelines.{name}")
     tests = project.tests_dir(f"pipelines.{name}")
     params = project.conf / "base" / "parameters" / f"{name}.yml"
-    taken = [p for p in (code, tests, params) if p.exists()]
+    catalog = project.conf / "base" / "catalog" / f"{name}.yml"
+    taken = [p for p in (code, tests, params, catalog) if p.exists()]
     if taken:
         listed = ", ".join(str(p.relative_to(project.root)) for p in taken)
         raise PiperackError(f"pipeline {name!r} already exists: {listed}")
@@ -77,6 +115,7 @@ def plan(project: Project, name: str) -> dict[Path, str]:
         code / "nodes.py": fill(NODES),
         code / "requirements.txt": fill(REQUIREMENTS),
         params: fill(PARAMETERS),
+        catalog: fill(CATALOG),
         tests / "__init__.py": "",
         tests / "test_pipeline.py": fill(TEST),
     }

@@ -44,6 +44,22 @@ def sdist_filename(name: str, version: str) -> str:
     return f"{name}-{version}.tar.gz"
 
 
+SUMS_FILE = "SHA256SUMS"  # beside the archives: what `invoke package` wrote there (sha256sum -c format)
+
+
+def read_sums(folder) -> dict[str, str]:
+    """``<folder>/SHA256SUMS`` as file name -> sha256, for entries whose file still exists there."""
+    sums = folder / SUMS_FILE
+    entries: dict[str, str] = {}
+    if sums.is_file():
+        for line in sums.read_text(encoding="utf-8", errors="replace").splitlines():
+            digest, sep, fname = line.partition("  ")
+            fname = fname.lstrip("*")
+            if sep and fname and "/" not in fname and (folder / fname).is_file():
+                entries[fname] = digest
+    return entries
+
+
 @dataclass
 class SdistSpec:
     name: str  # import name of the package folder == distribution name

@@ -21,7 +21,15 @@ from pathlib import Path  # noqa: E402
 from invoke import Collection, task  # noqa: E402
 from invoke.exceptions import Exit  # noqa: E402
 
-from .options import RUN_ENV, UPDATE_HELP, PackageOptions, PullOptions, UpdateOptions  # noqa: E402
+from .options import (  # noqa: E402
+    RUN_ENV,
+    UPDATE_HELP,
+    VIZ_HELP,
+    PackageOptions,
+    PublishOptions,
+    PullOptions,
+    UpdateOptions,
+)
 
 
 def _before_exit() -> None:
@@ -57,21 +65,25 @@ def _exit(code: int) -> None:
 @task(
     iterable=["pipeline"],
     help={
-        "pipeline": "Pipeline to run (repeat for several, run in the order given). Default: all, by name.",
+        "pipeline": "Pipeline to run (repeat for several). Default: all. They run in conf/base/pipelines.yml's "
+        "order (depends_on), ties by name; a failure skips the pipelines depending on it.",
+        "with-deps": "Also run what the --pipeline ones depend on (conf/base/pipelines.yml), first.",
         "env": "Config environment: conf/<env>/ is deep-merged over conf/base/. Default: local.",
         "params": 'Parameter overrides for this run, e.g. --params "ingest.timeout=5,ingest.source=data/x.csv" '
-        "(<pipeline>.<key>=<value>, values typed as YAML).",
+        "(<pipeline>.<key>=<value>, values typed as YAML). A key the parameters lack is refused; "
+        "+ingest.note=x adds one on purpose.",
         "log-level": "DEBUG, INFO, WARNING, ERROR or CRITICAL. Default: conf/base/logging.yml's (INFO).",
     },
 )
-def run(c, pipeline=None, env=RUN_ENV, params=None, log_level=None):
-    """Run the project's pipelines (same as `python -m <package> run`).
+def run(c, pipeline=None, env=RUN_ENV, params=None, log_level=None, with_deps=False):
+    """Run the project's pipelines in their declared order (same as `python -m <package> run`).
 
-    Ctrl-C and SIGTERM reach the pipeline; the exit status is the runner's (130, 143 when stopped)."""
+    Each run is recorded as one JSON line in logs/runs.jsonl. Ctrl-C and SIGTERM reach the
+    pipeline; the exit status is the runner's (130, 143 when stopped)."""
     with user_errors():
         from . import commands
 
-        code = commands.run(project(c), pipeline or [], env, params=params, log_level=log_level)
+        code = commands.run(project(c), pipeline or [], env, params=params, log_level=log_level, with_deps=with_deps)
     _exit(code)
 
 
@@ -154,7 +166,8 @@ def _optional_with_all(positional: str):
         "all": "Package every entry of [tool.piperack.package] in pyproject.toml, each with its own options.",
         "alias": "Package it under this name (its absolute imports in code and tests are rewritten to it).",
         "destination": "Folder for the .tar.gz (relative paths: to the project root). Default: dist.",
-        "env": "Config environment whose parameters go in: conf/<env>/parameters/. Default: base.",
+        "env": "Config environment: its parameters (conf/<env>/parameters/), deep-merged over conf/base's, go in. "
+        "Default: base.",
         "quiet": "No progress output (results and errors still print); progress shows only on a terminal anyway.",
     },
 )
@@ -182,8 +195,10 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None, q
     auto_shortflags=False,  # long options only: an automatic -h for --sha256 would read as help
     help={
         "source": "A .tar.gz path, an fsspec URL (file://, https://, s3://, gcs://, …) or a package name "
-        "with an optional version (ingest==0.2) from a package index.",
-        "all": "Pull every entry of [tool.piperack.pull] in pyproject.toml (one transaction).",
+        "with an optional version range from a package index (ingest==0.2, 'shared~=0.1', 'shared>=0.2,<1'). "
+        "With --upgrade: the pulled module (its name as pulled) or its package name.",
+        "all": "Pull every entry of [tool.piperack.pull] in pyproject.toml (one transaction); entries already "
+        "pulled are kept, recorded ones missing here come back at their recorded version.",
         "alias": "Module name to pull it as (imports and parameter files are renamed).",
         "destination": "Module path under the project package to pull into. Default: where it was "
         "packaged from (recorded in the sdist), else pipelines.",
@@ -198,6 +213,14 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None, q
         "allow-conflicts": "Add a requirement even when no version satisfies both it and requirements.in.",
         "allow-direct-references": "Accept requirements that are direct references (name @ URL, git+…).",
         "quiet": "No progress output (results and errors still print); progress shows only on a terminal anyway.",
+        "pre": "Let a version range take pre-releases (0.3.0rc1); without it they are never chosen.",
+        "upgrade": "Merge a newer version into the pulled module NAME, keeping the project's edits (three-way "
+        "merge; conflicts marked inline, exit 1; the record moves only on success). With --all: every "
+        "pulled entry of [tool.piperack.pull], to the newest its range allows.",
+        "to": "With --upgrade: this version (or a .tar.gz path or URL) instead of the newest its range allows.",
+        "diff": "With --upgrade: show the merge as a unified diff; write nothing.",
+        "resolved": "With --upgrade NAME --to VERSION: after resolving an upgrade's conflicts, record VERSION "
+        "(and its requirements) without merging again; refused while a conflict marker is left.",
     },
 )
 def pull(
@@ -215,13 +238,21 @@ def pull(
     allow_conflicts=False,
     allow_direct_references=False,
     quiet=False,
+    pre=False,
+    upgrade=False,
+    to=None,
+    diff=False,
+    resolved=False,
 ):
     """Pull a micro-package into this project: code, parameters and tests in their places.
 
     Checks everything first and writes nothing unless the whole pull can complete; requirements
     are appended to requirements.in (then run `invoke build-reqs`). Nothing from the package is
     run. Archives unpacking to more than 200 MB are refused ($PIPERACK_PULL_MAX_BYTES, e.g. 1G,
-    changes the limit). Each pull is recorded in pyproject.toml [tool.piperack.pulled].
+    changes the limit). Each pull is recorded in pyproject.toml [tool.piperack.pulled], the lock
+    `--all` installs from: entries already pulled are kept, recorded ones install exactly their
+    recorded version (sha256 checked), new ones the newest their range allows.
+    `--upgrade NAME` merges a newer version into a pulled module, keeping the team's edits.
     """
     with user_errors():
         from . import pull as engine
@@ -241,9 +272,62 @@ def pull(
             index_url=index_url,
             allow_conflicts=allow_conflicts,
             allow_direct_references=allow_direct_references,
+            pre=pre,
+            upgrade=upgrade,
+            to=to,
+            diff=diff,
+            resolved=resolved,
         )
         engine.pull(options, project=project(c))
     _before_exit()
+
+
+# --- publish ---
+@task(
+    auto_shortflags=False,
+    help={
+        "repository-url": "Upload endpoint of the package index (legacy upload API: pypiserver, devpi, Nexus, "
+        "Artifactory, GitLab). Default: [tool.piperack.publish] repository-url, else $TWINE_REPOSITORY_URL.",
+        "index-url": "Its simple index, read to see which versions are there. Default: [tool.piperack.publish] "
+        "index-url, else <repository-url>/simple/.",
+        "dry-run": "Say what would be uploaded (the index is read); upload nothing.",
+        "quiet": "No progress output (results and errors still print); progress shows only on a terminal anyway.",
+    },
+)
+def publish(c, repository_url=None, index_url=None, dry_run=False, quiet=False):
+    """Upload the micro-packages `invoke package` made (dist/ and the manifest's destinations) to a package index.
+
+    A version already on the index is never replaced: the same file is skipped, another file refuses the
+    publish before anything is sent. Credentials: TWINE_USERNAME/TWINE_PASSWORD, the ~/.pypirc section
+    whose repository is the URL, or keyring; never printed. Pull the packages back by name and version
+    range (`invoke pull "shared~=0.1" --index-url …`).
+    """
+    with user_errors():
+        from . import publish as engine
+        from . import ui
+
+        ui.QUIET = quiet
+        options = PublishOptions(repository_url=repository_url, index_url=index_url, dry_run=dry_run)
+        engine.publish(project(c), options)
+
+
+@task(
+    help={
+        "check": "Exit 1 when a pulled pipeline is behind (its range allows a newer version) or its index could "
+        "not be asked (for CI).",
+    },
+)
+def outdated(c, check=False):
+    """For each pulled pipeline: its package, the recorded version, the newest its range allows, the newest.
+
+    Asks the index each one was pulled from (one request per package, all at once, within
+    $PIPERACK_OUTDATED_TIMEOUT seconds, default 30). Pipelines pulled from a file or URL cannot be checked.
+    `invoke pull --upgrade NAME` merges a newer version in, keeping local edits.
+    """
+    with user_errors():
+        from . import outdated as engine
+
+        engine.outdated(project(c), check=check)
 
 
 # --- build-reqs ---
@@ -470,12 +554,23 @@ def airflow_dag(c, target="docker", pipeline=None, env=RUN_ENV, image=None, netw
     help=AIRFLOW_HELP
     | {
         "date": "Logical date of the test run (YYYY-MM-DD or an ISO date-time). Default: now.",
+        "conf": 'The run\'s conf, a JSON object, as `airflow dags trigger --conf` takes it; its "params" '
+        'reach the pipelines as --params does, e.g. --conf \'{"params": {"ingest.table": "towns"}}\'.',
         "venv": "Airflow virtualenv to use (apache-airflow 3.3 + the docker and cncf-kubernetes providers). Default: "
         "$PIPERACK_AIRFLOW_VENV, else one made once under ~/.cache/piperack-airflow/.",
     },
 )
 def airflow_test(
-    c, target="docker", pipeline=None, env=RUN_ENV, image=None, network=None, output=None, date=None, venv=None
+    c,
+    target="docker",
+    pipeline=None,
+    env=RUN_ENV,
+    image=None,
+    network=None,
+    output=None,
+    date=None,
+    venv=None,
+    conf=None,
 ):
     """Run the DAG file once with a real Airflow: import check, then `airflow dags test`.
 
@@ -497,9 +592,32 @@ def airflow_test(
             output=output,
             date=date,
             venv=venv,
+            conf=conf,
         )
     if code:
         raise Exit(code=code)
+
+
+# --- viz ---
+
+
+@task(help=VIZ_HELP, auto_shortflags=False)
+def viz(c, output=None, format="html", env=RUN_ENV):
+    """Draw the pipelines: their datasets, the declared order and the last run's status and duration.
+
+    html: one page (inline CSS, SVG and script; it loads nothing, so it opens from disk or as a CI
+    artifact); mermaid: `flowchart LR` text to paste in a README or pull request. Reads
+    conf/base/pipelines.yml, the catalogs and logs/runs.jsonl; writes nothing else.
+    """
+    with user_errors():
+        from . import ui
+        from . import viz as engine
+
+        where = project(c)
+        written = engine.viz(where, output=output, fmt=format, env=env)
+        if written is not None:
+            shown = written.relative_to(where.root) if written.is_relative_to(where.root) else written
+            ui.info(f"wrote {ui.shown(shown)}")
 
 
 namespace = Collection(
@@ -509,6 +627,8 @@ namespace = Collection(
     new_pipeline,
     package,
     pull,
+    publish,
+    outdated,
     build_reqs,
     docker_build,
     docker_run,
@@ -516,4 +636,5 @@ namespace = Collection(
     update_project,
     airflow_dag,
     airflow_test,
+    viz,
 )

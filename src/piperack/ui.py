@@ -72,7 +72,9 @@ def run_streaming(cmd: list[str], label: str, show=None, **kwargs):
     live = progress_enabled()
     lines: list[str] = []
     scratch = tempfile.mkdtemp(prefix="piperack-tool-")
-    env = dict(kwargs.pop("env", None) or os.environ) | {"TMPDIR": scratch, "TEMP": scratch, "TMP": scratch}
+    from .tools import tool_env
+
+    env = tool_env(kwargs.pop("env", None) or os.environ) | {"TMPDIR": scratch, "TEMP": scratch, "TMP": scratch}
     try:
         with subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=env, **kwargs

@@ -6,10 +6,14 @@ Three versions of every template-owned file:
 - **base**: the template of the piperack version recorded in .piperack.json, rendered with the
   recorded answers. It comes from ``piperack==<recorded>`` fetched with pip (``pip download
   --no-deps --only-binary :all:``, so pip's index, find-links and pip.conf apply and nothing is
-  built), or from ``--from`` (a kit checkout, a wheel or an sdist, as a path or a URL).
+  built), or from ``--from`` (a kit checkout, a wheel or an sdist, as a path or a URL), read into
+  memory with the archive checks pull applies.
 - **theirs**: the template of the installed piperack, rendered with the same answers (questions
   new in it take their defaults, or are asked with ``--ask``).
 - **ours**: the project as it is.
+
+Both templates are rendered by ``template.render``, this piperack's code: no hook or local
+extension of either template runs (docs/updating.md, "No template code runs").
 
 Per file: changed only by the template, take theirs; changed only by the team, keep ours; changed
 by both, a line-level three-way merge (``git merge-file``) whose conflicts are written inline with
@@ -32,14 +36,15 @@ from pathlib import Path, PurePosixPath
 
 from . import ui
 from .errors import PiperackError, first_line
+from .merge import merge_one, unified_diff
 from .options import UpdateOptions
 from .project import Project
+from .template import MAX_TEMPLATE_BYTES, TEMPLATE_FILE, read_template_folder, render, template_dir
 
 RECORD = ".piperack.json"
 REQUIREMENTS_DEV = "requirements-dev.txt"
 COMMAND = "invoke update-project"
-MAX_TEMPLATE_BYTES = 100 * 1024 * 1024  # a piperack wheel or sdist is well under 1 MB
-MAX_TEMPLATE_FILES = 5_000
+MAX_RECORD_BYTES = 8 * 1024 * 1024  # far above any answers, far below what would hurt to read
 
 # Paths the team owns: never read, merged or written by an update ({pkg}: the project package).
 TEAM_OWNED = (
@@ -53,6 +58,11 @@ TEAM_OWNED = (
     "src/{pkg}/pipelines/**",
     "src/tests/pipelines/**",
     "requirements.txt",
+    # Never the template's, whatever an old template holds: git's own files (an old template
+    # matching .git/config byte for byte would otherwise have it "dropped"), virtualenvs, journals.
+    ".git/**",
+    ".venv/**",
+    "venv/**",
 )
 _PIN = re.compile(r"^piperack\s*==\s*[^\s;#]+", re.MULTILINE)
 ACTIONS = ("add", "update", "merge", "conflict", "keep", "delete")
@@ -70,14 +80,33 @@ class Record:
 
 
 def read_record(project: Project) -> Record | None:
-    """.piperack.json, checked as untrusted input; None when the project has none."""
+    """.piperack.json, checked as untrusted input; None when the project has none.
+
+    A link, a folder, a file over MAX_RECORD_BYTES, nesting deeper than JSON can be read, a
+    version PEP 440 does not know: one line naming the file."""
+    import stat
+
     from packaging.version import InvalidVersion, Version
 
     path = project.root / RECORD
-    if not path.is_file():
-        return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        info = path.lstat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise PiperackError(f"{RECORD}: could not be read ({first_line(exc)})") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise PiperackError(f"{RECORD}: a symbolic link; piperack reads its record only from a plain file")
+    if not stat.S_ISREG(info.st_mode):
+        raise PiperackError(f"{RECORD}: not a plain file")
+    if info.st_size > MAX_RECORD_BYTES:
+        raise PiperackError(f"{RECORD}: {info.st_size} bytes, over the {MAX_RECORD_BYTES}-byte limit of a record")
+    from .fsutil import read_confined
+
+    try:
+        data = json.loads((read_confined(project.root, RECORD) or b"")[: MAX_RECORD_BYTES + 1].decode("utf-8"))
+    except RecursionError:
+        raise PiperackError(f"{RECORD}: nested too deeply to be a record") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise PiperackError(f"{RECORD}: not valid JSON ({first_line(exc)})") from None
     if not isinstance(data, dict):
@@ -85,16 +114,25 @@ def read_record(project: Project) -> Record | None:
     version = data.get("piperack_version")
     if version is not None:
         try:
-            Version(str(version))
-        except InvalidVersion:
-            raise PiperackError(f"{RECORD}: piperack_version {version!r} is not a version") from None
+            version = str(Version(str(version)))
+        except (InvalidVersion, TypeError):
+            raise PiperackError(f"{RECORD}: piperack_version {_shown(version)} is not a version") from None
     answers = data.get("answers", {})
     if not isinstance(answers, dict):
         raise PiperackError(f"{RECORD}: answers must be an object of question = answer")
     for key, value in answers.items():
         if not isinstance(value, (str, bool)) or key.startswith("_"):
-            raise PiperackError(f"{RECORD}: answer {key!r} must be a string or true/false, got {value!r}")
-    return Record(version=None if version is None else str(version), answers=answers)
+            raise PiperackError(f"{RECORD}: answer {_shown(key)} must be a string or true/false, got {_shown(value)}")
+    return Record(version=version, answers=answers)
+
+
+def _shown(value) -> str:
+    """A value of a hostile record for a one-line message: repr, shortened."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        return "a deeply nested value"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def inferred_answers(project: Project) -> dict:
@@ -116,9 +154,16 @@ def inferred_answers(project: Project) -> dict:
     match = re.fullmatch(r">=\s*(3\.\d+)", str(data.get("requires-python", "")).strip())
     if match:
         answers["python_version"] = match.group(1)
-    readme = project.root / "README.md"
-    if readme.is_file():
-        first = readme.read_text(encoding="utf-8", errors="replace").splitlines()[:1]
+    from .fsutil import read_confined
+
+    readme, path = b"", project.root / "README.md"
+    if path.is_file() and not path.is_symlink():  # never through a link, never a fifo
+        try:
+            readme = read_confined(project.root, "README.md") or b""
+        except (PiperackError, OSError):
+            pass
+    if readme:
+        first = readme[:4096].decode("utf-8", errors="replace").splitlines()[:1]
         if first and first[0].startswith("# "):
             answers["project_name"] = first[0][2:].strip()
     answers["include_example"] = (project.package_dir / "pipelines" / "ingest").is_dir()
@@ -131,97 +176,98 @@ def installed_version() -> str:
     return version("piperack")
 
 
+def same_version(a: str, b: str) -> bool:
+    """PEP 440 equality: 0.2 is 0.2.0."""
+    from packaging.version import Version
+
+    return Version(a) == Version(b)
+
+
 def check(project: Project) -> str:
     """``--check``: a line saying the project is up to date; PiperackError (exit 1) when it is not."""
+    from .fsutil import interrupted_runs
+
+    if "update-project" in interrupted_runs(project.root):  # its record may be the new one already
+        raise PiperackError(
+            f"an earlier `{COMMAND}` was killed midway: run {COMMAND} again (it puts the project back first)"
+        )
     record = read_record(project)
     installed = installed_version()
     if record is None or record.version is None:
         raise PiperackError(
             f"{RECORD} records no piperack version ({installed} is installed): run {COMMAND} --from-version X"
         )
-    if record.version != installed:
+    if not same_version(record.version, installed):
         raise PiperackError(f"made with piperack {record.version}, {installed} is installed: run {COMMAND}")
     return f"made with piperack {installed}, the installed version: up to date"
 
 
 # -- templates ----------------------------------------------------------------------------------------
+#
+# Both versions are rendered by template.render: the template is data read into memory, rendered in
+# a sandbox with this piperack's own extensions and post-generation rules. An old template's hooks
+# and local_extensions.py are never run, whatever it is: a folder, a wheel or an sdist.
 
 
-def _safe_member(name: str) -> PurePosixPath | None:
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or "\\" in name or not path.parts:
-        return None
-    return path
+def _wheel_template(wheel: Path, label: str) -> dict:
+    """The template a piperack wheel carries (piperack/template/), read with the archive checks."""
+    from .archive import read_zip
+    from .template import template_files
+
+    files = read_zip(wheel, label, max_bytes=MAX_TEMPLATE_BYTES)
+    prefix = ("piperack", "template")
+    inside = {
+        PurePosixPath(*p.parts[2:]): data for p, data in files.items() if p.parts[:2] == prefix and len(p.parts) > 2
+    }
+    if PurePosixPath(TEMPLATE_FILE) not in inside:
+        raise PiperackError(f"{label}: carries no piperack template (piperack/template/{TEMPLATE_FILE})")
+    return template_files(inside, label)
 
 
-def unpack_wheel(wheel: Path, dest: Path) -> Path:
-    """The template carried by a piperack wheel, unpacked safely into ``dest``; its folder."""
-    import zipfile
-
-    try:
-        archive = zipfile.ZipFile(wheel)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise PiperackError(f"{wheel.name}: not a readable wheel ({first_line(exc)})") from None
-    with archive:
-        members = [m for m in archive.infolist() if not m.is_dir()]
-        if len(members) > MAX_TEMPLATE_FILES or sum(m.file_size for m in members) > MAX_TEMPLATE_BYTES:
-            raise PiperackError(f"{wheel.name}: too large to be a piperack wheel; refused")
-        wanted = []
-        for member in members:
-            path = _safe_member(member.filename)
-            if path is None:
-                raise PiperackError(f"{wheel.name}: unsafe member name {member.filename!r}; refused")
-            if path.parts[:2] == ("piperack", "template") or (
-                len(path.parts) == 2 and path.parts[0].endswith(".dist-info") and path.name == "METADATA"
-            ):
-                wanted.append((member, path))
-        if not any(path.parts[:3] == ("piperack", "template", "cookiecutter.json") for _, path in wanted):
-            raise PiperackError(f"{wheel.name}: carries no piperack template (piperack/template/cookiecutter.json)")
-        for member, path in wanted:
-            target = dest.joinpath(*path.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(archive.read(member))
-    return dest / "piperack" / "template"
-
-
-def unpack_sdist(sdist: Path, dest: Path) -> Path:
-    """The template in a piperack sdist (the kit root), unpacked with pull's archive checks."""
+def _sdist_template(sdist: Path, label: str) -> dict:
+    """The template in a piperack sdist (the kit root at its top), read with pull's archive checks."""
     from .archive import read_archive
+    from .template import template_files
 
-    top, files = read_archive(sdist, label=sdist.name, max_bytes=MAX_TEMPLATE_BYTES)
-    if PurePosixPath("cookiecutter.json") not in files:
-        raise PiperackError(f"{sdist.name}: carries no piperack template (cookiecutter.json at its top)")
-    root = dest / top
-    for rel, data in files.items():
-        target = root.joinpath(*rel.parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return root
+    _top, files = read_archive(sdist, label=label, max_bytes=MAX_TEMPLATE_BYTES)
+    return template_files(files, label)
 
 
-def template_from(source: str, work: Path) -> Path:
-    """``--from``: a kit checkout, or a piperack wheel or sdist, as a path or any fsspec URL."""
+def template_from(source: str) -> dict:
+    """``--from``: a kit checkout, or a piperack wheel or sdist, as a path or any fsspec URL; the
+    template's files, checked and in memory (a download goes to a temporary folder, removed)."""
     from .fetch import classify, fetch
+    from .template import read_template_folder
 
+    label = f"--from {source}"
     if classify(source) == "url":
-        path = fetch(source, work / "download", max_bytes=MAX_TEMPLATE_BYTES).path
-    else:
-        path = Path(source).expanduser().resolve()
-        if path.is_dir():
-            if not (path / "cookiecutter.json").is_file():
-                raise PiperackError(f"--from {source}: no cookiecutter.json there (expected a piperack kit checkout)")
-            return path
-        if not path.is_file():
-            raise PiperackError(f"--from {source}: no such file or folder")
+        with tempfile.TemporaryDirectory(prefix="piperack-update-") as tmp:
+            return _archive_template(fetch(source, Path(tmp), max_bytes=MAX_TEMPLATE_BYTES).path, label)
+    path = Path(source).expanduser().absolute()
+    if path.is_dir():
+        if not (path / TEMPLATE_FILE).is_file():
+            raise PiperackError(f"{label}: no {TEMPLATE_FILE} there (expected a piperack kit checkout)")
+        return read_template_folder(path, label)
+    if not path.is_file():
+        raise PiperackError(f"{label}: no such file or folder")
+    return _archive_template(path, label)
+
+
+def _archive_template(path: Path, label: str) -> dict:
     if path.name.endswith(".whl"):
-        return unpack_wheel(path, work / "base")
+        return _wheel_template(path, label)
     if path.name.endswith((".tar.gz", ".tgz")):
-        return unpack_sdist(path, work / "base")
-    raise PiperackError(f"--from {source}: expected a kit checkout, a .whl or a .tar.gz of piperack")
+        return _sdist_template(path, label)
+    raise PiperackError(f"{label}: expected a kit checkout, a .whl or a .tar.gz of piperack")
 
 
-def download_template(version: str, work: Path) -> Path:
+def download_template(version: str) -> dict:
     """The template of ``piperack==version`` from the index pip is configured with (a wheel only)."""
+    with tempfile.TemporaryDirectory(prefix="piperack-update-") as tmp:
+        return _download_template(version, Path(tmp))
+
+
+def _download_template(version: str, work: Path) -> dict:
     from .download import strip_credentials
     from .indexes import pip_settings
 
@@ -251,7 +297,7 @@ def download_template(version: str, work: Path) -> Path:
     scratch.mkdir(parents=True, exist_ok=True)
     env = os.environ | {"TMPDIR": str(scratch), "TEMP": str(scratch), "TMP": str(scratch)}
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise PiperackError(
             f"could not run pip to fetch piperack=={version} ({first_line(exc)}): "
@@ -263,42 +309,7 @@ def download_template(version: str, work: Path) -> Path:
             f"piperack=={version} (the version that made this project) was not found by pip ({where}): "
             f"pass --from PATH_OR_URL (a kit checkout, a wheel or an sdist of piperack {version})"
         )
-    return unpack_wheel(wheels[0], work / "base")
-
-
-_RENDER = """
-import json, sys
-from cookiecutter.main import cookiecutter
-template, out, answers = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-print(cookiecutter(template, no_input=True, output_dir=out, extra_context=answers))
-"""
-
-
-def render(template: Path, answers: dict, dest: Path, label: str) -> dict[str, bytes]:
-    """Every file the template makes with ``answers``, by POSIX path relative to the project.
-
-    Each render runs in its own process: two versions of the template's extension module
-    (local_extensions.py) must not meet in one interpreter, and the hooks' output stays quiet.
-    """
-    dest.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        [sys.executable, "-c", _RENDER, str(template), str(dest), json.dumps(answers)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if proc.returncode:
-        lines = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
-        reason = next((line for line in lines if line.startswith("error:")), lines[-1] if lines else "failed")
-        raise PiperackError(
-            f"the {label} template could not be rendered with the recorded answers: {reason.removeprefix('error: ')}"
-        )
-    root = Path(proc.stdout.strip().splitlines()[-1])
-    return {
-        path.relative_to(root).as_posix(): path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and not path.is_symlink()
-    }
+    return _wheel_template(wheels[0], wheels[0].name)
 
 
 def ask_new_questions(template: Path, answers: dict) -> dict:
@@ -312,7 +323,9 @@ def ask_new_questions(template: Path, answers: dict) -> dict:
         shown = default[0] if isinstance(default, list) else default
         try:
             text = input(f"{prompts.get(key, key)} [{shown}]: ").strip()
-        except EOFError:
+        except (EOFError, RuntimeError, ValueError, OSError) as exc:  # closed, or no stdin at all
+            if isinstance(exc, BrokenPipeError):
+                raise
             raise PiperackError(
                 f"--ask: no answer for {key!r} on standard input (it is closed): answer on a terminal, "
                 "or leave out --ask to take the new questions' defaults"
@@ -351,6 +364,8 @@ class UpdatePlan:
 
 def team_owned(rel: str, package: str) -> bool:
     path = PurePosixPath(rel)
+    if path.parts and path.parts[0].startswith(".piperack-backup-"):
+        return True
     for pattern in TEAM_OWNED:
         pattern = pattern.format(pkg=package)
         if pattern.endswith("/**"):
@@ -360,35 +375,6 @@ def team_owned(rel: str, package: str) -> bool:
         elif path == PurePosixPath(pattern):
             return True
     return False
-
-
-def is_binary(data: bytes) -> bool:
-    if b"\0" in data:
-        return True
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
-
-
-def merge_file(ours: bytes, base: bytes, theirs: bytes, labels: tuple[str, str, str]) -> tuple[bytes, int]:
-    """A line-level three-way merge with ``git merge-file``: (result, number of conflicts)."""
-    git = shutil.which("git")
-    if not git:
-        raise PiperackError("git is needed for the three-way merge of files both sides changed: install git")
-    with tempfile.TemporaryDirectory(prefix="piperack-merge-") as tmp:
-        paths = []
-        for name, data in (("ours", ours), ("base", base), ("theirs", theirs)):
-            path = Path(tmp) / name
-            path.write_bytes(data)
-            paths.append(str(path))
-        proc = subprocess.run(
-            [git, "merge-file", "-p", "-L", labels[0], "-L", labels[1], "-L", labels[2], *paths], capture_output=True
-        )
-    if proc.returncode < 0 or proc.returncode > 127:
-        raise PiperackError(f"git merge-file failed: {first_line(Exception(proc.stderr.decode(errors='replace')))}")
-    return proc.stdout, proc.returncode
 
 
 def _raise_pin(data: bytes, version: str) -> bytes:
@@ -424,40 +410,11 @@ def plan_update(
             if ours != new:
                 plan.changes.append(Change(rel, "update", new))
             continue
-        if new is None:  # the template dropped it
-            if ours is None:
-                continue
-            if ours == old:
-                plan.changes.append(Change(rel, "delete"))
-            else:
-                plan.changes.append(Change(rel, "keep", note="dropped by the template; kept: the team changed it"))
-            continue
-        if ours is None:
-            if old is None:
-                plan.changes.append(Change(rel, "add", new))
-            elif old != new:
-                plan.changes.append(
-                    Change(rel, "keep", note="deleted by the team; the template changed it: not restored")
-                )
-            continue
-        if ours == new:
-            continue
-        if old is not None and ours == old:
-            plan.changes.append(Change(rel, "update", new))
-            continue
-        if old == new:
-            plan.changes.append(Change(rel, "keep", note="changed by the team only"))
-            continue
-        if is_binary(ours) or is_binary(new) or (old is not None and is_binary(old)):
-            plan.changes.append(Change(rel, "conflict", note="binary: not merged; the project's file is kept"))
-            continue
-        merged, conflicts = merge_file(ours, old if old is not None else b"", new, labels)
-        if rel == REQUIREMENTS_DEV:
-            merged = _raise_pin(merged, new_version)
-        if conflicts:
-            plan.changes.append(Change(rel, "conflict", merged, note=f"{conflicts} conflict(s) marked inline"))
-        elif merged != ours:
-            plan.changes.append(Change(rel, "merge", merged))
+        merged = merge_one(ours, old, new, labels, upstream="the template")
+        if rel == REQUIREMENTS_DEV and merged.action in ("merge", "conflict") and merged.data is not None:
+            merged.data = _raise_pin(merged.data, new_version)
+        if merged.action != "same":
+            plan.changes.append(Change(rel, merged.action, merged.data, note=merged.note))
     return plan
 
 
@@ -484,21 +441,8 @@ def _dirty(project: Project, paths: list[str]) -> list[str] | None:
 
 
 def _diff(plan: UpdatePlan) -> None:
-    import difflib
-
     for change in plan.writes():
-        old = plan.current.get(change.path) or b""
-        new = change.data or b""
-        if is_binary(old) or is_binary(new):
-            ui.info(f"Binary file {change.path} differs")
-            continue
-        lines = difflib.unified_diff(
-            old.decode("utf-8").splitlines(keepends=True),
-            new.decode("utf-8").splitlines(keepends=True),
-            fromfile=f"a/{change.path}",
-            tofile=f"b/{change.path}",
-        )
-        sys.stdout.writelines(lines)
+        sys.stdout.writelines(unified_diff(change.path, plan.current.get(change.path), change.data))
     sys.stdout.flush()
 
 
@@ -521,7 +465,6 @@ def _update(project: Project, options: UpdateOptions) -> UpdatePlan | None:
     from packaging.version import InvalidVersion, Version
 
     from .fsutil import transaction
-    from .template import template_dir
 
     record = read_record(project)
     installed = installed_version()
@@ -545,17 +488,13 @@ def _update(project: Project, options: UpdateOptions) -> UpdatePlan | None:
         ui.info(f"already at piperack {installed}: nothing to update")
         return None
     answers = dict(record.answers) if record and record.answers else inferred_answers(project)
-    with tempfile.TemporaryDirectory(prefix="piperack-update-") as tmp:
-        work = Path(tmp)
-        ui.info(f"fetching the piperack {recorded} template …")
-        base_template = (
-            template_from(options.from_source, work) if options.from_source else download_template(recorded, work)
-        )
-        theirs_template = template_dir()
-        theirs_answers = ask_new_questions(theirs_template, answers) if options.ask else answers
-        ui.info(f"rendering piperack {recorded} and {installed} with the project's answers …")
-        base = render(base_template, answers, work / "render-base", f"piperack {recorded}")
-        theirs = render(theirs_template, theirs_answers, work / "render-new", f"piperack {installed}")
+    ui.info(f"fetching the piperack {recorded} template …")
+    base_files = template_from(options.from_source) if options.from_source else download_template(recorded)
+    theirs_template = template_dir()
+    theirs_answers = ask_new_questions(theirs_template, answers) if options.ask else answers
+    ui.info(f"rendering piperack {recorded} and {installed} with the project's answers …")
+    base = render(base_files, answers, recorded, f"piperack {recorded}")
+    theirs = render(read_template_folder(theirs_template), theirs_answers, installed, f"piperack {installed}")
     plan = plan_update(project, base, theirs, recorded, installed)
     touched = [c.path for c in plan.writes()]
     if not (options.dry_run or options.diff):

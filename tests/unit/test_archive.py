@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import re
+import stat
+import struct
 import tarfile
+import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 import pytest
 
-from piperack.archive import max_bytes_from_env, read_archive
+from piperack.archive import max_bytes_from_env, read_archive, read_folder, read_zip
 from piperack.errors import PiperackError
 
 
@@ -186,3 +191,132 @@ def test_empty_archive(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(PiperackError, match=exact(f"{tmp_path / 'nope.tar.gz'}: no such file")):
         read_archive(tmp_path / "nope.tar.gz")
+
+
+# -- zip (update-project --from a wheel) and folders (--from a kit checkout) -------------------------
+
+
+def make_zip(path: Path, members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def forge(path: Path, name: str, crc: int | None = None, size: int | None = None) -> None:
+    """Make member ``name`` of a zip lie about its CRC or its uncompressed size, in its local header
+    and in the central directory alike, as a forger would."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        local = archive.getinfo(name).header_offset
+        central = archive.start_dir
+    fields = [(local + 14, crc), (local + 22, size)]
+    while data[central : central + 4] == b"PK\x01\x02":
+        name_len, extra_len, comment_len = struct.unpack("<HHH", data[central + 28 : central + 34])
+        if data[central + 46 : central + 46 + name_len].decode() == name:
+            fields += [(central + 16, crc), (central + 24, size)]
+        central += 46 + name_len + extra_len + comment_len
+    for offset, value in fields:
+        if value is not None:
+            data[offset : offset + 4] = struct.pack("<I", value)
+    path.write_bytes(bytes(data))
+
+
+def test_a_good_zip_is_read_into_memory(tmp_path):
+    path = make_zip(tmp_path / "w.whl", {"pkg/a.txt": b"a" * 5000, "pkg/sub/b.txt": b"b", "pkg/empty/": b""})
+    assert read_zip(path, "w.whl") == {PurePosixPath("pkg/a.txt"): b"a" * 5000, PurePosixPath("pkg/sub/b.txt"): b"b"}
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED], ids=["deflated", "stored"])
+def test_a_zip_member_that_fails_its_crc_is_refused(tmp_path, compression):
+    path = make_zip(tmp_path / "w.whl", {"pkg/a.txt": b"hello zip"}, compression)
+    forge(path, "pkg/a.txt", crc=zlib.crc32(b"hello zip") ^ 0xFFFF)
+    with pytest.raises(PiperackError, match=exact("w.whl: refused member 'pkg/a.txt': its data fails its CRC check")):
+        read_zip(path, "w.whl")
+
+
+def test_a_zip_member_that_inflates_past_its_declared_size_is_refused(tmp_path):
+    data = b"z" * 54321  # a bomb declares a small size and inflates to much more
+    path = make_zip(tmp_path / "w.whl", {"pkg/bomb.txt": data})
+    forge(path, "pkg/bomb.txt", size=7)
+    with pytest.raises(
+        PiperackError, match=exact("w.whl: refused member 'pkg/bomb.txt': it inflates past its declared size")
+    ):
+        read_zip(path, "w.whl")
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        ({"pkg/x": b"file", "pkg/x/y": b"under it"}, "refused member 'pkg/x/y': pkg/x is a file"),
+        ({"pkg/x/y": b"under it", "pkg/x": b"file"}, "refused member 'pkg/x': it is both a file and a folder"),
+        ({"../evil.txt": b"x"}, "refused member '../evil.txt': a path that climbs out with '..'"),
+        ({"/etc/evil": b"x"}, "refused member '/etc/evil': an absolute path"),
+        ({"pkg\\evil": b"x"}, "refused member 'pkg\\\\evil': a backslash in its name"),
+    ],
+    ids=["file-then-folder", "folder-then-file", "dotdot", "absolute", "backslash"],
+)
+def test_hostile_zip_members_are_refused(tmp_path, members, message):
+    path = tmp_path / "w.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(zipfile.ZipInfo(name), data)
+    with pytest.raises(PiperackError, match=exact(f"w.whl: {message}")):
+        read_zip(path, "w.whl")
+
+
+def test_a_zip_link_is_refused(tmp_path):
+    path = tmp_path / "w.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        link = zipfile.ZipInfo("pkg/link")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(link, "/etc/passwd")
+    with pytest.raises(PiperackError, match=exact("w.whl: refused member 'pkg/link': a symbolic link")):
+        read_zip(path, "w.whl")
+
+
+def test_a_zip_over_the_limit_is_refused_before_inflating(tmp_path):
+    path = make_zip(tmp_path / "w.whl", {"pkg/a": b"a" * 100, "pkg/b": b"b" * 100})
+    with pytest.raises(
+        PiperackError, match="w.whl: refused member 'pkg/b': the archive unpacks to more than 150 bytes"
+    ):
+        read_zip(path, "w.whl", max_bytes=150)
+
+
+def folder_with(tmp_path: Path) -> Path:
+    root = tmp_path / "kit"
+    (root / "tpl" / "sub").mkdir(parents=True)
+    (root / "tpl" / "sub" / "a.txt").write_text("a")
+    (root / "cookiecutter.json").write_text("{}")
+    return root
+
+
+def test_a_folder_is_read_and_skipped_names_are_not_walked(tmp_path):
+    root = folder_with(tmp_path)
+    (root / ".venv").mkdir()
+    (root / ".venv" / "python").symlink_to("/usr/bin/python3")  # a virtualenv's links: not the template's
+    files = read_folder(root, "kit", skip=frozenset({".venv"}), wanted=lambda rel: rel.name != "cookiecutter.json")
+    assert files == {PurePosixPath("tpl/sub/a.txt"): b"a"}
+
+
+@pytest.mark.parametrize(
+    "link, target, reason",
+    [
+        ("tpl/leak.txt", "/etc/passwd", "a symbolic link (to '/etc/passwd')"),
+        ("tpl/outside", "../../..", "a symbolic link (to '../../..')"),
+        ("tpl/inside", "sub/a.txt", "a symbolic link (to 'sub/a.txt')"),
+    ],
+    ids=["file-outside", "folder-outside", "inside"],
+)
+def test_a_link_anywhere_in_a_folder_refuses_it(tmp_path, link, target, reason):
+    root = folder_with(tmp_path)
+    (root / link).symlink_to(target)
+    with pytest.raises(PiperackError, match=exact(f"kit: refused member {link!r}: {reason}")):
+        read_folder(root, "kit")
+
+
+def test_a_fifo_in_a_folder_refuses_it(tmp_path):
+    root = folder_with(tmp_path)
+    os.mkfifo(root / "tpl" / "pipe")
+    with pytest.raises(PiperackError, match=exact("kit: refused member 'tpl/pipe': not a plain file or folder")):
+        read_folder(root, "kit")

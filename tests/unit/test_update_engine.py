@@ -116,6 +116,15 @@ def test_team_owned_paths_are_never_planned(proj):
         assert not engine.team_owned(rel, "demo"), rel
 
 
+def test_an_old_template_can_never_drop_git_or_journal_files(proj):
+    """A hostile --from template holding the project's own .git/config byte for byte: "dropped by
+    the template" would delete it; git's files, virtualenvs and journals are outside the plan."""
+    mine = {".git/config": b"[core]\n", ".venv/pyvenv.cfg": b"home = x\n", ".piperack-backup-pull-x/j": b"{}\n"}
+    put(proj.root, mine)
+    plan = engine.plan_update(proj, base=mine, theirs={}, base_version="1.0", new_version="2.0")
+    assert plan.changes == []
+
+
 def test_binary_files_are_never_merged(proj):
     put(proj.root, {"logo.png": b"\x89PNG\0ours"})
     plan = engine.plan_update(proj, {"logo.png": b"\x89PNG\0base"}, {"logo.png": b"\x89PNG\0theirs"}, "1.0", "2.0")
@@ -164,35 +173,38 @@ def _wheel(tmp_path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-def test_unpack_wheel_takes_only_the_template_and_refuses_unsafe_members(tmp_path):
+TEMPLATE = {
+    "cookiecutter.json": b'{"name": "x"}',
+    "{{cookiecutter.name}}/README.md": b"# {{ cookiecutter.name }}\n",
+}
+
+
+def test_a_wheel_gives_only_its_template_and_unsafe_members_refuse_it(tmp_path):
     good = _wheel(
         tmp_path,
-        {
-            "piperack/template/cookiecutter.json": b"{}",
-            "piperack/tasks.py": b"x = 1\n",
-            "piperack-1.0.dist-info/METADATA": b"Version: 1.0\n",
-        },
+        {**{f"piperack/template/{k}": v for k, v in TEMPLATE.items()}, "piperack/tasks.py": b"x = 1\n"},
     )
-    template = engine.unpack_wheel(good, tmp_path / "out")
-    assert (template / "cookiecutter.json").read_bytes() == b"{}"
-    assert not (tmp_path / "out" / "piperack" / "tasks.py").exists()
+    files = engine.template_from(str(good))
+    assert {p.as_posix() for p in files} == set(TEMPLATE)
     evil = _wheel(tmp_path, {"piperack/template/cookiecutter.json": b"{}", "../../escape.txt": b"x"})
     with pytest.raises(
-        PiperackError, match=exact("piperack-1.0-py3-none-any.whl: unsafe member name '../../escape.txt'; refused")
+        PiperackError,
+        match=exact(f"--from {evil}: refused member '../../escape.txt': a path that climbs out with '..'"),
     ):
-        engine.unpack_wheel(evil, tmp_path / "out2")
+        engine.template_from(str(evil))
     assert not (tmp_path / "escape.txt").exists()
     empty = _wheel(tmp_path, {"piperack/tasks.py": b""})
     with pytest.raises(
         PiperackError,
-        match=exact(
-            "piperack-1.0-py3-none-any.whl: carries no piperack template (piperack/template/cookiecutter.json)"
-        ),
+        match=exact(f"--from {empty}: carries no piperack template (piperack/template/cookiecutter.json)"),
     ):
-        engine.unpack_wheel(empty, tmp_path / "out3")
+        engine.template_from(str(empty))
     (tmp_path / "junk.whl").write_bytes(b"not a zip")
-    with pytest.raises(PiperackError, match=exact("junk.whl: not a readable wheel (File is not a zip file)")):
-        engine.unpack_wheel(tmp_path / "junk.whl", tmp_path / "out4")
+    with pytest.raises(
+        PiperackError,
+        match=exact(f"--from {tmp_path / 'junk.whl'}: not a readable zip archive (File is not a zip file)"),
+    ):
+        engine.template_from(str(tmp_path / "junk.whl"))
 
 
 @pytest.mark.parametrize("fail_at", [1, 3, "SIGTERM"])
@@ -202,8 +214,9 @@ def test_a_failure_while_writing_leaves_the_project_as_it_was(proj, monkeypatch,
     put(proj.root, base)
     (proj.root / ".piperack.json").write_text(json.dumps({"piperack_version": "1.0", "answers": {}}))
     monkeypatch.setattr(engine, "installed_version", lambda: "2.0")
-    monkeypatch.setattr(engine, "download_template", lambda version, work: work)
-    monkeypatch.setattr(engine, "render", lambda template, answers, dest, label: base if "1.0" in label else theirs)
+    monkeypatch.setattr(engine, "download_template", lambda version: {})
+    monkeypatch.setattr(engine, "read_template_folder", lambda folder: {})
+    monkeypatch.setattr(engine, "render", lambda files, answers, version, label: base if "1.0" in label else theirs)
     monkeypatch.setattr(engine, "_dirty", lambda project, paths: [])
     before = tree_hash(proj.root)
     real_replace = fsutil.os.replace
@@ -228,3 +241,198 @@ def test_a_failure_while_writing_leaves_the_project_as_it_was(proj, monkeypatch,
     monkeypatch.setattr(fsutil.os, "replace", real_replace)
     assert tree_hash(proj.root) == before
     assert not [p for p in proj.root.rglob("*") if "piperack-tmp" in p.name or "piperack-backup" in p.name]
+
+
+# -- rendering: the installed piperack's code, never the template's (issue 20, kind 1) -------------
+
+
+def _bake_files(tmp_path: Path, answers: dict) -> dict[str, bytes]:
+    from piperack import bake
+
+    made = bake.bake(tmp_path / "baked", answers)
+    return {p.relative_to(made).as_posix(): p.read_bytes() for p in sorted(made.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [{}, {"include_example": False, "project_name": 'Sales "Q" \\ Data', "python_version": "3.12"}],
+    ids=["defaults", "no-example"],
+)
+def test_the_renderer_makes_exactly_what_cookiecutter_bakes(tmp_path, answers):
+    """The same files, byte for byte, as `piperack new` (cookiecutter with the hooks) makes."""
+    from piperack import template
+
+    baked = _bake_files(tmp_path, answers)
+    record = json.loads(baked[".piperack.json"])
+    files = template.read_template_folder(template.template_dir())
+    assert template.render(files, record["answers"], record["piperack_version"], "this") == baked
+
+
+def test_the_example_paths_are_the_hooks(tmp_path):
+    from piperack import template
+
+    hook = (template.template_dir() / "hooks" / "post_gen_project.py").read_text()
+    listed = hook.split("EXAMPLE_PATHS = [", 1)[1].split("]", 1)[0]
+    names = [line.strip().strip(",").removeprefix("f").strip('"') for line in listed.splitlines() if line.strip()]
+    assert names == [p.replace("{pkg}", "{PACKAGE}") for p in template.EXAMPLE_PATHS]
+
+
+EVIL_HOOK = """import pathlib, sys
+pathlib.Path({marker!r}).write_text("the hook ran")
+sys.exit(3)
+"""
+EVIL_EXTENSION = """import pathlib, sys
+from jinja2.ext import Extension
+pathlib.Path({marker!r}).write_text("local_extensions ran")
+
+
+class Evil(Extension):
+    def __init__(self, environment):
+        super().__init__(environment)
+        pathlib.Path({marker!r}).write_text("the extension ran")
+        sys.exit(4)
+"""
+
+
+def evil_template(root: Path, marker: Path, readme: str = "# {{ cookiecutter.project_name }}\n") -> Path:
+    """A template whose hooks and local extension would leave ``marker`` and exit, if they ran."""
+    questions = {"project_name": "Demo Project", "repo_name": "demo", "python_package": "demo"}
+    questions["_extensions"] = ["local_extensions.Evil"]
+    files = {
+        "cookiecutter.json": json.dumps(questions),
+        "hooks/pre_gen_project.py": EVIL_HOOK.format(marker=str(marker)),
+        "hooks/post_gen_project.py": EVIL_HOOK.format(marker=str(marker)),
+        "local_extensions.py": EVIL_EXTENSION.format(marker=str(marker)),
+        "{{cookiecutter.repo_name}}/README.md": readme,
+    }
+    put(root, {rel: text.encode() for rel, text in files.items()})
+    return root
+
+
+def test_no_hook_and_no_local_extension_of_an_old_template_runs(tmp_path):
+    from piperack.template import render
+
+    marker = tmp_path / "marker"
+    files = engine.template_from(str(evil_template(tmp_path / "old", marker)))
+    assert render(files, {"project_name": "Ours"}, "0.1", "piperack 0.1") == {"README.md": b"# Ours\n"}
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "readme",
+    [
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__.os.system('touch MARKER') }}",
+        "{{ self._TemplateReference__context }}",
+    ],
+)
+def test_template_jinja_is_sandboxed(tmp_path, readme):
+    from piperack.template import render
+
+    marker = tmp_path / "marker"
+    files = engine.template_from(str(evil_template(tmp_path / "old", marker, readme.replace("MARKER", str(marker)))))
+    with pytest.raises(
+        PiperackError,
+        match=r"^the piperack 0\.1 template could not be rendered with the recorded answers \(README\.md\): access to "
+        r"attribute '[^']+' of '[^']+' object is unsafe\.$",
+    ):
+        render(files, {}, "0.1", "piperack 0.1")
+    assert not marker.exists()
+
+
+def test_a_rendered_path_leaving_the_project_is_refused(tmp_path):
+    from piperack.template import render
+
+    root = evil_template(tmp_path / "old", tmp_path / "marker")
+    put(root, {"{{cookiecutter.repo_name}}/{{cookiecutter.project_name}}": b"x"})
+    files = engine.template_from(str(root))
+    with pytest.raises(
+        PiperackError,
+        match=exact("x: the template file '../../etc/cron.d/x' renders to a path outside the project; refused"),
+    ):
+        render(files, {"project_name": "../../etc/cron.d/x"}, "0.1", "x")
+
+
+def test_answers_are_checked_by_the_installed_rules_and_never_rendered(tmp_path):
+    from piperack import template
+
+    files = template.read_template_folder(template.template_dir())
+    with pytest.raises(
+        PiperackError, match=exact("x: python_package 'class' is a Python keyword: choose another name")
+    ):
+        template.render(files, {"python_package": "class"}, "1.0", "x")
+    with pytest.raises(PiperackError, match=r"^x: project_name '\{\{ 7\*7 \}\}' contains '\{\{': an answer is text"):
+        template.render(files, {"project_name": "{{ 7*7 }}"}, "1.0", "x")
+
+
+# -- the record and versions (kind 4) ----------------------------------------------------------------
+
+
+def test_a_linked_nested_oversized_or_folder_record_is_one_line_naming_it(proj, tmp_path, monkeypatch):
+    path = proj.root / ".piperack.json"
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text('{"piperack_version": "1.0", "answers": {}}')
+    path.symlink_to(elsewhere)
+    with pytest.raises(
+        PiperackError, match=exact(".piperack.json: a symbolic link; piperack reads its record only from a plain file")
+    ):
+        engine.read_record(proj)
+    path.unlink()
+    path.write_text('{"answers": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(PiperackError, match=exact(".piperack.json: nested too deeply to be a record")):
+        engine.read_record(proj)
+    monkeypatch.setattr(engine, "MAX_RECORD_BYTES", 1000)
+    path.write_text(json.dumps({"piperack_version": "1.0", "answers": {"x": "y" * 2000}}))
+    size = path.stat().st_size
+    with pytest.raises(
+        PiperackError, match=exact(f".piperack.json: {size} bytes, over the 1000-byte limit of a record")
+    ):
+        engine.read_record(proj)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(PiperackError, match=exact(".piperack.json: not a plain file")):
+        engine.read_record(proj)
+
+
+@pytest.mark.parametrize("recorded, installed", [("0.2", "0.2.0"), ("0.2.0", "0.2"), ("1.0.0.0", "1.0")])
+def test_check_compares_versions_as_pep440(proj, monkeypatch, recorded, installed):
+    (proj.root / ".piperack.json").write_text(json.dumps({"piperack_version": recorded, "answers": {}}))
+    monkeypatch.setattr(engine, "installed_version", lambda: installed)
+    assert engine.check(proj) == f"made with piperack {installed}, the installed version: up to date"
+    assert engine.update(proj) is None  # "already at piperack …: nothing to update"
+
+
+def test_check_on_a_tree_a_killed_update_left_says_to_rerun(proj, monkeypatch):
+    (proj.root / ".piperack.json").write_text(json.dumps({"piperack_version": "2.0", "answers": {}}))
+    monkeypatch.setattr(engine, "installed_version", lambda: "2.0")
+    tx = fsutil.Transaction(proj.root, "update-project")
+    tx.change(".piperack.json", b'{"piperack_version": "2.0"}')
+    tx._journal.close()  # killed here
+    with pytest.raises(
+        PiperackError,
+        match=exact(
+            "an earlier `invoke update-project` was killed midway: run invoke update-project again "
+            "(it puts the project back first)"
+        ),
+    ):
+        engine.check(proj)
+
+
+def test_answers_of_a_project_without_a_record_are_never_read_through_a_link(proj, tmp_path):
+    secret = tmp_path / "secret.md"
+    secret.write_text("# the secret first line\n")
+    (proj.root / "README.md").symlink_to(secret)
+    assert "project_name" not in engine.inferred_answers(proj)
+    (proj.root / "README.md").unlink()
+    (proj.root / "README.md").write_text("# Our Project\n")
+    assert engine.inferred_answers(proj)["project_name"] == "Our Project"
+
+
+def test_a_template_that_renders_too_much_is_stopped(tmp_path, monkeypatch):
+    from piperack import template
+
+    monkeypatch.setattr(template, "MAX_TEMPLATE_BYTES", 10_000)
+    readme = "{% for i in range(99999) %}{% for j in range(99999) %}0123456789{% endfor %}{% endfor %}"
+    files = engine.template_from(str(evil_template(tmp_path / "old", tmp_path / "marker", readme)))
+    with pytest.raises(PiperackError, match=exact("x: the template renders to more than 10000 bytes; refused")):
+        template.render(files, {}, "0.1", "x")

@@ -80,6 +80,45 @@ def test_recovery_removes_a_file_the_kill_cut_short(mini):
     assert not (mini / "cut.py").exists()
 
 
+WRITE = """
+import sys
+from pathlib import Path
+from piperack import fsutil
+root = Path(sys.argv[1])
+with fsutil.write_session(root, "update-project"), fsutil.transaction(root) as tx:
+    tx.change("pyproject.toml", b"# new\\n")
+    tx.create("added.txt", b"added\\n")
+    tx.remove("requirements.in")
+"""
+
+
+@pytest.mark.parametrize("point", ["1", "2", "3", "commit", "committed"])
+def test_a_sigkill_at_each_point_of_a_transaction_is_undone_or_done_by_the_next_session(mini, tree_hash, point):
+    before = tree_hash(mini)
+    env = os.environ | {fsutil.FAULT_ENV: f"{point}:KILL"}
+    killed = subprocess.run([sys.executable, "-c", WRITE, str(mini)], env=env, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    assert len(fsutil.leftover_backups(mini)) == 1
+    with fsutil.write_session(mini, "update-project"):
+        pass
+    assert fsutil.leftover_backups(mini) == []
+    if point == "committed":  # every operation was done: the work stays, only the folder goes
+        assert (mini / "added.txt").read_text() == "added\n" and not (mini / "requirements.in").exists()
+    else:
+        assert tree_hash(mini) == before
+
+
+def test_a_folder_with_nothing_to_undo_is_removed_by_any_verb(mini, tree_hash):
+    before = tree_hash(mini)
+    (mini / ".piperack-backup-update-project-x1").mkdir()  # killed before its journal was opened
+    (mini / ".piperack-backup-update-project-x2").mkdir()
+    (mini / ".piperack-backup-update-project-x2" / "committed").write_text("{}\n")  # killed after commit
+    assert fsutil.interrupted_runs(mini) == []
+    with fsutil.write_session(mini, "pull"):
+        pass
+    assert tree_hash(mini) == before
+
+
 def test_a_transaction_outside_a_write_session_is_a_programming_error(mini):
     with pytest.raises(RuntimeError, match="outside a write session"):
         with fsutil.transaction(mini):

@@ -155,6 +155,24 @@ def airflow_dag(
     return p.path
 
 
+def check_run_conf(conf: str | None) -> None:
+    """--conf: a JSON object whose "params", if any, map "<pipeline>.<key>" to values."""
+    import json
+
+    if conf is None:
+        return
+    try:
+        data = json.loads(conf)
+    except (ValueError, RecursionError):
+        raise PiperackError(
+            'invalid --conf: not JSON; expected an object such as \'{"params": {"ingest.table": "x"}}\''
+        ) from None
+    if not isinstance(data, dict):
+        raise PiperackError(f"invalid --conf: expected a JSON object, got {type(data).__name__}")
+    if not isinstance(data.get("params", {}), dict):
+        raise PiperackError('invalid --conf: "params" must be an object of "<pipeline>.<key>": value')
+
+
 def airflow_test(
     project,
     target: str = DEFAULT_TARGET,
@@ -165,8 +183,10 @@ def airflow_test(
     output: str | None = None,
     date: str | None = None,
     venv: str | None = None,
+    conf: str | None = None,
 ) -> int:
-    """Run the DAG file once in a throwaway Airflow; returns 0 when every task succeeded."""
+    """Run the DAG file once in a throwaway Airflow; returns 0 when every task succeeded. ``conf``: the
+    run's conf (a JSON object), as `airflow dags trigger --conf` gives it."""
     p = plan(project, target=target, env=env, pipelines=pipelines, image=image, network=network, output=output)
     rendered = render(p)
     label = project_label(project, p.path)
@@ -180,10 +200,11 @@ def airflow_test(
             parse_date(date)
         except ValueError:
             raise PiperackError(f"invalid --date {date!r}: use YYYY-MM-DD or an ISO date-time") from None
+    check_run_conf(conf)
     p.target.check_before_test(p)
     airflow_venv = ensure_venv(venv)
     with tempfile.TemporaryDirectory(prefix="piperack-airflow-") as tmp:
         airflow = start_airflow(airflow_venv, Path(tmp), p.path.parent)
         check_imports(airflow, p.path, label)
         ui.info(f"{label} imports cleanly: DAG {p.dag_id}, tasks {', '.join(t.pipeline for t in p.tasks)}")
-        return p.target.test(airflow, project, p, date)
+        return p.target.test(airflow, project, p, date, conf)

@@ -14,13 +14,40 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import PiperackError, first_line
+from ..errors import PiperackError
 
 CONFIG_NAME = "airflow.yml"
-MAX_CONFIG_BYTES = 1024 * 1024
 
-QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+# Matched with fullmatch (``$`` would let a trailing newline through).
+QUANTITY = re.compile(r"([0-9]{1,18})(\.[0-9]{1,9})?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
+QUANTITY_UNITS = {
+    "": 1,
+    "m": 10**-3,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
 RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
+
+# Ranges, so that every value fits where Airflow and Kubernetes keep it (32-bit integer columns,
+# timedelta and datetime arithmetic when runs are scheduled): refused here in one line rather than
+# an OverflowError now or when Airflow imports the file.
+INT32_MAX = 2**31 - 1
+MAX_RETRIES = 1000
+MAX_RETRY_DELAY_MINUTES = 366 * 24 * 60  # a year
+MAX_QUANTITY = 2**63 - 1  # Kubernetes quantities are int64 (bytes, or millicores)
+FIRST_YEAR, LAST_YEAR = 1970, 9998  # the next run after start_date must still be a datetime
+MAX_TEXT = 500  # Airflow keeps an owner in 500 characters; paths and URLs are shorter in practice
+MAX_TAG = 100  # Airflow's own limit (TAG_MAX_LEN)
 
 
 @dataclass(frozen=True)
@@ -31,6 +58,7 @@ class Spec:
     keys: dict | None = None
     nullable: bool = True
     minimum: float | None = None
+    maximum: float | None = None  # for int and number; for str and list_str, the longest text
 
 
 def resources_spec() -> Spec:
@@ -41,8 +69,8 @@ def resources_spec() -> Spec:
 
 PIPELINE_KEYS = {
     "depends_on": Spec("list_str"),
-    "retries": Spec("int", minimum=0),
-    "retry_delay_minutes": Spec("number", minimum=0),
+    "retries": Spec("int", minimum=0, maximum=MAX_RETRIES),
+    "retry_delay_minutes": Spec("number", minimum=0, maximum=MAX_RETRY_DELAY_MINUTES),
     "resources": resources_spec(),
 }
 DAG_KEYS = {
@@ -50,11 +78,11 @@ DAG_KEYS = {
     "schedule": Spec("str"),
     "start_date": Spec("date"),
     "catchup": Spec("bool"),
-    "retries": Spec("int", minimum=0),
-    "retry_delay_minutes": Spec("number", minimum=0),
+    "retries": Spec("int", minimum=0, maximum=MAX_RETRIES),
+    "retry_delay_minutes": Spec("number", minimum=0, maximum=MAX_RETRY_DELAY_MINUTES),
     "owner": Spec("str"),
-    "tags": Spec("list_str"),
-    "max_active_runs": Spec("int", minimum=1),
+    "tags": Spec("list_str", maximum=MAX_TAG),
+    "max_active_runs": Spec("int", minimum=1, maximum=INT32_MAX),
     "image": Spec("str"),
     "pipelines": Spec("pipelines"),
 }
@@ -74,11 +102,50 @@ def type_name(value) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def shown_key(key) -> str:
+    """A key as an error shows it: as written when printable, else escaped (one line, always)."""
+    text = str(key)
+    return text if text.isprintable() else repr(text)
+
+
+def one_line(value) -> bool:
+    """A non-empty string of printable characters: no newline, tab, control or format character,
+    nothing that would end a comment line or a statement in the DAG file."""
+    return isinstance(value, str) and bool(value.strip()) and value.isprintable()
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _range(kind: str, spec: Spec) -> str:
+    low = f" >= {_number(spec.minimum)}" if spec.minimum is not None else ""
+    if spec.maximum is None:
+        return f"{kind}{low}"
+    high = _number(spec.maximum)
+    return f"{kind} from {_number(spec.minimum)} to {high}" if low else f"{kind} <= {high}"
+
+
+def _text_problem(value, longest: float) -> str | None:
+    """What is wrong with ``value`` as a one-line string of at most ``longest`` characters, or None."""
+    if not isinstance(value, str) or not value.strip():
+        return "a non-empty string"
+    if not value.isprintable():
+        return "a one-line string without control characters"
+    if len(value) > longest:
+        return f"a string of at most {_number(longest)} characters"
+    return None
+
+
 def check_value(where: str, key: str, value, spec: Spec) -> None:
     """Raise ``<file>: <key>: <problem>`` unless ``value`` fits ``spec`` (nested mappings checked too)."""
 
     def bad(expected: str):
         shown = value if isinstance(value, (str, int, float, bool)) or value is None else type_name(value)
+        if isinstance(shown, str) and len(shown) > 80:
+            shown = shown[:77] + "..."
+        if isinstance(shown, int) and not isinstance(shown, bool) and abs(shown) > 10**18:
+            raise PiperackError(f"{where}: {key}: expected {expected}, got a {shown.bit_length()}-bit integer")
         raise PiperackError(f"{where}: {key}: expected {expected}, got {shown!r}")
 
     if value is None:
@@ -86,44 +153,33 @@ def check_value(where: str, key: str, value, spec: Spec) -> None:
             return
         bad("a value")
     kind = spec.kind
+    longest = spec.maximum or MAX_TEXT
     if kind == "str":
-        if not isinstance(value, str) or not value.strip():
-            bad("a non-empty string")
+        problem = _text_problem(value, longest)
+        if problem:
+            bad(problem)
     elif kind == "bool":
         if not isinstance(value, bool):
             bad("true or false")
-    elif kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            bad("an integer" if spec.minimum is None else f"an integer >= {spec.minimum:g}")
-        if spec.minimum is not None and value < spec.minimum:
-            bad(f"an integer >= {spec.minimum:g}")
-    elif kind == "number":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            bad("a number")
-        if spec.minimum is not None and value < spec.minimum:
-            bad(f"a number >= {spec.minimum:g}")
+    elif kind in ("int", "number"):
+        _check_number(value, spec, bad)
     elif kind == "list_str":
-        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             bad("a list of strings")
+        problem = next(filter(None, (_text_problem(v, longest) for v in value)), None)
+        if problem:
+            bad(f"a list of strings, each {problem}")
     elif kind == "secrets":
-        if not (isinstance(value, str) and value.strip()) and not (
-            isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
-        ):
+        if not one_line(value) and not (isinstance(value, list) and all(one_line(v) for v in value)):
             bad("a Secret name or a list of them")
     elif kind == "quantity":
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not QUANTITY.match(str(value)):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or quantity_value(value) is None:
             bad("a Kubernetes quantity such as 500m, 2, 512Mi or 1Gi")
     elif kind == "date":
-        if isinstance(value, str):
-            try:
-                parse_date(value)
-            except ValueError:
-                bad("a date such as 2026-01-01 (or an ISO date-time)")
-        elif not isinstance(value, (_dt.date, _dt.datetime)):
-            bad("a date such as 2026-01-01")
+        _check_date(value, bad)
     elif kind == "mapping":
         if not isinstance(value, dict):
-            bad("a mapping")
+            bad(f"a mapping ({', '.join(spec.keys)})" if spec.keys else "a mapping")
         check_mapping(where, key + ".", value, spec.keys)
     elif kind == "pipelines":
         if not isinstance(value, dict):
@@ -131,10 +187,43 @@ def check_value(where: str, key: str, value, spec: Spec) -> None:
         _check_pipelines(where, key, value)
 
 
+def _check_number(value, spec: Spec, bad) -> None:
+    if spec.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            bad(_range("an integer", spec))
+    elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        bad(_range("a number", spec))
+    if (spec.minimum is not None and value < spec.minimum) or (spec.maximum is not None and value > spec.maximum):
+        bad(_range("an integer" if spec.kind == "int" else "a number", spec))
+
+
+def _check_date(value, bad) -> None:
+    expected = f"a date from {FIRST_YEAR}-01-01 to {LAST_YEAR}-12-31, such as 2026-01-01 (or an ISO date-time)"
+    if isinstance(value, str):
+        try:
+            value = parse_date(value)
+        except (ValueError, OverflowError):
+            bad(expected)
+    elif not isinstance(value, (_dt.date, _dt.datetime)):
+        bad(expected)
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        bad(expected)
+
+
+def quantity_value(value) -> float | None:
+    """A Kubernetes quantity's amount (bytes, or cores), or None when ``value`` is not one or is
+    beyond what Kubernetes keeps (an int64)."""
+    match = QUANTITY.fullmatch(str(value))
+    if not match:
+        return None
+    amount = float(match.group(1) + (match.group(2) or "")) * QUANTITY_UNITS[match.group(3) or ""]
+    return amount if amount * (1000 if match.group(3) != "m" else 1) <= MAX_QUANTITY else None
+
+
 def _check_pipelines(where: str, key: str, value: dict) -> None:
     for name, settings in value.items():
-        if not isinstance(name, str):
-            raise PiperackError(f"{where}: {key}: pipeline names must be strings, got {name!r}")
+        if not isinstance(name, str) or not one_line(name):
+            raise PiperackError(f"{where}: {key}: pipeline names must be one-line strings, got {name!r}")
         if settings is None:
             continue
         if not isinstance(settings, dict):
@@ -150,7 +239,7 @@ def check_mapping(where: str, prefix: str, data: dict, keys: dict) -> None:
         if not isinstance(key, str) or key not in keys:
             hint = difflib.get_close_matches(str(key), list(keys), n=1)
             suggestion = f"; did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(sorted(keys))})"
-            raise PiperackError(f"{where}: {prefix}{key}: unknown key{suggestion}")
+            raise PiperackError(f"{where}: {prefix}{shown_key(key)}: unknown key{suggestion}")
         check_value(where, prefix + key, value, keys[key])
 
 
@@ -164,31 +253,11 @@ def parse_date(text: str) -> _dt.datetime:
 
 
 def read_config_file(path: Path, label: str, keys: dict) -> dict:
-    """One airflow.yml, parsed as hostile input (safe loader, size-capped) and checked key by key."""
-    import yaml
+    """One airflow.yml, read as hostile input (graph.read_mapping: the shared bounded loader, size
+    cap, nesting limit) and checked key by key."""
+    from ..graph import read_mapping
 
-    try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise PiperackError(f"{label}: {size} bytes is too large for a config file (limit {MAX_CONFIG_BYTES})")
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise PiperackError(f"{label}: not UTF-8 text") from None
-    except OSError as exc:
-        raise PiperackError(f"{label}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or first_line(exc)
-        raise PiperackError(f"{label}: malformed YAML{at}: {problem}") from None
-    except RecursionError:
-        raise PiperackError(f"{label}: malformed YAML: nested too deeply") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise PiperackError(f"{label}: expected a mapping of settings, got {type_name(data)}")
+    data = read_mapping(path, label)
     check_mapping(label, "", data, keys)
     return data
 

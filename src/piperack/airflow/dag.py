@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,9 +41,10 @@ SCHEDULE_PRESETS = {
     "@yearly",
     "@annually",
 }
-CRON_FIELD = re.compile(r"^[0-9A-Za-z*?/,#LW-]+$")
-DAG_ID = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
-IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+# Matched with fullmatch: ``$`` would let a trailing newline through into the DAG file.
+CRON_FIELD = re.compile(r"[0-9A-Za-z*?/,#LW-]{1,100}")
+DAG_ID = re.compile(r"[A-Za-z0-9_.-]{1,250}")
+IMAGE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,499}")
 
 
 @dataclass
@@ -82,25 +84,11 @@ class DagPlan:
 
 
 def discover_pipelines(project) -> list[str]:
-    """The project's pipelines, found as its runner finds them, without importing project code: every
-    package under src/<package>/pipelines/ holding a pipeline.py, by dotted name (``shared.ingest_b``);
-    a package without one only groups pipelines."""
-    found: list[str] = []
+    """The project's pipelines, found as its runner finds them, without importing project code
+    (``graph.discover``): by dotted name (``shared.ingest_b``)."""
+    from ..graph import discover
 
-    def walk(folder: Path, prefix: str) -> None:
-        for child in sorted(folder.iterdir()):
-            if not child.is_dir() or not child.name.isidentifier() or not (child / "__init__.py").is_file():
-                continue
-            name = f"{prefix}{child.name}"
-            if (child / "pipeline.py").is_file():
-                found.append(name)
-            else:
-                walk(child, f"{name}.")
-
-    folder = project.package_dir / "pipelines"
-    if folder.is_dir():
-        walk(folder, "")
-    return sorted(set(found))
+    return discover(project)
 
 
 def project_label(project, path: Path) -> str:
@@ -125,10 +113,13 @@ def _choose_pipelines(project, pipelines) -> tuple[list[str], list[str], list[st
         raise PiperackError(f"unknown pipeline {', '.join(map(repr, unknown))} (available: {', '.join(available)})")
     variables: dict[str, str] = {}
     for name in available:
-        other = variables.setdefault(task_variable(name), name)
+        # Python reads identifiers NFKC-normalised: 'ﬁle_task' and 'file_task' are one variable.
+        variable = unicodedata.normalize("NFKC", task_variable(name))
+        other = variables.setdefault(variable, name)
         if other != name:
+            why = " (Python reads names NFKC-normalised)" if task_variable(other) != task_variable(name) else ""
             raise PiperackError(
-                f"pipelines {other!r} and {name!r} would share the DAG file's name {task_variable(name)!r}: rename one"
+                f"pipelines {other!r} and {name!r} would share the DAG file's name {variable!r}{why}: rename one"
             )
     return available, wanted, sorted(wanted) if wanted else available
 
@@ -185,10 +176,25 @@ def minutes_to_seconds(minutes) -> float:
     return int(seconds) if seconds == int(seconds) else round(seconds, 3)
 
 
-def _tasks(config: Config, available: list[str], chosen: list[str]) -> list[Task]:
+def _declared_order(project, env: str, config: Config, available: list[str]) -> dict[str, list[str]]:
+    """The order conf/base/pipelines.yml declares (graph.py, as `invoke run` reads it), joined by
+    airflow.yml's older ``pipelines.<p>.depends_on``, which keeps working with one notice."""
+    from ..graph import load
+
+    edges = _dependencies(config, available)
+    older = sorted(name for name, ups in edges.items() if ups)
+    if older:
+        ui.warn(
+            f"{config.source('pipelines', older[0], 'depends_on')}: pipelines.<p>.depends_on still works, but "
+            "declare the order in conf/base/pipelines.yml, which invoke run, docker-run, the CI and viz follow too"
+        )
+    declared = load(project, env).depends_on
+    return {name: sorted(set(edges.get(name, [])) | set(declared.get(name, []))) for name in available}
+
+
+def _tasks(config: Config, edges: dict[str, list[str]], chosen: list[str]) -> list[Task]:
     """One task per chosen pipeline, in running order; an order on a left-out pipeline is dropped
     with a warning."""
-    edges = _dependencies(config, available)
     tasks = []
     for name in _topological(config, chosen, edges):
         upstream = [u for u in edges[name] if u in chosen]
@@ -220,7 +226,7 @@ def _check_schedule(label: str, schedule: str) -> str:
             )
         return schedule
     fields = schedule.split()
-    if len(fields) not in (5, 6) or not all(CRON_FIELD.match(f) for f in fields):
+    if len(fields) not in (5, 6) or not all(CRON_FIELD.fullmatch(f) for f in fields):
         raise PiperackError(
             f"{label}: schedule: {schedule!r} is not a cron expression (5 fields, e.g. '0 2 * * *'), "
             "a preset such as @daily, or null"
@@ -244,7 +250,7 @@ def _dag_settings(config: Config, project) -> dict:
     """The DAG's own arguments (DagPlan fields), defaults filled in and checked."""
     label = config.source
     dag_id = config.get("dag_id", default=project.package)
-    if not DAG_ID.match(dag_id):
+    if not DAG_ID.fullmatch(dag_id):
         raise PiperackError(
             f"{label('dag_id')}: dag_id: {dag_id!r} may hold only letters, digits, '_', '.' and '-' (at most 250)"
         )
@@ -278,7 +284,7 @@ def _image(config: Config, project, option: str | None) -> str:
     image = option or config.get("image")
     if image is None:
         image = default_tag(project)
-    if not IMAGE_REF.match(image):
+    if not IMAGE_REF.fullmatch(image):
         raise PiperackError(
             f"{source}: image: {image!r} is not an image reference (e.g. registry.example.com/team/demo:1.0)"
         )
@@ -287,21 +293,52 @@ def _image(config: Config, project, option: str | None) -> str:
 
 def _output(project, output: str | None) -> tuple[Path, str, str | None]:
     """(the DAG file's path, its folder as --output spells it, that folder -> project root or None
-    when outside the project)."""
-    output_dir = Path(output) if output else Path(DEFAULT_OUTPUT)
-    if not output_dir.is_absolute():
-        output_dir = project.root / output_dir
-    output_dir = Path(os.path.normpath(output_dir))
+    when outside the project).
+
+    A relative --output stays inside the project; an absolute one may leave it, on purpose (Airflow's
+    own dags folder). Inside the project no folder on the way may be a symbolic link, nor the file
+    itself, and none may be a file: the DAG file is written, read and compared only in place."""
+    if output is not None and not output.isprintable():
+        raise PiperackError(f"--output {output!r}: control characters are not accepted in a folder name")
+    given = Path(output) if output else Path(DEFAULT_OUTPUT)
+    root = Path(os.path.normpath(project.root))
+    output_dir = Path(os.path.normpath(given if given.is_absolute() else root / given))
     path = output_dir / f"{project.package}.py"
-    try:
-        inside = output_dir.relative_to(project.root)
-        project_relative = os.path.relpath(project.root, output_dir) if inside.parts else "."
-        output_label = inside.as_posix() if inside.parts else "."
-    except ValueError:
-        project_relative, output_label = None, str(output_dir)
-    if path.exists() and not path.is_file():
-        raise PiperackError(f"{project_label(project, path)} exists and is not a file")
-    return path, output_label, project_relative
+    if not output_dir.is_relative_to(root):
+        if not given.is_absolute():
+            raise PiperackError(
+                f"--output {output}: outside the project; to write there on purpose, give it as an "
+                f"absolute path ({output_dir})"
+            )
+        if Path(os.path.realpath(output_dir)).is_relative_to(os.path.realpath(root)):
+            raise PiperackError(
+                f"--output {output}: leads into the project through a symbolic link; give the path "
+                "inside the project instead"
+            )
+        _check_folders(output, Path(output_dir.anchor), path)
+        return path, str(output_dir), None
+    inside = output_dir.relative_to(root)
+    _check_folders(output or DEFAULT_OUTPUT, root, path, links=True)
+    project_relative = os.path.relpath(root, output_dir) if inside.parts else "."
+    return path, inside.as_posix() if inside.parts else ".", project_relative
+
+
+def _check_folders(output: str, top: Path, path: Path, links: bool = False) -> None:
+    """Refuse an --output whose folders, from ``top`` down to ``path``, hold a file (or, with
+    ``links``, a symbolic link, the DAG file included)."""
+    for folder in [*reversed(path.parents), path]:
+        if not folder.is_relative_to(top) or folder == top:
+            continue
+        shown = folder.relative_to(top).as_posix() if links else str(folder)
+        if links and folder.is_symlink():
+            raise PiperackError(
+                f"--output {output}: {shown} is a symbolic link; piperack writes, reads and compares "
+                "nothing through a link in the project (to write where it leads, give that folder as an absolute path)"
+            )
+        if folder != path and (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+            raise PiperackError(f"--output {output}: {shown} is a file, not a folder")
+        if folder == path and folder.exists() and not folder.is_file():
+            raise PiperackError(f"--output {output}: {shown} exists and is not a file")
 
 
 def _command(
@@ -335,11 +372,11 @@ def plan(
 ) -> DagPlan:
     """Read and check everything the DAG file depends on; nothing is written."""
     target_class = target_named(target or DEFAULT_TARGET)
-    env = env or DEFAULT_ENV
+    env = DEFAULT_ENV if env is None else env
     project.env_dir(env, must_exist=env not in {DEFAULT_ENV, "base"})
     available, wanted, chosen = _choose_pipelines(project, pipelines)
     config = load_config(project, env, CONFIG_KEYS)
-    tasks = _tasks(config, available, chosen)
+    tasks = _tasks(config, _declared_order(project, env, config, available), chosen)
     settings = _dag_settings(config, project)
     image_option = image
     image = _image(config, project, image_option)

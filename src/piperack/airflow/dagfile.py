@@ -15,6 +15,7 @@ import re
 import shlex
 from pathlib import Path
 
+from ..errors import PiperackError
 from .config import CONFIG_NAME
 
 
@@ -43,7 +44,7 @@ def timedelta_code(seconds: float) -> str:
 
 def datetime_code(moment: _dt.datetime) -> str:
     """``datetime.datetime(...)`` in UTC for the DAG file, trailing zero fields left out."""
-    parts = [moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second]
+    parts = [moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond]
     while len(parts) > 3 and parts[-1] == 0:
         parts.pop()
     return f"datetime.datetime({', '.join(map(str, parts))}, tzinfo=datetime.timezone.utc)"
@@ -66,8 +67,15 @@ class Lines:
         self.items: list[tuple[str, str]] = []
 
     def add(self, label: str, *lines: str) -> None:
+        """Lines of the file; a value that would put a control character (a line break for Python:
+        CR, form feed, ...) into the file is refused, whatever line it reaches, comments included.
+        Values reach code through ``py`` (repr escapes them), and are checked where they are read."""
         for line in lines:
             for part in line.split("\n"):
+                if not part.isprintable():
+                    raise PiperackError(
+                        f"the DAG file's {label or 'layout'} would hold a control character ({part!r}); nothing written"
+                    )
                 self.items.append((label, part))
 
     def text(self) -> str:
@@ -95,11 +103,12 @@ def render(p) -> Lines:
         f"in the image {p.image}.",
         "",
         f"Each task runs `python -m {p.package} run --pipeline <name> --env {p.env}` in the image; a task that",
-        "exits non-zero fails (and is retried as configured). This file imports only Airflow, its providers",
-        "and the standard library.",
+        'exits non-zero fails (and is retried as configured). A run\'s conf {"params": {"ingest.table": "x"}}',
+        "reaches the pipelines as `--params` does. This file imports only Airflow, its providers and the",
+        "standard library.",
         '"""',
     )
-    out.add("imports", "from __future__ import annotations", "", "import datetime")
+    out.add("imports", "from __future__ import annotations", "", "import datetime", "import json")
     out.add("imports", *p.target.imports)
     out.add("", "")
     out.add("image", f"IMAGE = {py(p.image)}")
@@ -135,7 +144,7 @@ def _render_dag(out: Lines, p) -> None:
     edges = [(u, t.pipeline) for t in p.tasks for u in t.upstream]
     if edges:
         out.add(
-            "order", "", "    # Order, from depends_on in airflow.yml: each task starts once those before it succeeded."
+            "order", "", "    # Order, from conf/base/pipelines.yml: each task starts once those before it succeeded."
         )
         for upstream, downstream in edges:
             out.add("order", f"    {task_variable(upstream)} >> {task_variable(downstream)}")
@@ -205,20 +214,8 @@ def summary(p) -> str:
 
 
 def write_dag_file(project, path: Path, text: str) -> None:
-    """Write the DAG file: the one place piperack writes it.
+    """Write the DAG file: the one place piperack writes it (fsutil.write_output: inside the project
+    through the write session; an --output outside it, Airflow's own dags folder, atomically there)."""
+    from ..fsutil import write_output
 
-    Inside the project it goes through the project's write session (lock, journal, no write
-    through a linked folder). An --output outside the project (Airflow's own dags folder) is
-    written atomically there, its folder made first: that folder is the user's to choose."""
-    import os
-
-    from ..fsutil import atomic_write, transaction, write_session
-
-    full = Path(os.path.abspath(path))
-    root = Path(os.path.abspath(project.root))
-    if full.is_relative_to(root):
-        with write_session(project.root, "airflow-dag"), transaction(project.root) as tx:
-            tx.change(full.relative_to(root), text.encode("utf-8"))
-        return
-    full.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(full, text)
+    write_output(project.root, "airflow-dag", path, text)

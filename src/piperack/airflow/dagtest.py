@@ -141,13 +141,15 @@ def check_imports(airflow: AirflowHome, path: Path, label: str) -> None:
         raise PiperackError(f"{label} does not import in Airflow: {last[-1].strip() if last else 'import error'}")
 
 
-def dags_test(airflow: AirflowHome, dag_id: str, date: str | None) -> int:
+def dags_test(airflow: AirflowHome, dag_id: str, date: str | None, conf: str | None = None) -> int:
     """``airflow dags test``: one run of every task, its output streamed; then the run's states in one
     line. 0 when every task succeeded."""
     args = ["dags", "test", dag_id]
     if date:
         args.append(date)
-    ui.info(f"airflow dags test {dag_id}{' ' + date if date else ''}")
+    if conf is not None:
+        args += ["--conf", conf]  # an argument, never a shell's: the conf is data
+    ui.info(f"airflow dags test {dag_id}{' ' + date if date else ''}{' --conf …' if conf is not None else ''}")
     proc = airflow_cli(airflow.venv, airflow.env, *args, stream=True)
     states = task_states(airflow.home, dag_id)
     if states is None:

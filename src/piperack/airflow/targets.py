@@ -19,14 +19,15 @@ from typing import ClassVar
 
 from ..docker_engine import CONTAINER_ROOT, check_engine, image_id
 from ..errors import PiperackError
-from .config import QUANTITY, Config, Spec, deep_merge, resources_spec
+from .config import INT32_MAX, QUANTITY, Config, Spec, deep_merge, quantity_value, resources_spec
 from .dagfile import Lines, py
 from .dagtest import AirflowHome, dags_test, validate_pods
 
-NETWORK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
-USER_SPEC = re.compile(r"^[0-9]+(:[0-9]+)?$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# Matched with fullmatch: ``$`` would let a trailing newline through into the DAG file.
+NETWORK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}")
+USER_SPEC = re.compile(r"[0-9]{1,10}(:[0-9]{1,10})?")
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
 
@@ -45,33 +46,38 @@ def pipeline_resources(config: Config, pipeline: str | None) -> dict:
 
 def memory_for_docker(quantity: str) -> str | int:
     """A Kubernetes memory quantity as docker's mem_limit (bytes, or 512m / 2g when exact)."""
-    units = {
-        "": 1,
-        "k": 10**3,
-        "M": 10**6,
-        "G": 10**9,
-        "T": 10**12,
-        "P": 10**15,
-        "E": 10**18,
-        "Ki": 2**10,
-        "Mi": 2**20,
-        "Gi": 2**30,
-        "Ti": 2**40,
-        "Pi": 2**50,
-        "Ei": 2**60,
-        "m": 10**-3,
-    }
-    match = QUANTITY.match(quantity)
-    number, unit = match.group(0)[: len(match.group(0)) - len(match.group(2) or "")], match.group(2) or ""
-    if unit in {"Ki", "Mi", "Gi"} and "." not in number:
-        return f"{number}{unit[0].lower()}"
-    return int(float(number) * units[unit])
+    match = QUANTITY.fullmatch(quantity)
+    whole, fraction, unit = match.group(1), match.group(2), match.group(3) or ""
+    if unit in {"Ki", "Mi", "Gi"} and not fraction:
+        return f"{whole}{unit[0].lower()}"
+    return int(quantity_value(quantity))
 
 
 def kubernetes_name(text: str) -> str:
     """``text`` as a Kubernetes object name (a pod's): lower case, letters, digits and '-', at most 50."""
     name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
     return name[:50].rstrip("-") or "pipeline"
+
+
+def render_conf_params(out: Lines, setter: str) -> None:
+    """The DAG file's ``_params_from_conf``: a run's conf ``{"params": {...}}`` handed to the task as
+    JSON in $PIPERACK_PARAMS, once Airflow has rendered the templates, so it is data: no shell and no
+    Jinja ever reads it. The project's runner checks it as it checks --params."""
+    out.add(
+        "params",
+        "",
+        "",
+        'PARAMS_ENV = "PIPERACK_PARAMS"',
+        "",
+        "",
+        "def _params_from_conf(context) -> None:",
+        '    """A run\'s conf {"params": {"ingest.table": "x"}} reaches the pipelines as `--params` does: as JSON',
+        '    in $PIPERACK_PARAMS, set after Airflow rendered the templates (data, never a template or a shell)."""',
+        '    params = (context["dag_run"].conf or {}).get("params")',
+        "    if params is not None:",
+        '        task = context["task"]',
+        f"        {setter}",
+    )
 
 
 class Target:
@@ -98,7 +104,7 @@ class Target:
     def check_before_test(self, p) -> None:
         """airflow-test: what must hold before an Airflow is made (nothing by default)."""
 
-    def test(self, airflow: AirflowHome, project, p, date: str | None) -> int:
+    def test(self, airflow: AirflowHome, project, p, date: str | None, conf: str | None = None) -> int:
         """airflow-test once the file imports in ``airflow``: 0 when it passed."""
         raise NotImplementedError
 
@@ -144,12 +150,12 @@ class DockerTarget(Target):
             folders[key] = os.path.normpath(value) if value else None
         source = "--network" if network else label("docker", "network")
         network = network or config.get("docker", "network")
-        if network is not None and not NETWORK.match(network):
+        if network is not None and not NETWORK.fullmatch(network):
             raise PiperackError(
                 f"{source}: network: {network!r} is not a Docker network name (e.g. none, host, bridge)"
             )
         user = config.get("docker", "user")
-        if user is not None and not USER_SPEC.match(user.strip()):
+        if user is not None and not USER_SPEC.fullmatch(user.strip()):
             raise PiperackError(
                 f"{label('docker', 'user')}: docker.user: {user!r} must be UID or UID:GID, e.g. 1000:1000"
             )
@@ -192,6 +198,7 @@ class DockerTarget(Target):
                 'USER = f"{os.getuid()}:{os.getgid()}"',
             )
         out.add("network", f"NETWORK = {py(self.network)}  # as `invoke docker-run --network`; None: Docker's default")
+        render_conf_params(out, "task.environment = {**(task.environment or {}), PARAMS_ENV: json.dumps(params)}")
         out.add("", "", "")
         out.add(
             "operator",
@@ -209,6 +216,7 @@ class DockerTarget(Target):
             '"read_only": True},',
             "        ],",
             "        network_mode=NETWORK,",
+            "        pre_execute=_params_from_conf,",
         )
         if self.docker_url:
             out.add("docker_url", f"        docker_url={py(self.docker_url)},")
@@ -234,13 +242,13 @@ class DockerTarget(Target):
                     f"no image {p.image!r} in the local engine; build it first: invoke docker-build --tag {p.image}"
                 )
 
-    def test(self, airflow: AirflowHome, project, p, date: str | None) -> int:
+    def test(self, airflow: AirflowHome, project, p, date: str | None, conf: str | None = None) -> int:
         if p.project_relative is not None:  # docker-run makes its mount folders first, owned by the user
             if not self.data_dir:
                 (project.root / "data").mkdir(exist_ok=True)
             if not self.conf_local_dir:
                 (project.root / "conf" / "local").mkdir(parents=True, exist_ok=True)
-        return dags_test(airflow, p.dag_id, date)
+        return dags_test(airflow, p.dag_id, date, conf)
 
 
 @dataclass(frozen=True)
@@ -270,9 +278,9 @@ class KubernetesTarget(Target):
         "env_from_secret": Spec("secrets"),
         "data_volume_claim": Spec("str"),
         "resources": resources_spec(),
-        "run_as_user": Spec("int", minimum=0),
-        "run_as_group": Spec("int", minimum=0),
-        "fs_group": Spec("int", minimum=0),
+        "run_as_user": Spec("int", minimum=0, maximum=INT32_MAX),
+        "run_as_group": Spec("int", minimum=0, maximum=INT32_MAX),
+        "fs_group": Spec("int", minimum=0, maximum=INT32_MAX),
         "conn_id": Spec("str"),
         "in_cluster": Spec("bool"),
     }
@@ -288,7 +296,7 @@ class KubernetesTarget(Target):
         label = config.source
         get = config.get
         namespace = get("kubernetes", "namespace", default="default")
-        if not DNS_LABEL.match(namespace):
+        if not DNS_LABEL.fullmatch(namespace):
             raise PiperackError(
                 f"{label('kubernetes', 'namespace')}: kubernetes.namespace: {namespace!r} is not a "
                 "Kubernetes name (lower-case letters, digits and '-')"
@@ -309,7 +317,7 @@ class KubernetesTarget(Target):
         }
         for key, values in names.items():
             for value in values:
-                if value is not None and not DNS_SUBDOMAIN.match(value):
+                if value is not None and not DNS_SUBDOMAIN.fullmatch(value):
                     raise PiperackError(
                         f"{label('kubernetes', key)}: kubernetes.{key}: {value!r} is not a Kubernetes "
                         "name (lower-case letters, digits, '-' and '.')"
@@ -331,6 +339,9 @@ class KubernetesTarget(Target):
 
     def render_settings(self, out: Lines, p) -> None:
         out.add("namespace", f"NAMESPACE = {py(self.namespace)}")
+        render_conf_params(
+            out, "task.env_vars = [*(task.env_vars or []), k8s.V1EnvVar(name=PARAMS_ENV, value=json.dumps(params))]"
+        )
         out.add("", "", "")
         out.add(
             "operator",
@@ -351,6 +362,7 @@ class KubernetesTarget(Target):
             "operator",
             "        container_resources=k8s.V1ResourceRequirements(**resources) if resources else None,",
             "        get_logs=True,",
+            "        pre_execute=_params_from_conf,",
             '        on_finish_action="delete_pod",',
             "        **settings,",
             "    )",
@@ -404,7 +416,7 @@ class KubernetesTarget(Target):
         resources = deep_merge(self.resources, task.resources) if (self.resources or task.resources) else {}
         return [py(kubernetes_name(f"{p.dag_id}-{task.pipeline}")), py(resources) if resources else "None"]
 
-    def test(self, airflow: AirflowHome, project, p, date: str | None) -> int:
+    def test(self, airflow: AirflowHome, project, p, date: str | None, conf: str | None = None) -> int:
         """No cluster: each task's pod is validated against the Kubernetes API schema instead."""
         return validate_pods(airflow, p.path)
 

@@ -8,6 +8,7 @@ The functions take the pins (requirements and a constraints file) as arguments; 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,8 +31,28 @@ def _uv() -> list[str]:
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "piperack-airflow"
+    """Where the Airflow virtualenvs are kept: ~/.cache/piperack-airflow (or $XDG_CACHE_HOME's) when this
+    user can write there, else this user's private folder in the temporary directory (tools.user_cache_dir)."""
+    from ..tools import user_cache_dir
+
+    return user_cache_dir("piperack-airflow")
+
+
+@contextlib.contextmanager
+def cache_lock(path: Path):
+    """An exclusive flock on ``path`` (made if missing). A lock file another user made in a shared cache
+    (mode 0644) is opened read-only, which flock takes just as well: one user never locks out another."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except PermissionError:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def virtualenv_key(python: str, requirements: tuple[str, ...], constraints: Path) -> str:
@@ -67,11 +88,8 @@ def ensure_virtualenv(
     path = cache_root() / virtualenv_key(python, requirements, constraints)
     if (path / ".complete").is_file():
         return path
-    import fcntl
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f".{path.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with cache_lock(path.parent / f".{path.name}.lock"):
         if not (path / ".complete").is_file():
             _make_virtualenv(path, python, requirements, constraints)
     return path
@@ -96,8 +114,11 @@ def _make_virtualenv(path: Path, python: str, requirements: tuple[str, ...], con
             *requirements,
         ],
     ]
+    from ..tools import tool_env
+
+    env = tool_env(os.environ)
     for step in steps:
-        proc = subprocess.run(step, capture_output=True, text=True)
+        proc = subprocess.run(step, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             shutil.rmtree(path, ignore_errors=True)
             lines = [line for line in proc.stderr.splitlines() if line.strip()]

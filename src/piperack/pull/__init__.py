@@ -32,9 +32,14 @@ def pull(options: PullOptions, project=None, max_bytes: int | None = None) -> Pu
     from ..fsutil import write_session
     from ..project import find_project
 
+    options.check_upgrade()
     project = project or find_project()
     with write_session(project.root, "pull"):
         project = find_project(project.root)  # what the project holds now (another pull may have landed)
+        if options.upgrade and not options.all_:
+            from .upgrade import upgrade
+
+            return upgrade(project, options, [options.source], max_bytes)
         return _pull(project, options, max_bytes)
 
 
@@ -44,10 +49,15 @@ def _pull(project, options: PullOptions, max_bytes) -> PullPlan:
     from ..download import secret_values, strip_credentials
     from ..fetch import fetch, load_fs_args
     from .apply import apply, report
+    from .lock import check_archive
     from .plan import finish_plan
 
     limit = max_bytes if max_bytes is not None else max_bytes_from_env()
     todo = options.jobs(project)
+    if options.all_:
+        todo = _locked(project, todo, options, max_bytes)
+        if todo is None or not todo:
+            return PullPlan()
     placements: list[Placement] = []
     with tempfile.TemporaryDirectory(prefix="piperack-pull-") as tmp:
         work = Path(tmp)
@@ -68,10 +78,16 @@ def _pull(project, options: PullOptions, max_bytes) -> PullPlan:
                     work / f"{index}",
                     base=job.base,
                     fs_args=args,
-                    index_url=options.index_url,
+                    index_url=job.index_url,
                     max_bytes=limit,
                     expected_sha256=job.sha256,
+                    pre=job.pre,
+                    exact=job.locked,
                 )
+                if job.locked:
+                    check_archive(
+                        fetched.sha256, job.locked_sha256, f"version {job.locked}", "" if job.label else label
+                    )
             except PiperackError as exc:
                 stopped = _labelled(exc, job, secrets)
                 break
@@ -97,6 +113,33 @@ def _pull(project, options: PullOptions, max_bytes) -> PullPlan:
     return plan
 
 
+def _locked(project, todo: list, options: PullOptions, max_bytes) -> list | None:
+    """``--all`` with the record as its lock: entries pulled and present are kept (or, with
+    ``--upgrade``, merged up to the newest their range allows: None is returned, it is done);
+    entries recorded but absent are pulled at their recorded version; new ones at their newest."""
+    from .. import ui
+    from .lock import allows, lock_jobs
+
+    todo, present = lock_jobs(project, todo, options.upgrade)
+    if options.upgrade:
+        if todo:
+            raise PiperackError(
+                f"{todo[0].label}: not pulled yet; run `invoke pull --all` first, then `invoke pull --all --upgrade`"
+            )
+        from .upgrade import upgrade
+
+        upgrade(project, options, [entry.module for entry, _ in present], max_bytes, {e.module: j for e, j in present})
+        return None
+    for entry, job in present:
+        outside = (
+            "" if allows(job, entry) else f" (not what {job.label} asks for: `invoke pull --all --upgrade` moves it)"
+        )
+        ui.info(f"kept {entry.module}: {entry.package or entry.name} {entry.version}, as recorded{outside}")
+    if not todo:
+        ui.info("nothing to pull: every entry of [tool.piperack.pull] is pulled as recorded")
+    return todo
+
+
 def _labelled(exc: PiperackError, job, secrets) -> PiperackError:
     """``exc`` as the user sees it: secrets of the job's fs-args redacted, the manifest entry named."""
     from ..download import redact
@@ -119,6 +162,10 @@ def _place_one(project, item, limit):
     except PiperackError as exc:
         return exc
     placement.index = fetched.index
+    if fetched.kind == "index":
+        from .lock import specifier_of
+
+        placement.specifier = specifier_of(fetched.source)
     return placement
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from ..errors import PiperackError
-from ..options import Job
+from ..options import BASE_ENV, Job
 from ..sdist import CONFIG_DIR, TESTS_DIR
 from .read import Package
 
@@ -32,6 +32,7 @@ class Placement:
     warnings: list = field(default_factory=list)
     catalog_keys: list = field(default_factory=list)  # what its pipeline.py reads from the catalog
     index: str | None = None  # the package index it came from (index pulls)
+    specifier: str | None = None  # the version range an index pull asked for (``~=0.1``)
 
 
 @dataclass
@@ -449,7 +450,16 @@ def finish_plan(
 
     # The pull record.
     entries = {
-        p.module: {"source": p.source, "version": p.package.version, "sha256": p.sha256, "index": p.index}
+        p.module: {
+            "source": p.source,
+            "version": p.package.version,
+            "sha256": p.sha256,
+            "index": p.index,
+            "specifier": p.specifier,
+            "package": p.package.dist_name,
+            "env": p.job.env if p.job.env != BASE_ENV else None,
+            "pre": p.job.pre,
+        }
         for p in placements
     }
     pyproject_text = project.pyproject.read_text(encoding="utf-8")

@@ -79,6 +79,82 @@ def test_credentials_are_read_by_reference_and_never_shown(tmp_path):
     assert redact(f"failed to open {catalog['url']}") == "failed to open https://db.example.org/?token=***"
 
 
+def test_pipelines_run_in_the_declared_order_ties_by_name(tmp_path):
+    from {{ cookiecutter.python_package }}.runner import choose, read_order
+
+    (tmp_path / "base").mkdir()
+    declared = "report: {depends_on: [aggregate]}\naggregate: {depends_on: [ingest]}\n"
+    (tmp_path / "base/pipelines.yml").write_text(declared)
+    order = read_order(tmp_path, "local", ["aggregate", "zeta", "ingest", "report"])
+    assert choose(None, False, order) == ["ingest", "aggregate", "report", "zeta"]
+    assert choose(["report"], False, order) == ["report"]
+    assert choose(["report"], True, order) == ["ingest", "aggregate", "report"]
+    with pytest.raises(RunError, match=r"unknown pipeline 'reprt' .*; did you mean 'report'\?$"):
+        choose(["reprt"], False, order)
+
+
+def test_a_cycle_is_one_line(tmp_path):
+    from {{ cookiecutter.python_package }}.runner import read_order
+
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base/pipelines.yml").write_text("a: {depends_on: [b]}\nb: {depends_on: [a]}\n")
+    with pytest.raises(RunError, match=r"pipelines.yml: cycle: a -> b -> a$"):
+        read_order(tmp_path, "base", ["a", "b"])
+
+
+def test_an_unknown_parameter_is_refused_unless_added_with_plus(tmp_path):
+    from {{ cookiecutter.python_package }}.runner import check_overrides
+
+    (tmp_path / "base/parameters").mkdir(parents=True)
+    (tmp_path / "base/parameters/p.yml").write_text("table: cities\ncolumns: {a: int}\n")
+    added: set = set()
+    check_overrides(tmp_path, "base", parse_params("p.table=x,p.columns.a=str", ["p"], added), added)
+    refused = r"no key 'tabel'; did you mean 'table'\? \(to add it on purpose: \+p.tabel=...\)$"
+    with pytest.raises(RunError, match=refused):
+        check_overrides(tmp_path, "base", parse_params("p.tabel=x", ["p"], added), added)
+    overrides = parse_params("+p.note=x,+p.deep.er=1", ["p"], added)
+    check_overrides(tmp_path, "base", overrides, added)
+    assert overrides == dict(p=dict(note="x", deep=dict(er=1)))
+
+
+def test_airflow_conf_params_arrive_as_json_data(tmp_path, monkeypatch):
+    from {{ cookiecutter.python_package }}.runner import check_overrides, params_from_env
+
+    monkeypatch.setenv("PIPERACK_PARAMS", '{"p.table": "${oc.env:HOME}", "+p.n": 5}')
+    added: set = set()
+    overrides, flat = params_from_env(["p"], added)
+    assert overrides == dict(p={"table": "\\${oc.env:HOME}", "n": 5}) and added == {"p.n"}
+    assert flat == {"p.table": "${oc.env:HOME}", "+p.n": 5}
+    (tmp_path / "base/parameters").mkdir(parents=True)
+    (tmp_path / "base/parameters/p.yml").write_text("table: x\n")
+    assert load_config(tmp_path, "base", "parameters", "p", overrides["p"]) == {"table": "${oc.env:HOME}", "n": 5}
+    with pytest.raises(RunError, match=r"^\$PIPERACK_PARAMS 'p.x': the parameters of 'p' have no key 'x'"):
+        check_overrides(tmp_path, "base", dict(p=dict(x=1)), set(), {"p.x"})
+    monkeypatch.setenv("PIPERACK_PARAMS", "[1]")
+    with pytest.raises(RunError, match=r"^\$PIPERACK_PARAMS: expected a JSON object"):
+        params_from_env(["p"], set())
+
+
+def test_the_run_record_is_one_line_appended_and_rotated(tmp_path, monkeypatch):
+    from {{ cookiecutter.python_package }} import runner
+
+    monkeypatch.setattr(runner, "RUNS_KEEP_LINES", 3)
+    log = tmp_path / "logs" / "runs.jsonl"
+    for n in range(4):
+        runner.write_run_record({"n": n, "params": runner.params_given({"p.password": "x", "p.t": 1})}, log)
+    assert json.loads(log.read_text()) == dict(n=3, params={"p.password": "***", "p.t": 1})
+    assert log.read_text().count("\n") == 1
+    assert len((tmp_path / "logs" / "runs.jsonl.1").read_text().splitlines()) == 3
+
+
+def test_an_unexpected_error_shows_its_type():
+    from {{ cookiecutter.python_package }}.runner import _failure
+
+    assert _failure("p", KeyError("database")) == (
+        "pipeline 'p' failed: KeyError: 'database' (set PIPERACK_DEBUG=1 for the traceback)"
+    )
+
+
 # -- hostile configuration and output (issue 20): bombs, shapes, secrets in every form, log files --
 
 

@@ -178,6 +178,17 @@ def _events(text: str):
         raise
 
 
+def nesting(value) -> int:
+    """How deeply ``value`` (JSON or YAML data) nests mappings and lists, counted without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            todo.extend((inner, depth + 1) for inner in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def shape(value) -> str:
     """What a YAML value is, for messages: "a mapping", "a list", "a string", …"""
     if isinstance(value, dict):

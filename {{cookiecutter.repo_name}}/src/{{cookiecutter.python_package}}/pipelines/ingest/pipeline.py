@@ -1,4 +1,7 @@
-"""extract → transform → load, configured by conf/*/parameters/ingest.yml and conf/*/catalog/ingest.yml."""
+"""extract → transform → load, configured by conf/*/parameters/ingest.yml and conf/*/catalog/ingest.yml.
+
+DuckDB does the heavy work of transform, streaming: memory stays flat whatever the size of the CSV.
+"""
 
 from __future__ import annotations
 
@@ -85,16 +88,19 @@ def run(params: dict, catalog: dict) -> dict:
     fetched = nodes.extract(source, raw_path, **fetch_options)
     log.info("extract: %s bytes from %s to %s in %.2f s", fetched["bytes"], source, raw_path, fetched["seconds"])
 
-    frame, stats = nodes.transform(raw_path, columns, required)
-    log.info(
-        "transform: %d rows read, %d invalid dropped, %d duplicates dropped, %d kept in %.2f s",
-        stats["rows_read"],
-        stats["invalid"],
-        stats["duplicates"],
-        stats["rows_out"],
-        stats["seconds"],
-    )
-
-    loaded = nodes.load(frame, database, table)
+    # transform and load share one DuckDB transaction: until load commits, the old table stands.
+    with nodes.database(database) as con:
+        # To change the rows with pandas, pass step=your_function: it gets the typed, valid rows as
+        # DataFrames of nodes.CHUNK_ROWS rows and returns what to keep (before duplicates are dropped).
+        stats = nodes.transform(con, raw_path, columns, required)
+        log.info(
+            "transform: %d rows read, %d invalid dropped, %d duplicates dropped, %d kept in %.2f s",
+            stats["rows_read"],
+            stats["invalid"],
+            stats["duplicates"],
+            stats["rows_out"],
+            stats["seconds"],
+        )
+        loaded = nodes.load(con, table)
     log.info("load: %d rows into %s in %s in %.2f s", loaded["rows"], table, database, loaded["seconds"])
     return {"extract": fetched, "transform": stats, "load": loaded}

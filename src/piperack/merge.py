@@ -1,0 +1,108 @@
+"""Three-way merges of files: the one home of merging, for update-project and ``pull --upgrade``.
+
+Both bring a newer upstream (the template; a pulled pipeline) into files a team edits.
+
+``merge_one(ours, base, theirs, labels)`` decides one file: taken from upstream, kept, deleted,
+merged line by line (``git merge-file``), or a conflict written inline with git's markers
+(``<<<<<<< <ours label>`` … ``>>>>>>> <theirs label>``). ``None`` stands for "no such file".
+Nothing is written here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import PiperackError, first_line
+
+
+@dataclass
+class Merged:
+    """What a three-way merge does to one file. ``data`` is what is written (None: nothing, or the
+    file is removed when ``action`` is ``delete``)."""
+
+    action: str  # add, update, merge, conflict, keep, delete, same
+    data: bytes | None = None
+    note: str = ""
+
+
+def is_binary(data: bytes) -> bool:
+    if b"\0" in data:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def merge_file(ours: bytes, base: bytes, theirs: bytes, labels: tuple[str, str, str]) -> tuple[bytes, int]:
+    """A line-level three-way merge with ``git merge-file``: (result, number of conflicts)."""
+    git = shutil.which("git")
+    if not git:
+        raise PiperackError("git is needed for the three-way merge of files both sides changed: install git")
+    with tempfile.TemporaryDirectory(prefix="piperack-merge-") as tmp:
+        paths = []
+        for name, data in (("ours", ours), ("base", base), ("theirs", theirs)):
+            path = Path(tmp) / name
+            path.write_bytes(data)
+            paths.append(str(path))
+        proc = subprocess.run(
+            [git, "merge-file", "-p", "-L", labels[0], "-L", labels[1], "-L", labels[2], *paths], capture_output=True
+        )
+    if proc.returncode < 0 or proc.returncode > 127:
+        raise PiperackError(f"git merge-file failed: {first_line(Exception(proc.stderr.decode(errors='replace')))}")
+    return proc.stdout, proc.returncode
+
+
+def merge_one(
+    ours: bytes | None, base: bytes | None, theirs: bytes | None, labels: tuple[str, str, str], *, upstream: str
+) -> Merged:
+    """The fate of one file: ``ours`` (the project's), ``base`` (the upstream it came from),
+    ``theirs`` (the new upstream); ``upstream`` names the latter in notes ("the template")."""
+    if theirs is None:  # upstream dropped it
+        if ours is None:
+            return Merged("same")
+        if ours == base:
+            return Merged("delete")
+        return Merged("keep", note=f"dropped by {upstream}; kept: the team changed it")
+    if ours is None:
+        if base is None:
+            return Merged("add", theirs)
+        if base != theirs:
+            return Merged("keep", note=f"deleted by the team; {upstream} changed it: not restored")
+        return Merged("same")
+    if ours == theirs:
+        return Merged("same")
+    if base is not None and ours == base:
+        return Merged("update", theirs)
+    if base == theirs:
+        return Merged("keep", note="changed by the team only")
+    if is_binary(ours) or is_binary(theirs) or (base is not None and is_binary(base)):
+        return Merged("conflict", note="binary: not merged; the project's file is kept")
+    merged, conflicts = merge_file(ours, base if base is not None else b"", theirs, labels)
+    if conflicts:
+        return Merged("conflict", merged, note=f"{conflicts} conflict(s) marked inline")
+    if merged == ours:
+        return Merged("same")
+    return Merged("merge", merged)
+
+
+def unified_diff(path: str, old: bytes | None, new: bytes | None) -> list[str]:
+    """``git diff``-style lines from ``old`` to ``new`` (None: no file) for ``--diff``."""
+    import difflib
+
+    old, new = old or b"", new or b""
+    if is_binary(old) or is_binary(new):
+        return [f"Binary file {path} differs\n"]
+    return list(
+        difflib.unified_diff(
+            old.decode("utf-8").splitlines(keepends=True),
+            new.decode("utf-8").splitlines(keepends=True),
+            fromfile=f"a/{path}",
+            tofile=f"b/{path}",
+        )
+    )
