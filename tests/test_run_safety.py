@@ -220,7 +220,9 @@ def test_credentials_never_appear_in_any_form(project_copy, run_invoke, debug):
         assert "Traceback" in result.stderr
         assert "RuntimeError: giving up on 'https://u:***@h.invalid/?t=1'" in result.stderr
     else:
-        assert_one_line_error(result, pipeline_failed("giving up on 'https://u:***@h.invalid/?t=1': '***'", "leaky"))
+        assert_one_line_error(
+            result, pipeline_failed("RuntimeError: giving up on 'https://u:***@h.invalid/?t=1': '***'", "leaky")
+        )
 
 
 def test_urllib3_retry_warnings_and_undeclared_url_secrets_are_masked(project_copy, run_invoke):

@@ -752,10 +752,10 @@ def prepare(
     overrides = merge_overrides(from_env, parse_params(params, available, added, flat) if params else {})
     depends_on = read_order(conf, env, available)
     chosen = choose(pipelines, with_deps, depends_on)
-    check_overrides(conf, env, overrides, added, {key.lstrip("+").strip() for key in from_env_keys(flat, params)})
     for name in chosen:  # every file read and checked now (bombs, shapes): a refused run writes nothing
         config_parts(conf, env, "parameters", name.rpartition(".")[2], overrides.get(name))
         config_parts(conf, env, "catalog", name.rpartition(".")[2])
+    check_overrides(conf, env, overrides, added, {key.lstrip("+").strip() for key in from_env_keys(flat, params)})
     return {"env": env, "conf": conf, "chosen": chosen, "depends_on": depends_on, "overrides": overrides, "flat": flat}
 
 

@@ -255,10 +255,10 @@ COLUMNS_KEY = "parameters key 'columns'"
     [
         ({"required": "name"}, {}, "parameters key 'required': expected a list of column names, got a string"),
         ({"columns": ["name"]}, {}, f"{COLUMNS_KEY}: expected a mapping of column names to types, got a list"),
-        ({"columns": {"name": ["string"]}}, {}, f"{COLUMNS_KEY}: expected a mapping of column names to types"),
+        ({"columns": dict(name=["string"])}, {}, f"{COLUMNS_KEY}: expected a mapping of column names to types"),
         ({"timeout": "soon"}, {}, "parameters key 'timeout': expected a number, got a string"),
         ({"retries": 2.5}, {}, "parameters key 'retries': expected a whole number, got a number"),
-        ({"table": {"name": "t"}}, {}, "parameters key 'table': expected a string, got a mapping"),
+        ({"table": dict(name="t")}, {}, "parameters key 'table': expected a string, got a mapping"),
         ({}, {"raw": ["a.csv"]}, "catalog key 'raw': expected a string, got a list"),
         ({}, {"database": "../../far.duckdb"}, "catalog key 'database': '../../far.duckdb' leaves the project"),
     ],
