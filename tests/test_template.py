@@ -35,6 +35,7 @@ COMMON = {
     "src/{pkg}/__init__.py",
     "src/{pkg}/__main__.py",
     "src/{pkg}/runner.py",
+    "src/{pkg}/safety.py",
     "src/{pkg}/pipelines/__init__.py",
     "src/tests/__init__.py",
     "src/tests/pipelines/__init__.py",

@@ -863,3 +863,19 @@ def test_a_given_venv_without_airflow_is_refused(tmp_path):
         ),
     ):
         airflow.ensure_venv(tmp_path)
+
+
+def test_the_older_depends_on_notice_shows_on_success_and_never_beside_an_error(proj, tmp_path, capsys):
+    """airflow.yml's pipelines.<p>.depends_on keeps working with one notice; a refused command keeps
+    its one error line alone."""
+    notice = (
+        "warning: conf/base/airflow.yml: pipelines.<p>.depends_on still works, but declare the order in "
+        "conf/base/pipelines.yml, which invoke run, docker-run, the CI and viz follow too\n"
+    )
+    airflow.airflow_dag(proj)
+    assert capsys.readouterr().err == notice
+    config = tmp_path / "conf" / "base" / "airflow.yml"
+    config.write_text(config.read_text().replace('"0 2 * * *"', '"0 5 * * *"'))
+    with pytest.raises(PiperackError, match="is stale against the config"):
+        airflow.airflow_dag(proj, check=True)
+    assert capsys.readouterr().err == ""

@@ -255,7 +255,10 @@ def test_env_alias_and_destination(proj):
     assert built.filename == "ingest_tools-0.3.tar.gz"
     assert built.dest_dir == proj.root / "out/pk"
     files = names(built)
-    assert files["ingest_tools/config/parameters/ingest_tools.yml"] == b"a: 9\n"
+    assert files["ingest_tools/config/parameters/ingest_tools.yml"] == (
+        b"# conf/base/parameters/ingest.yml with conf/local/parameters/ingest.yml merged over it "
+        b"(invoke package --env local)\na: 9\n"
+    )
     assert not any("config/parameters/ingest.yml" in f or "ingest_extra" in f for f in files)
     assert files["ingest_tools/nodes.py"] == b"from ingest_tools.helpers import x\n"
     assert b"ingest_tools.helpers.x" in files["tests/test_nodes.py"]

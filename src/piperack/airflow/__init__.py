@@ -145,14 +145,22 @@ def airflow_dag(
             if len(diff) > 60:
                 ui.info(f"... ({len(diff) - 60} more diff lines)")
             raise PiperackError(stale_message(p, label, stale_labels(rendered, current)))
+        _notices(p)
         ui.info(f"{label} is up to date (DAG {p.dag_id}: {summary(p)})")
         return p.path
+    _notices(p)
     if current == text:
         ui.info(f"{label} is unchanged (DAG {p.dag_id}: {summary(p)})")
         return p.path
     write_dag_file(project, p.path, text)
     ui.info(f"wrote {label}: DAG {p.dag_id}, {p.target.name} target, {summary(p)}")
     return p.path
+
+
+def _notices(p) -> None:
+    """The plan's warnings, shown once the command is known to succeed (an error stays one line)."""
+    for notice in p.notices:
+        ui.warn(notice)
 
 
 def check_run_conf(conf: str | None) -> None:
@@ -202,6 +210,7 @@ def airflow_test(
             raise PiperackError(f"invalid --date {date!r}: use YYYY-MM-DD or an ISO date-time") from None
     check_run_conf(conf)
     p.target.check_before_test(p)
+    _notices(p)
     airflow_venv = ensure_venv(venv)
     with tempfile.TemporaryDirectory(prefix="piperack-airflow-") as tmp:
         airflow = start_airflow(airflow_venv, Path(tmp), p.path.parent)

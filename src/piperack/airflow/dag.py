@@ -78,6 +78,7 @@ class DagPlan:
     sources: list[str]
     command: list[str]  # the airflow-dag command that regenerates the file
     project_relative: str | None = None  # output folder -> project root, when inside the project
+    notices: tuple[str, ...] = ()  # warnings shown once the command succeeds (never beside an error)
 
 
 # --- pipelines and their order ------------------------------------------------------------------
@@ -176,20 +177,24 @@ def minutes_to_seconds(minutes) -> float:
     return int(seconds) if seconds == int(seconds) else round(seconds, 3)
 
 
-def _declared_order(project, env: str, config: Config, available: list[str]) -> dict[str, list[str]]:
+def _declared_order(
+    project, env: str, config: Config, available: list[str]
+) -> tuple[dict[str, list[str]], tuple[str, ...]]:
     """The order conf/base/pipelines.yml declares (graph.py, as `invoke run` reads it), joined by
-    airflow.yml's older ``pipelines.<p>.depends_on``, which keeps working with one notice."""
+    airflow.yml's older ``pipelines.<p>.depends_on``, which keeps working with one notice (returned,
+    so that a command that fails shows its one error line alone)."""
     from ..graph import load
 
     edges = _dependencies(config, available)
     older = sorted(name for name, ups in edges.items() if ups)
+    notices = ()
     if older:
-        ui.warn(
+        notices = (
             f"{config.source('pipelines', older[0], 'depends_on')}: pipelines.<p>.depends_on still works, but "
-            "declare the order in conf/base/pipelines.yml, which invoke run, docker-run, the CI and viz follow too"
+            "declare the order in conf/base/pipelines.yml, which invoke run, docker-run, the CI and viz follow too",
         )
     declared = load(project, env).depends_on
-    return {name: sorted(set(edges.get(name, [])) | set(declared.get(name, []))) for name in available}
+    return {name: sorted(set(edges.get(name, [])) | set(declared.get(name, []))) for name in available}, notices
 
 
 def _tasks(config: Config, edges: dict[str, list[str]], chosen: list[str]) -> list[Task]:
@@ -376,7 +381,8 @@ def plan(
     project.env_dir(env, must_exist=env not in {DEFAULT_ENV, "base"})
     available, wanted, chosen = _choose_pipelines(project, pipelines)
     config = load_config(project, env, CONFIG_KEYS)
-    tasks = _tasks(config, _declared_order(project, env, config, available), chosen)
+    edges, notices = _declared_order(project, env, config, available)
+    tasks = _tasks(config, edges, chosen)
     settings = _dag_settings(config, project)
     image_option = image
     image = _image(config, project, image_option)
@@ -396,4 +402,5 @@ def plan(
         sources=[label for label, _ in config.files],
         command=command,
         project_relative=project_relative,
+        notices=notices,
     )

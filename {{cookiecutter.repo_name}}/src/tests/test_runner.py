@@ -21,27 +21,22 @@ def test_deep_merge_overrides_nested_keys_only():
 
 
 @pytest.mark.parametrize(
-    "base, override",
+    "data",
     [
-        (dict(a=1, nested=dict(x=[1, 2], y="s")), dict(nested=dict(x=[3], z=None), b=0.5)),
-        (dict(a=dict(x=1)), dict(a=2)),  # a mapping meets a value: OmegaConf decides
-        (dict(a="${oc.env:HOME}"), dict(b=1)),  # something to resolve: OmegaConf reads it
-        (dict(a="value"), dict(a="???")),  # OmegaConf's missing marker never replaces a value
+        dict(a=1, nested=dict(x=[1, dict(y=2.5)], y="s", z=None, t=True)),
+        dict(a="${oc.env:HOME}", b=dict(c="${a}")),  # something to resolve: OmegaConf reads it
+        dict(a="???"),  # OmegaConf's missing marker
     ],
 )
-def test_plain_configuration_merges_as_omegaconf_does(base, override):
+def test_configuration_resolves_as_omegaconf_does(data):
     from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
-    try:
-        expected = OmegaConf.to_container(OmegaConf.merge(base, override))
-    except OmegaConfBaseException as exc:
-        expected = type(exc)
-    try:
-        merged = deep_merge(base, override)
-    except OmegaConfBaseException as exc:
-        merged = type(exc)
-    assert merged == expected
+    from {{ cookiecutter.python_package }}.runner import _resolved
+
+    expected = OmegaConf.to_container(OmegaConf.create(data), resolve=True)
+    resolved = _resolved([("f.yml", data)], "f.yml")
+    assert resolved == expected
+    assert resolved is not data
 
 
 def test_env_is_merged_over_base(tmp_path):
@@ -177,3 +172,180 @@ def test_an_unexpected_error_shows_its_type():
     assert _failure("p", KeyError("database")) == (
         "pipeline 'p' failed: KeyError: 'database' (set PIPERACK_DEBUG=1 for the traceback)"
     )
+
+
+# -- hostile configuration and output (issue 20): bombs, shapes, secrets in every form, log files --
+
+
+def billion_laughs() -> str:
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        (billion_laughs(), "its aliases expand to more than 100000 values"),
+        ("x: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested more than 100 levels deep"),
+        ("x:\n" + "".join(f"{'  ' * i}k{i}:\n" for i in range(1, 300)), "nested more than 100 levels deep"),
+    ],
+    ids=["billion-laughs", "50000-deep-flow", "deep-block"],
+)
+def test_yaml_bombs_are_one_line_naming_the_file(tmp_path, text, reason):
+    bomb = tmp_path / "ingest.yml"
+    bomb.write_text(text)
+    with pytest.raises(RunError) as caught:
+        read_yaml(bomb)
+    assert str(caught.value) == f"{bomb}: refused: {reason}"
+
+
+def test_anchors_within_limits_still_work(tmp_path):
+    path = tmp_path / "p.yml"
+    path.write_text("defaults: &d {retries: 3, timeout: 5}\nfast: {<<: *d, timeout: 1}\nsame: *d\n")
+    assert read_yaml(path) == {
+        "defaults": {"retries": 3, "timeout": 5},
+        "fast": {"retries": 3, "timeout": 1},
+        "same": {"retries": 3, "timeout": 5},
+    }
+
+
+def test_params_bombs_and_depth_are_one_line():
+    with pytest.raises(RunError, match=r"^--params 'p.x': refused: nested more than 100 levels deep$"):
+        parse_params("p.x=" + "[" * 50_000 + "]" * 50_000, ["p"])
+    with pytest.raises(RunError, match="refused: nested more than 100 levels deep$"):
+        parse_params("p." + "a." * 5_000 + "b=1", ["p"])
+
+
+def test_a_list_where_a_mapping_was_is_one_line_naming_key_and_file(tmp_path):
+    (tmp_path / "base/parameters").mkdir(parents=True)
+    (tmp_path / "local/parameters").mkdir(parents=True)
+    (tmp_path / "base/parameters/p.yml").write_text("columns: {a: string}\nrequired: [a]\n")
+    (tmp_path / "local/parameters/p.yml").write_text("columns: [a]\n")
+    with pytest.raises(RunError) as caught:
+        load_config(tmp_path, "local", "parameters", "p")
+    assert str(caught.value) == (
+        f"{tmp_path}/local/parameters/p.yml: columns: expected a mapping (as in the files before), got a list"
+    )
+    overrides = parse_params("p.required={x: 1}", ["p"])["p"]
+    with pytest.raises(RunError, match=r"^--params: required: expected a list \(as in the files before\), got a map"):
+        load_config(tmp_path, "base", "parameters", "p", overrides)
+
+
+def test_a_short_credential_is_refused_naming_its_key_not_its_value(tmp_path):
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local/credentials.yml").write_text("db:\n  user: analyst\n  password: pw1\n")
+    with pytest.raises(RunError) as caught:
+        load_credentials(tmp_path, "local")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path}/local/credentials.yml: credentials key 'db.password' is shorter than 6 ")
+    assert "pw1" not in message and "\n" not in message
+
+
+SECRET = "p@ss w/rd+é'\"%&=x"
+
+
+def test_a_credential_is_masked_in_every_form():
+    from urllib.parse import quote, quote_plus
+
+    from {{ cookiecutter.python_package }}.safety import add_secret
+
+    add_secret(SECRET)
+    shown = [
+        SECRET,
+        quote(SECRET),
+        quote(SECRET, safe=""),
+        quote_plus(SECRET),
+        quote(SECRET, safe="!#$%&'()*+,/:;=?@[]~"),  # requests' requote_uri
+        quote(SECRET).lower(),
+        quote(quote(SECRET, safe=""), safe=""),  # a URL inside a URL
+        repr(SECRET),
+        repr({"password": SECRET}),
+        repr(repr(SECRET)),
+        repr(SECRET.encode()),
+        json.dumps(SECRET),
+        json.dumps({"password": SECRET}, ensure_ascii=False),
+    ]
+    for form in shown:
+        text = redact(f"connecting with {form} now")
+        assert text.startswith("connecting with ") and "w/rd" not in text and "ss w" not in text, (form, text)
+
+
+def test_a_multi_line_credential_is_masked_line_by_line():
+    from {{ cookiecutter.python_package }}.safety import add_secret
+
+    key = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\nAQEFAASCBKcwggSjAgEAAoIB\n-----END KEY-----\n"
+    add_secret(key)
+    for line in key.splitlines():
+        assert redact(f"line: {line}") == "line: ***"
+    assert "MIIE" not in redact(repr(key)) and "MIIE" not in redact(key.replace("\n", "\\n"))
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("https://bob:hunter22@db.example.org/x", "https://bob:***@db.example.org/x"),
+        ("s3://ghp_abcdef123456@bucket/key.csv", "s3://***@bucket/key.csv"),
+        (
+            "https://h.org/a.csv?token=t1&page=2&api_key=k1&X-Amz-Signature=s1&sig=s2#access_token=t2",
+            "https://h.org/a.csv?token=***&page=2&api_key=***&X-Amz-Signature=***&sig=***#access_token=***",
+        ),
+        ('"GET /a.csv?password=pw9&Secret=s9 HTTP/1.1" 503', '"GET /a.csv?password=***&Secret=*** HTTP/1.1" 503'),
+        ("plain text with key=value and a@b.org", "plain text with key=value and a@b.org"),
+    ],
+)
+def test_undeclared_url_credentials_are_masked(url, shown):
+    assert redact(url) == shown
+
+
+def test_log_records_are_redacted_with_their_traceback(tmp_path):
+    import io
+    import logging
+
+    from {{ cookiecutter.python_package }}.safety import RedactSecrets, add_secret
+
+    add_secret("tr4ceback-secret")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSecrets())
+    logger = logging.getLogger("third.party.lib")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise ValueError("bad value 'tr4ceback-secret'\nsecond line tr4ceback%2Dsecret")
+        except ValueError:
+            logger.error("failed for %r", {"token": "tr4ceback-secret"}, exc_info=True)
+        logger.error("unformattable %s %s", "tr4ceback-secret")  # wrong number of arguments
+    finally:
+        logger.removeHandler(handler)
+    output = stream.getvalue()
+    assert "tr4ceback" not in output and "Traceback" in output and "failed for {'token': '***'}" in output
+
+
+def test_log_files_are_never_written_through_links_or_outside_the_project(tmp_path, monkeypatch):
+    import os
+
+    from {{ cookiecutter.python_package }}.safety import writable_log_file
+
+    monkeypatch.chdir(tmp_path)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "victim").write_text("keep me\n")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs/run.log").symlink_to(outside / "victim")
+    (tmp_path / "linked").symlink_to(outside, target_is_directory=True)
+    os.mkfifo(tmp_path / "logs/fifo.log")
+    refused = {
+        "logs/run.log": "logs/run.log is a symbolic link",
+        "linked/run.log": "linked is a symbolic link",
+        "logs/fifo.log": "logs/fifo.log is not a regular file",
+        "../x.log": "a relative path leaving the project: give an absolute path to log outside it",
+        "logs/../../x.log": "a relative path leaving the project: give an absolute path to log outside it",
+    }
+    for name, reason in refused.items():
+        with pytest.raises(OSError) as caught:
+            writable_log_file(name)
+        assert caught.value.strerror == reason, name
+    assert (outside / "victim").read_text() == "keep me\n" and sorted(p.name for p in outside.iterdir()) == ["victim"]
+    assert writable_log_file("logs/new/run.log") == tmp_path / "logs/new/run.log"
+    assert writable_log_file(str(outside / "abs.log")) == outside / "abs.log"  # absolute: meant

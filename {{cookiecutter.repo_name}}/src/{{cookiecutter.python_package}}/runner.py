@@ -21,6 +21,12 @@ says what runs after what; pipelines run in that order, ties by name. A failed p
 depending on it; the others still run. Each run appends one JSON line to logs/runs.jsonl: start,
 end, env, the overrides (credentials as ***), the git commit, and per pipeline its name, status
 (success, failed, skipped), seconds and the stats its run() returned.
+
+What the runner reads and writes is treated with care (safety.py): every YAML file is checked for
+depth and alias expansion before it is built; credentials are masked in every form they can take
+in output (URL-encoded, escaped, line by line), and so are passwords and token-like query values of
+any URL; a log file is never written through a symbolic link, nor outside the project unless its
+path is absolute.
 """
 
 from __future__ import annotations
@@ -32,9 +38,24 @@ import logging
 import os
 import re
 import signal
+import stat
 import sys
 import time
 from pathlib import Path
+
+from .safety import (
+    MAX_CONF_BYTES,
+    MAX_DEPTH,
+    MIN_SECRET,
+    RedactSecrets,
+    add_secret,
+    bounded_yaml,
+    mask_all_output,
+    nesting,
+    redact,
+    shape,
+    writable_log_file,
+)
 
 log = logging.getLogger(__package__)
 
@@ -45,52 +66,28 @@ class RunError(Exception):
     """A problem with what the user asked for or configured: printed as one line, no traceback."""
 
 
-SECRETS: list[str] = []  # credential values: replaced by *** in every log line and error
-
-
-def redact(text: str) -> str:
-    for secret in sorted(SECRETS, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
-class RedactSecrets(logging.Filter):
-    """Installed on every handler: a credential never reaches the console or a log file."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if SECRETS:
-            record.msg, record.args = redact(record.getMessage()), None
-        return True
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    """A new dict: ``override`` over ``base``, merging nested mappings key by key (OmegaConf's merge)."""
-    merged = _plain_merge(base, override) if _plain(base) and _plain(override) else None
-    if merged is not None:
-        import copy
-
-        return copy.deepcopy(merged)
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(OmegaConf.merge(base, override))
-
-
 def read_yaml(path: Path) -> dict:
+    """A YAML file that must hold a mapping (or nothing); every problem is one line naming it."""
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_CONF_BYTES:
+            raise RunError(f"{path}: larger than {MAX_CONF_BYTES // 2**20} MiB; refused")
+        data = bounded_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise RunError(f"{path}: malformed YAML{where}: {problem}") from None
+    except ValueError as exc:  # too deep, too many aliases, not UTF-8
+        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        raise RunError(f"{path}: refused: {reason}") from None
     except OSError as exc:
         raise RunError(f"{path}: cannot read: {exc.strerror}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise RunError(f"{path}: expected a mapping of keys to values, got {type(data).__name__}")
+        raise RunError(f"{path}: expected a mapping of keys to values, got {shape(data)}")
     return data
 
 
@@ -106,6 +103,35 @@ def config_files(env_dir: Path, kind: str, name: str) -> list[Path]:
     return sorted(files, key=lambda p: (p.stem != name or p.parent != folder, str(p)))
 
 
+def merge_parts(parts: list[tuple[str, dict]]) -> dict:
+    """``(source, mapping)`` pairs deep-merged in order (later wins; mappings merge key by key, lists
+    and values are replaced), as OmegaConf merges. A mapping given where an earlier file has a list
+    (or the reverse) is one line naming the key and the file."""
+
+    def merge(base: dict, over: dict, source: str, path: tuple) -> dict:
+        result = dict(base)
+        for key, value in over.items():
+            old = result.get(key)
+            if isinstance(old, dict) and isinstance(value, dict):
+                result[key] = merge(old, value, source, (*path, key))
+                continue
+            if isinstance(old, (dict, list)) and isinstance(value, (dict, list)) and shape(old) != shape(value):
+                name = ".".join(map(str, (*path, key)))
+                raise RunError(f"{source}: {name}: expected {shape(old)} (as in the files before), got {shape(value)}")
+            result[key] = value
+        return result
+
+    merged: dict = {}
+    for source, data in parts:
+        merged = merge(merged, data, source, ())
+    return merged
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """A new dict: ``override`` over ``base``, merging nested mappings key by key (OmegaConf's merge)."""
+    return merge_parts([("base", base), ("override", override)])
+
+
 def _plain(value) -> bool:
     """True when OmegaConf would give ``value`` back as it is: no ``${...}`` to resolve, no ``???``,
     only strings, numbers, booleans and None under string keys."""
@@ -118,82 +144,98 @@ def _plain(value) -> bool:
     return value is None or type(value) in (int, float, bool)
 
 
-def _plain_merge(base: dict, override: dict) -> dict | None:
-    """OmegaConf's merge of two plain mappings (nested mappings key by key, anything else replaced),
-    or None where a mapping meets a non-mapping (OmegaConf decides those)."""
-    merged = dict(base)
-    for key, value in override.items():
-        if key in merged and (isinstance(merged[key], dict) or isinstance(value, dict)):
-            if not (isinstance(merged[key], dict) and isinstance(value, dict)):
-                return None
-            value = _plain_merge(merged[key], value)
-            if value is None:
-                return None
-        merged[key] = value
-    return merged
+def _resolved(parts: list[tuple[str, dict]], where: str) -> dict:
+    """The merge of ``parts`` with every interpolation resolved; errors are one line.
 
+    Configuration with nothing to resolve (the common case) skips OmegaConf: the same result,
+    without importing it (about a third of a small run's start-up)."""
+    merged = merge_parts(parts)
+    if _plain(merged):
+        import copy
 
-def _resolved(parts: list[dict], where: str) -> dict:
-    """The OmegaConf merge of ``parts`` with every interpolation resolved; errors are one line.
-
-    Configuration with nothing to resolve (the common case) is merged without OmegaConf: the same
-    result, without importing it (a third of a small run's start-up)."""
-    if all(_plain(part) for part in parts):
-        merged: dict | None = {}
-        for part in parts:
-            merged = _plain_merge(merged, part) if merged is not None else None
-        if merged is not None:
-            import copy
-
-            return copy.deepcopy(merged)
+        return copy.deepcopy(merged)
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     _register_credentials()
     try:
-        merged = OmegaConf.merge(*[OmegaConf.create(part) for part in parts]) if parts else OmegaConf.create({})
-        return OmegaConf.to_container(merged, resolve=True)
+        return OmegaConf.to_container(OmegaConf.create(merged), resolve=True)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", "") or ""
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RunError(redact(f"{where}{': ' + key if key else ''}: {message}")) from None
+    except RecursionError:
+        raise RunError(f"{where}: interpolations nested too deeply") from None
+
+
+def _where(conf: Path, envs: list[str], name: str) -> str:
+    return f"{conf}/<{'|'.join(envs)}>/{name}"
+
+
+def config_parts(conf: Path, env: str, kind: str, name: str, overrides: dict | None = None) -> list:
+    """``(file, mapping)`` of conf/base then conf/<env> files of one pipeline, then ``overrides``,
+    each read with limits and checked to merge (a list where a mapping was is one line)."""
+    envs = ["base"] if env == "base" else ["base", env]
+    parts = [(str(path), read_yaml(path)) for e in envs for path in config_files(conf / e, kind, name)]
+    if overrides:
+        parts.append(("--params", overrides))
+    merge_parts(parts)
+    return parts
 
 
 def load_config(conf: Path, env: str, kind: str, name: str, overrides: dict | None = None) -> dict:
     """conf/base then conf/<env> files of one pipeline, merged, then ``overrides``; resolved."""
     envs = ["base"] if env == "base" else ["base", env]
-    parts = [read_yaml(path) for env_name in envs for path in config_files(conf / env_name, kind, name)]
-    if overrides:
-        parts.append(overrides)
-    return _resolved(parts, f"{conf}/<{'|'.join(envs)}>/{kind}/{name}.yml")
+    return _resolved(config_parts(conf, env, kind, name, overrides), _where(conf, envs, f"{kind}/{name}.yml"))
 
 
 def load_credentials(conf: Path, env: str) -> dict:
-    """credentials.yml of conf/base and conf/<env>, merged; every value is remembered as a secret."""
+    """credentials.yml of conf/base and conf/<env>, merged. Every value is a secret, masked in all
+    output from now on; a value too short to mask safely is refused, naming its key."""
     envs = ["base"] if env == "base" else ["base", env]
-    parts = [read_yaml(conf / e / "credentials.yml") for e in envs if (conf / e / "credentials.yml").is_file()]
-    credentials = _resolved(parts, f"{conf}/<{'|'.join(envs)}>/credentials.yml")
+    files = [conf / e / "credentials.yml" for e in envs if (conf / e / "credentials.yml").is_file()]
+    parts = [(str(path), read_yaml(path)) for path in files]
+    credentials = _resolved(parts, _where(conf, envs, "credentials.yml"))
 
-    def collect(value) -> None:
+    def collect(value, key: tuple) -> None:
         if isinstance(value, dict):
-            for inner in value.values():
-                collect(inner)
+            for inner_key, inner in value.items():
+                collect(inner, (*key, inner_key))
         elif isinstance(value, list):
-            for inner in value:
-                collect(inner)
-        elif value is not None and len(str(value)) >= 3:
-            SECRETS.append(str(value))
+            for index, inner in enumerate(value):
+                collect(inner, (*key, index))
+        elif value is not None and str(value) != "":
+            text = str(value)
+            if len(text.strip()) < MIN_SECRET:
+                source = next((s for s, data in reversed(parts) if _has_key(data, key)), parts[-1][0])
+                raise RunError(
+                    f"{source}: credentials key {'.'.join(map(str, key))!r} is shorter than {MIN_SECRET} "
+                    "characters: too short to keep out of logs safely (keep settings that are not "
+                    "secret in the catalog or parameters)"
+                )
+            add_secret(text)
 
-    collect(credentials)
+    collect(credentials, ())
     return credentials
 
 
-CREDENTIALS: list[dict] = []  # the merged credentials ${credentials:...} reads, once registered
+def _has_key(data, key: tuple) -> bool:
+    for part in key:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return False
+    return True
+
+
+CREDENTIALS: list[dict] = []  # the merged credentials ${credentials:...} reads
 
 
 def register_credentials(credentials: dict) -> None:
     """``${credentials:a.b}`` in any config reads ``a.b`` from the merged credentials (OmegaConf's
-    resolver, installed when a configuration first needs OmegaConf)."""
+    resolver, installed now if OmegaConf is loaded, else when a configuration first needs it)."""
     CREDENTIALS[:] = [credentials]
     if "omegaconf" in sys.modules:
         _register_credentials()
@@ -246,9 +288,11 @@ def parse_params(
         if not sep or not key or any(not part for part in key.split(".")) or "." not in key:
             raise RunError(f"--params {piece.strip()!r}: expected <pipeline>.<key>=<value>, e.g. ingest.timeout=5")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = bounded_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        except ValueError as exc:
+            raise RunError(f"--params {key!r}: refused: {exc}") from None
         if isinstance(value, (dict, list)) and raw.strip()[:1] not in "[{":
             value = raw
         place_override(result, key, value, pipelines, "--params")
@@ -267,6 +311,8 @@ def place_override(result: dict[str, dict], key: str, value, pipelines: list[str
         )
     node = result.setdefault(owner, {})
     *parents, leaf = key[len(owner) + 1 :].split(".")
+    if len(parents) >= MAX_DEPTH:
+        raise RunError(f"{source} {key[:60]!r}…: refused: nested more than {MAX_DEPTH} levels deep")
     for part in parents:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
@@ -274,61 +320,108 @@ def place_override(result: dict[str, dict], key: str, value, pipelines: list[str
     node[leaf] = value
 
 
-def _refuse_links(path: Path) -> None:
-    """A log file inside the project is never written through a linked folder (it could point
-    anywhere, another user's files included): OSError, so logging goes to the console only."""
-    here = Path.cwd()
-    full = path if path.is_absolute() else here / path
-    if not full.is_relative_to(here):
-        return
-    folder = here
-    for part in full.relative_to(here).parts[:-1]:
-        folder = folder / part
-        if folder.is_symlink():
-            raise OSError(40, f"{folder.relative_to(here)} is a symbolic link")
+def _check_logging_shapes(config: dict, parts: list[tuple[str, dict]]) -> None:
+    """dictConfig's sections have the shapes it expects, or one line naming the key and its file."""
+
+    def refuse(key: tuple, expected: str, value) -> None:
+        source = next((s for s, data in reversed(parts) if _has_key(data, key)), parts[-1][0])
+        raise RunError(f"{source}: {'.'.join(map(str, key))}: expected {expected}, got {shape(value)}")
+
+    for section in ("formatters", "filters", "handlers", "loggers"):
+        items = config.get(section)
+        if items is not None and not isinstance(items, dict):
+            refuse((section,), "a mapping of names to settings", items)
+        for name, item in (items or {}).items():
+            if not isinstance(item, dict):
+                refuse((section, name), "a mapping of settings", item)
+    if config.get("root") is not None and not isinstance(config["root"], dict):
+        refuse(("root",), "a mapping of settings", config["root"])
+    users = [(("root",), config.get("root") or {})]
+    users += [(("loggers", n), v) for n, v in (config.get("loggers") or {}).items()]
+    users += [(("handlers", n), v) for n, v in (config.get("handlers") or {}).items()]
+    for key, item in users:
+        for field in ("handlers", "filters"):
+            names = item.get(field)
+            if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+                refuse((*key, field), f"a list of {field[:-1]} names", names)
+    for name, handler in (config.get("handlers") or {}).items():
+        filename = handler.get("filename")
+        if filename is not None and not isinstance(filename, str):
+            refuse(("handlers", name, "filename"), "a path", filename)
+
+
+def _drop_unsafe_log_files(config: dict) -> list[str]:
+    """Handlers whose log file cannot be written safely are removed from ``config``; what was dropped."""
+    dropped = []
+    for name, handler in dict(config.get("handlers") or {}).items():
+        if handler.get("filename"):
+            try:
+                writable_log_file(handler["filename"])
+            except OSError as exc:
+                dropped.append(f"{handler['filename']} ({exc.strerror})")
+                del config["handlers"][name]
+                for logger in [config.get("root") or {}, *(config.get("loggers") or {}).values()]:
+                    if name in (logger.get("handlers") or []):
+                        logger["handlers"].remove(name)
+    return dropped
+
+
+def _all_handlers() -> set[logging.Handler]:
+    loggers = [logging.getLogger()]
+    loggers += [obj for obj in logging.Logger.manager.loggerDict.values() if isinstance(obj, logging.Logger)]
+    return {handler for logger in loggers for handler in logger.handlers}
+
+
+def _close_swapped_log_files() -> list[str]:
+    """A file handler whose open file is not the regular file now at its path (swapped for a link
+    between the check and the open) is closed and removed; the files dropped."""
+    dropped = []
+    for handler in _all_handlers():
+        if not isinstance(handler, logging.FileHandler) or handler.stream is None:
+            continue
+        try:
+            now, opened = os.lstat(handler.baseFilename), os.fstat(handler.stream.fileno())
+            same = stat.S_ISREG(now.st_mode) and (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
+        except OSError:
+            same = False
+        if not same:
+            handler.close()
+            for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+                if isinstance(logger, logging.Logger) and handler in logger.handlers:
+                    logger.removeHandler(handler)
+            dropped.append(f"{handler.baseFilename} (it changed while it was opened)")
+    return dropped
 
 
 def setup_logging(conf: Path, env: str, level: str | None) -> None:
     """conf/base/logging.yml merged with conf/<env>/logging.yml (dictConfig), else plain console
     logging; ``level`` (or $PIPERACK_LOG_LEVEL) overrides the root level. A log file that cannot be
-    opened (a read-only image) is dropped with a warning: logging never stops a run."""
+    written safely (a read-only image, a link) is dropped with a warning: logging never stops a run.
+    Every record is redacted (see mask_all_output)."""
     import logging.config
 
+    mask_all_output()
     envs = ["base"] if env == "base" else ["base", env]
     files = [conf / e / "logging.yml" for e in envs if (conf / e / "logging.yml").is_file()]
     level = (level or os.environ.get("PIPERACK_LOG_LEVEL") or "").upper() or None
     if level and level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise RunError(f"--log-level {level!r}: expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
     if files:
-        config = _resolved([read_yaml(path) for path in files], f"{conf}/<{'|'.join(envs)}>/logging.yml")
-        dropped = []
-        for name, handler in dict(config.get("handlers") or {}).items():
-            filename = handler.get("filename") if isinstance(handler, dict) else None
-            if filename:
-                try:
-                    _refuse_links(Path(filename))
-                    Path(filename).parent.mkdir(parents=True, exist_ok=True)
-                    with open(filename, "a", encoding="utf-8"):
-                        pass
-                except OSError as exc:
-                    dropped.append(f"{filename} ({exc.strerror})")
-                    del config["handlers"][name]
-                    for logger in [config.get("root") or {}, *(config.get("loggers") or {}).values()]:
-                        if isinstance(logger, dict) and name in (logger.get("handlers") or []):
-                            logger["handlers"].remove(name)
+        parts = [(str(path), read_yaml(path)) for path in files]
+        config = _resolved(parts, _where(conf, envs, "logging.yml"))
+        _check_logging_shapes(config, parts)
+        dropped = _drop_unsafe_log_files(config)
         try:
             logging.config.dictConfig(config)
         except (ValueError, TypeError, AttributeError, ImportError) as exc:
             raise RunError(f"{files[-1]}: not a valid logging configuration ({str(exc).splitlines()[0]})") from None
-        for path in dropped:
+        for path in dropped + _close_swapped_log_files():
             log.warning("logging: cannot write %s; logging to the console only", path)
     else:
         logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    root = logging.getLogger()
     if level:
-        root.setLevel(level)
-    loggers = [root, *(obj for obj in logging.Logger.manager.loggerDict.values() if isinstance(obj, logging.Logger))]
-    for handler in {handler for logger in loggers for handler in logger.handlers}:
+        logging.getLogger().setLevel(level)
+    for handler in _all_handlers():
         handler.addFilter(RedactSecrets())
 
 
@@ -337,8 +430,8 @@ def check_env(conf: Path, env: str) -> None:
         raise RunError(f"{conf}: the configuration folder is missing (run from the project root)")
     if not (conf / "base").is_dir():
         raise RunError(f"{conf / 'base'}: the base configuration folder is missing")
-    if env in {".", ".."} or "/" in env or "\\" in env:
-        raise RunError(f"invalid env {env!r}: an env is a folder name under conf/")
+    if not env or env in {".", ".."} or any(c in env for c in "/\\") or not env.isprintable():
+        raise RunError(f"--env {env!r}: expected the name of a folder under {conf}/ (such as local or prod)")
     if not (conf / env).is_dir() and env != DEFAULT_ENV:
         raise RunError(f"{conf / env}: no such config environment")
 
@@ -495,6 +588,8 @@ def params_from_env(pipelines: list[str], added: set[str]) -> tuple[dict[str, di
         raise RunError(f"${PARAMS_ENV}: not JSON; expected an object such as {example}") from None
     if not isinstance(data, dict):
         raise RunError(f"${PARAMS_ENV}: expected a JSON object such as {example}, got {type(data).__name__}")
+    if nesting(data) > MAX_DEPTH:
+        raise RunError(f"${PARAMS_ENV}: refused: nested more than {MAX_DEPTH} levels deep")
     result: dict[str, dict] = {}
     for raw in data:
         key = raw.strip()
@@ -597,12 +692,9 @@ def write_run_record(record: dict, path: Path = RUNS_LOG) -> None:
     """Append ``record`` as one JSON line: a single write of the whole line with O_APPEND, so runs
     at once never interleave; past RUNS_KEEP_LINES lines or RUNS_KEEP_BYTES the file becomes
     runs.jsonl.1 first. A log that cannot be written (a read-only image) is a warning, never a failure."""
-    line = (json.dumps(record, default=_json_default, sort_keys=False) + "\n").encode("utf-8")
+    line = (redact(json.dumps(record, default=_json_default, sort_keys=False)) + "\n").encode("utf-8")
     try:
-        _refuse_links(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_symlink():
-            raise OSError(40, f"{path} is a symbolic link")
+        writable_log_file(str(path))  # no link, no FIFO, not outside the project
         if path.is_file():
             size = path.stat().st_size
             if size + len(line) > RUNS_KEEP_BYTES or (size and path.read_bytes().count(b"\n") >= RUNS_KEEP_LINES):
@@ -698,6 +790,9 @@ def prepare(
     overrides = merge_overrides(from_env, parse_params(params, available, added, flat) if params else {})
     depends_on = read_order(conf, env, available)
     chosen = choose(pipelines, with_deps, depends_on)
+    for name in chosen:  # every file read and checked now (bombs, shapes): a refused run writes nothing
+        config_parts(conf, env, "parameters", name.rpartition(".")[2], overrides.get(name))
+        config_parts(conf, env, "catalog", name.rpartition(".")[2])
     check_overrides(conf, env, overrides, added, {key.lstrip("+").strip() for key in from_env_keys(flat, params)})
     return {"env": env, "conf": conf, "chosen": chosen, "depends_on": depends_on, "overrides": overrides, "flat": flat}
 
@@ -762,6 +857,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    mask_all_output()
     try:
         if args.command == "list":
             print("\n".join(available_pipelines()))

@@ -245,3 +245,38 @@ def test_a_missing_key_names_the_pipelines_own_config_file():
     name = re.escape(Path(__file__).parent.name)  # "ingest" here; the name it was pulled under elsewhere
     with pytest.raises(pipeline.ConfigError, match=rf"missing catalog key 'raw' \(conf/<env>/catalog/{name}\.yml\)"):
         pipeline.run({"source": "x.csv", "table": "t"}, {})
+
+
+COLUMNS_KEY = "parameters key 'columns'"
+
+
+@pytest.mark.parametrize(
+    "params, catalog, message",
+    [
+        ({"required": "name"}, {}, "parameters key 'required': expected a list of column names, got a string"),
+        ({"columns": ["name"]}, {}, f"{COLUMNS_KEY}: expected a mapping of column names to types, got a list"),
+        ({"columns": dict(name=["string"])}, {}, f"{COLUMNS_KEY}: expected a mapping of column names to types"),
+        ({"timeout": "soon"}, {}, "parameters key 'timeout': expected a number, got a string"),
+        ({"retries": 2.5}, {}, "parameters key 'retries': expected a whole number, got a number"),
+        ({"table": dict(name="t")}, {}, "parameters key 'table': expected a string, got a mapping"),
+        ({}, {"raw": ["a.csv"]}, "catalog key 'raw': expected a string, got a list"),
+        ({}, {"database": "../../far.duckdb"}, "catalog key 'database': '../../far.duckdb' leaves the project"),
+    ],
+)
+def test_config_of_the_wrong_shape_is_one_line_naming_the_key(tmp_path, params, catalog, message):
+    from {{ cookiecutter.python_package }}.pipelines.ingest import pipeline
+
+    params = {"source": str(tmp_path / "missing.csv"), "table": "t", **params}
+    catalog = {"raw": str(tmp_path / "raw.csv"), "database": str(tmp_path / "db.duckdb"), **catalog}
+    with pytest.raises(pipeline.ConfigError) as caught:
+        pipeline.run(params, catalog)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    assert not (tmp_path / "db.duckdb").exists()
+
+
+def test_numbers_from_environment_variables_are_read_as_numbers(tmp_path, raw_csv):
+    from {{ cookiecutter.python_package }}.pipelines.ingest import pipeline
+
+    params = {"source": str(raw_csv), "table": "t", "timeout": "30", "retries": " 2", "required": ["name"]}
+    result = pipeline.run(params, {"raw": str(tmp_path / "raw2.csv"), "database": str(tmp_path / "db.duckdb")})
+    assert result["load"]["rows"] == 3  # Lisbon (twice), Porto, Oslo; the row without a name dropped

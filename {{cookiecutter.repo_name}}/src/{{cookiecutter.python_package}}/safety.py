@@ -1,0 +1,237 @@
+"""What keeps the runner's output and input safe: credentials masked in every form they can take,
+YAML read with limits, log files never written through a link.
+
+Kept apart from runner.py (how pipelines run) so each stays short; nothing here knows about
+pipelines. Like the runner, it is the project's own code: the standard library and PyYAML only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import stat
+import sys
+import traceback
+from pathlib import Path
+
+# -- secrets: a credential never reaches the console, a log file or an error, in any form --------
+
+MIN_SECRET = 6  # a shorter credential cannot be masked without masking ordinary words: refused
+SECRETS: list[str] = []  # every credential as it may be escaped, longest first: *** in output
+_secret_pattern: re.Pattern | None = None  # SECRETS, each also URL-encoded in any way
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/?#@\s]*)@")
+# Query (or fragment) values whose name says they are secret, as pip and uv mask them.
+_URL_TOKEN = re.compile(
+    r"(?i)([?&;#][^=&#;\s'\"<>]*?(?:token|secret|passw(?:or)?d|pwd|signature|sig|key|credential|auth)=)"
+    r"[^&#;\s'\"<>]*[^&#;\s'\"<>:,.)]"  # a value ends before "x: reason", "(url)", "url."
+)
+_ESCAPES = (
+    lambda t: repr(t)[1:-1],
+    lambda t: repr(t.encode("utf-8"))[2:-1],
+    lambda t: json.dumps(t)[1:-1],
+    lambda t: json.dumps(t, ensure_ascii=False)[1:-1],
+    lambda t: t.encode("unicode_escape").decode("ascii"),
+)
+
+
+def secret_forms(value: str) -> set[str]:
+    """The ways ``value`` can be written out before any URL encoding: as is, escaped as repr and JSON
+    escape it (twice: a repr inside a repr), and each line of a multi-line value on its own."""
+    forms = {value} | {line.strip() for line in value.splitlines()}
+    for _ in range(2):
+        forms |= {escape(form) for form in forms for escape in _ESCAPES}
+    return {form for form in forms if len(form) >= MIN_SECRET}
+
+
+def _any_url_encoding(form: str) -> str:
+    """A pattern matching ``form`` with any of its characters percent-encoded (either case, or
+    encoded twice) and a space as ``+``: whichever characters a library chose to quote."""
+
+    def char(c: str) -> str:
+        hex_codes = "".join(f"%{b:02X}" for b in c.encode("utf-8"))
+        codes = "".join(f"[{h}{h.lower()}]" if h.isalpha() else h for h in hex_codes)
+        return f"(?:{re.escape(c)}|{codes}|{codes.replace('%', '%25')}{'|[+]' if c == ' ' else ''})"
+
+    return "".join(map(char, form))
+
+
+def add_secret(value: str) -> None:
+    """From now on, ``value`` in any form is *** in every message the runner shows or logs."""
+    global _secret_pattern
+    SECRETS[:] = sorted(set(SECRETS) | secret_forms(value), key=len, reverse=True)
+    _secret_pattern = re.compile("|".join(map(_any_url_encoding, SECRETS))) if SECRETS else None
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential form, URL password and token-like URL query value as ***."""
+    if _secret_pattern is not None:
+        text = _secret_pattern.sub("***", text)
+
+    def userinfo(match: re.Match) -> str:
+        user, colon, _ = match[2].partition(":")
+        return f"{match[1]}{user}:***@" if colon else f"{match[1]}***@"
+
+    return _URL_TOKEN.sub(r"\1***", _URL_USERINFO.sub(userinfo, text))
+
+
+def _scrub(record: logging.LogRecord) -> logging.LogRecord:
+    """The record's message, traceback and stack as they will be shown, redacted (idempotent)."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - arguments that do not fit the message: shown raw, still redacted
+        message = f"{record.msg} {record.args!r}"
+    record.msg, record.args = redact(message), None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+    return record
+
+
+class RedactSecrets(logging.Filter):
+    """On every handler: a credential never reaches the console or a log file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        _scrub(record)
+        return True
+
+
+def mask_all_output() -> None:
+    """Every log record is redacted when it is made (third-party loggers and handlers added later
+    included), Python warnings go through logging, and uncaught tracebacks are redacted too."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "redacts", False):
+        return
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        return _scrub(make(*args, **kwargs))
+
+    factory.redacts = True
+    logging.setLogRecordFactory(factory)
+    logging.captureWarnings(True)
+    logging.lastResort.addFilter(RedactSecrets())
+    sys.excepthook = lambda kind, exc, tb: sys.stderr.write(redact("".join(traceback.format_exception(kind, exc, tb))))
+
+    def thread_hook(args) -> None:
+        lines = traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback)
+        sys.stderr.write(redact(f"Exception in thread {getattr(args.thread, 'name', '?')}:\n" + "".join(lines)))
+
+    import threading
+
+    threading.excepthook = thread_hook
+
+
+# -- YAML with limits -----------------------------------------------------------------------------
+
+MAX_DEPTH = 100  # levels of nesting in one YAML file
+MAX_ALIASED = 100_000  # values that aliases (*name) may add by repeating what an anchor holds
+MAX_CONF_BYTES = 16 * 1024 * 1024
+
+
+def bounded_yaml(text: str):
+    """``yaml.safe_load(text)``, once the parser's events show it nests at most MAX_DEPTH levels and
+    its aliases add at most MAX_ALIASED values (a "billion laughs" file adds billions). Both are
+    counted in one pass over the events, without recursion, before anything is built; ValueError."""
+    import yaml
+
+    try:  # libyaml's events when there: ten times faster on a deep file
+        _check_events(yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+    except yaml.YAMLError:
+        _check_events(yaml.parse(text, Loader=yaml.SafeLoader))  # PyYAML's own words for what libyaml refused
+        raise
+    return yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - the safe loader, bounded above
+
+
+def _check_events(events) -> None:
+    import yaml
+
+    sizes: dict[str, int] = {}  # anchor -> how many values it stands for
+    open_nodes: list[list] = []  # [anchor, values so far] of each collection being read
+    aliased = 0
+    for event in events:
+        if isinstance(event, yaml.CollectionStartEvent):
+            open_nodes.append([event.anchor, 1])
+            if len(open_nodes) > MAX_DEPTH:
+                raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, count = open_nodes.pop()
+        elif isinstance(event, yaml.AliasEvent):
+            anchor, count = None, sizes.get(event.anchor, 1)
+            aliased += count
+            if aliased > MAX_ALIASED:
+                raise ValueError(f"its aliases expand to more than {MAX_ALIASED} values")
+        elif isinstance(event, yaml.ScalarEvent):
+            anchor, count = event.anchor, 1
+        else:
+            continue
+        if anchor:
+            sizes[anchor] = count
+        if open_nodes:
+            open_nodes[-1][1] += count
+
+
+def nesting(value) -> int:
+    """How deeply ``value`` (JSON or YAML data) nests mappings and lists, counted without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            todo.extend((inner, depth + 1) for inner in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def shape(value) -> str:
+    """What a YAML value is, for messages: "a mapping", "a list", "a string", …"""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "nothing" if value is None else "a string" if isinstance(value, str) else f"a {type(value).__name__}"
+
+
+# -- log files ------------------------------------------------------------------------------------
+
+
+def writable_log_file(filename: str) -> Path:
+    """``filename`` (relative to the project root, the working directory) ready to be appended to,
+    created empty if missing: OSError with the reason when writing it could reach elsewhere. A
+    relative path may not leave the project (an absolute one is taken as meant); inside the project
+    no folder on the way may be a symbolic link; the file itself may not be a link, nor anything
+    but a regular file (a FIFO would block the run)."""
+    here = Path.cwd()
+    path = Path(filename)
+    if not path.is_absolute() and ".." in path.parts:
+        raise OSError(1, "a relative path leaving the project: give an absolute path to log outside it")
+    full = path if path.is_absolute() else here / path
+    if full.is_relative_to(here):
+        folder = here
+        for part in full.relative_to(here).parts[:-1]:
+            folder = folder / part
+            if folder.is_symlink():
+                raise OSError(40, f"{folder.relative_to(here)} is a symbolic link")
+    full.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(full, flags, 0o644)
+    except OSError as exc:
+        if os.path.islink(full):
+            raise OSError(40, f"{filename} is a symbolic link") from None
+        if os.path.exists(full) and not os.path.isfile(full):
+            raise OSError(21, f"{filename} is not a regular file") from None
+        raise OSError(exc.errno, exc.strerror) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(21, f"{filename} is not a regular file")
+    finally:
+        os.close(fd)
+    return full
