@@ -24,6 +24,7 @@ from .docker_engine import CONTAINER_ROOT, check_engine, default_tag, docker_exe
 from .docker_engine import image_id as _image_id  # its name here, where image_id is a variable
 from .errors import PiperackError
 from .options import RUN_ENV
+from .yamlload import load_json
 
 DOCKERFILE = Path("docker") / "Dockerfile"
 STATE_DIR = Path(".docker")
@@ -179,7 +180,7 @@ def probe_base_image(
     cached = {}
     if cache and image_id and cache.is_file():
         try:
-            cached = json.loads(cache.read_text(encoding="utf-8"))
+            cached = load_json(cache.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             cached = {}
         if image_id in cached:
@@ -318,7 +319,7 @@ def ensure_wheelhouse(project, image_platform: ImagePlatform, refresh: bool = Fa
     stamp = house / STAMP
     if not refresh and stamp.is_file():
         try:
-            if json.loads(stamp.read_text(encoding="utf-8")).get("key") == key:
+            if load_json(stamp.read_text(encoding="utf-8")).get("key") == key:
                 ui.info(
                     f"wheelhouse {WHEELHOUSE.as_posix()}/ is up to date "
                     f"(Python {image_platform.python}, {image_platform.machine})"

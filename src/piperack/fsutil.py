@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import PiperackError, signals_interrupt
+from .yamlload import load_json
 
 DEFAULT_MODE = 0o644
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
@@ -372,7 +373,7 @@ def _journal_of(folder: Path) -> tuple[dict, list[dict]]:
     entries = []
     for line in lines:
         try:
-            entries.append(json.loads(line))
+            entries.append(load_json(line))
         except ValueError:
             break  # the line being written when the process died: its operation never started
     header = entries.pop(0) if entries and isinstance(entries[0], dict) and "session" in entries[0] else {}

@@ -26,6 +26,7 @@ from .download import (
     strip_credentials,
 )
 from .errors import PiperackError, first_line
+from .yamlload import load_json
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 
@@ -137,7 +138,6 @@ def _read_location(location: str, session, secrets, accept: str | None = None) -
 
 def _parse_page(base: str, content: str, ctype: str) -> list[_Candidate]:
     """The files a simple-API page (PEP 503 HTML or PEP 691 JSON) lists, checked as untrusted."""
-    import json
 
     shown = strip_credentials(base)
     remote = urlsplit(base).scheme.lower() in {"http", "https"}
@@ -150,7 +150,7 @@ def _parse_page(base: str, content: str, ctype: str) -> list[_Candidate]:
 
     if "json" in ctype:
         try:
-            data = json.loads(content)
+            data = load_json(content)
         except ValueError as exc:
             raise PiperackError(f"{shown}: the index's JSON page is not valid JSON ({first_line(exc)})") from None
         files = data.get("files") if isinstance(data, dict) else None

@@ -20,12 +20,12 @@ and the last run's status and duration per pipeline (the last line of logs/runs.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import PiperackError
+from .yamlload import load_json
 
 FORMATS = ("html", "mermaid")
 DEFAULT_OUTPUT = {"html": "build/pipelines.html", "mermaid": "-"}  # "-": standard output
@@ -143,7 +143,7 @@ def last_run(root: Path) -> dict | None:
         raise PiperackError(f"{RUNS_FILE}: cannot read: {exc.strerror}") from None
     for line in reversed(tail.splitlines()):
         try:
-            record = json.loads(line)
+            record = load_json(line)
         except (ValueError, UnicodeDecodeError):
             continue
         if isinstance(record, dict) and isinstance(record.get("pipelines"), list):

@@ -153,6 +153,8 @@ def _merge_parameter_files(first: tuple, second: tuple, target, source: str) -> 
     file with both, when their keys differ; refused by name when they share a key."""
     import yaml
 
+    from ..yamlload import load_yaml_refusing_anchors
+
     (name_a, data_a, map_a), (name_b, data_b, map_b) = first, second
     shared = sorted(set(map_a) & set(map_b), key=str)
     if shared:
@@ -163,9 +165,9 @@ def _merge_parameter_files(first: tuple, second: tuple, target, source: str) -> 
     text_a, text_b = data_a.decode("utf-8"), data_b.decode("utf-8")
     joined = f"# from {name_a}\n{text_a}{'' if text_a.endswith(chr(10)) else chr(10)}# from {name_b}\n{text_b}"
     try:
-        if yaml.safe_load(joined) == {**map_a, **map_b}:
+        if load_yaml_refusing_anchors(joined) == {**map_a, **map_b}:
             return joined.encode("utf-8")
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):
         pass
     return yaml.safe_dump({**map_a, **map_b}, sort_keys=False, allow_unicode=True).encode("utf-8")
 

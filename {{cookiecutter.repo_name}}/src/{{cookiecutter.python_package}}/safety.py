@@ -138,10 +138,21 @@ def bounded_yaml(text: str):
     counted in one pass over the events, without recursion, before anything is built; ValueError."""
     import yaml
 
+    try:  # libyaml's events when there: ten times faster on a deep file
+        _check_events(yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+    except yaml.YAMLError:
+        _check_events(yaml.parse(text, Loader=yaml.SafeLoader))  # PyYAML's own words for what libyaml refused
+        raise
+    return yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - the safe loader, bounded above
+
+
+def _check_events(events) -> None:
+    import yaml
+
     sizes: dict[str, int] = {}  # anchor -> how many values it stands for
     open_nodes: list[list] = []  # [anchor, values so far] of each collection being read
     aliased = 0
-    for event in _events(text):
+    for event in events:
         if isinstance(event, yaml.CollectionStartEvent):
             open_nodes.append([event.anchor, 1])
             if len(open_nodes) > MAX_DEPTH:
@@ -162,20 +173,6 @@ def bounded_yaml(text: str):
             sizes[anchor] = count
         if open_nodes:
             open_nodes[-1][1] += count
-    return yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - the safe loader, bounded above
-
-
-def _events(text: str):
-    """The parser's events, from libyaml when there (ten times faster on a deep file), with PyYAML's
-    own error messages either way (libyaml words them differently)."""
-    import yaml
-
-    try:
-        yield from yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError:
-        for _ in yaml.parse(text, Loader=yaml.SafeLoader):
-            pass
-        raise
 
 
 def nesting(value) -> int:
