@@ -215,11 +215,17 @@ def test_run_writes_duckdb_on_the_host_owned_by_the_user(built, run_invoke, tmp_
 
     root, tag = built["root"], built["tag"]
     shutil.rmtree(root / "data", ignore_errors=True)  # docker-run creates its mount folders first
+    shutil.rmtree(root / "logs", ignore_errors=True)
     proc = run_invoke(root, "docker-run", "--tag", tag, "--network", "none", "--pipeline", "ingest")
     assert proc.returncode == 0, _output(proc)
+    assert "WARNING" not in proc.stdout + proc.stderr, _output(proc)  # the log and the record could be written
     database = root / "data" / "ingest.duckdb"
     stat = database.stat()
     assert (stat.st_uid, stat.st_gid) == (os.getuid(), os.getgid())
+    # the container's run is recorded in the project, as `invoke run` records its own
+    records = [json.loads(line) for line in (root / "logs" / "runs.jsonl").read_text().splitlines()]
+    assert [(p["name"], p["status"]) for p in records[-1]["pipelines"]] == [("ingest", "success")]
+    assert (root / "logs" / "runs.jsonl").stat().st_uid == os.getuid()
     with duckdb.connect(str(database), read_only=True) as con:
         in_container = con.execute("SELECT * FROM cities ORDER BY ALL").fetchall()
 

@@ -456,6 +456,11 @@ def run_command(
         "--volume",
         f"{root / 'conf' / 'local'}:{CONTAINER_ROOT}/conf/local:ro",
     ]
+    logs = root / "logs"
+    if logs.is_dir() and not logs.is_symlink():
+        # the run's log and its line in logs/runs.jsonl land in the project, as for `invoke run`;
+        # a linked logs/ is never mounted (the container then logs inside itself)
+        cmd += ["--volume", f"{logs}:{CONTAINER_ROOT}/logs:rw"]
     if tty:
         cmd.append("-it")
     if network:
@@ -472,6 +477,8 @@ def _container(project, command: list[str], tag: str | None, network: str | None
     # Mount points must exist on the host, owned by the user (docker would create them as root).
     (project.root / "data").mkdir(exist_ok=True)
     (project.root / "conf" / "local").mkdir(parents=True, exist_ok=True)
+    if not (project.root / "logs").is_symlink():
+        (project.root / "logs").mkdir(exist_ok=True)
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     return subprocess.run(run_command(exe, project, tag, command, network, extra, tty), cwd=project.root).returncode
 

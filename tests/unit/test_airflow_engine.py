@@ -399,7 +399,8 @@ REFUSALS = [
     ),
     (
         "retries: [\n",
-        "conf/base/airflow.yml: malformed YAML at line 2, column 1: did not find expected node content",
+        "conf/base/airflow.yml: malformed YAML at line 2, column 1: "
+        "expected the node content, but found '<stream end>'",
     ),
     (
         "!!python/object:os.system {}\n",
@@ -519,25 +520,22 @@ def test_a_huge_config_file_is_refused_before_parsing(proj):
         airflow.plan(proj)
 
 
-def test_alias_bombs_are_refused_by_the_key_checks(proj):
-    """A billion-laughs file: yaml.safe_load shares aliased nodes (no copies); the key and type checks
-    then refuse it at its first node instead of walking 9**9 leaves."""
+def test_alias_bombs_are_refused_by_the_loader(proj):
+    """A billion-laughs file is refused while it is read (the shared loader counts what aliases
+    expand to), before any key check walks it; a small alias is still read."""
     levels = ["&l0 [x, x, x, x, x, x, x, x, x]"]
     levels += [f"&l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 10)]
-    write(proj, "conf/base/airflow.yml", "".join(f"l{i}: {level}\n" for i, level in enumerate(levels)))
-    with pytest.raises(
-        PiperackError,
-        match=exact(
-            "conf/base/airflow.yml: l0: unknown key (known: catchup, dag_id, docker, image, kubernetes, "
-            "max_active_runs, owner, pipelines, retries, retry_delay_minutes, schedule, start_date, tags)"
-        ),
+    for text in (
+        "".join(f"l{i}: {level}\n" for i, level in enumerate(levels)),
+        "tags:\n" + "".join(f"  - {level}\n" for level in levels),
     ):
-        airflow.plan(proj)
-    write(proj, "conf/base/airflow.yml", "tags:\n" + "".join(f"  - {level}\n" for level in levels))
-    with pytest.raises(
-        PiperackError, match=exact("conf/base/airflow.yml: tags: expected a list of strings, got 'list'")
-    ):
-        airflow.plan(proj)
+        write(proj, "conf/base/airflow.yml", text)
+        with pytest.raises(
+            PiperackError, match=exact("conf/base/airflow.yml: its aliases expand to more than 100000 values")
+        ):
+            airflow.plan(proj)
+    write(proj, "conf/base/airflow.yml", "owner: &o data\ntags: [*o]\n")
+    assert airflow.plan(proj).tags == ["data"]
 
 
 # --- generated code: every value reaches the file as itself, or is refused -----------------------
@@ -755,15 +753,14 @@ def test_bombs_in_airflow_yml_are_one_line_naming_the_file(proj):
     levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
     levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
     write(proj, "conf/base/airflow.yml", "\n".join(levels) + "\ntags: *a9\n")
-    with pytest.raises(PiperackError, match=r"^conf/base/airflow\.yml: a0: unknown key"):
+    with pytest.raises(
+        PiperackError, match=exact("conf/base/airflow.yml: its aliases expand to more than 100000 values")
+    ):
         airflow.airflow_dag(proj)
     deep = {
         "tags:\n" + "- " * 50_000 + "x\n": "nested more than 100 levels deep",
         "owner: " + "{a: " * 50_000 + "x" + "}" * 50_000 + "\n": "nested more than 100 levels deep",
-        "tags: "
-        + "[" * 50_000
-        + "]" * 50_000
-        + "\n": "malformed YAML at line 1, column 1006: exceeded maximum nesting depth",
+        "tags: " + "[" * 50_000 + "]" * 50_000 + "\n": "nested more than 100 levels deep",
     }
     for text, message in deep.items():
         write(proj, "conf/base/airflow.yml", text)

@@ -169,6 +169,23 @@ def test_run_command_mounts_data_rw_and_conf_local_ro_as_the_host_user(tmp_path,
     assert "--network" not in docker.run_command("docker", FakeProject(tmp_path), "t", [], None, [], False)
 
 
+def test_run_command_mounts_the_projects_logs_unless_linked(tmp_path, monkeypatch):
+    """docker-run's log and its line in logs/runs.jsonl land in the project; a linked logs/ is never
+    mounted (docker would follow the link on the host)."""
+    monkeypatch.setattr(docker, "host_ids", lambda: (1234, 567))
+
+    def volumes():
+        cmd = docker.run_command("docker", FakeProject(tmp_path), "t", [], None, [], False)
+        return [cmd[i + 1] for i, a in enumerate(cmd) if a == "--volume"]
+
+    (tmp_path / "logs").mkdir()
+    assert volumes()[-1] == f"{tmp_path / 'logs'}:/app/logs:rw"
+    (tmp_path / "logs").rmdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "logs").symlink_to(tmp_path / "elsewhere")
+    assert not any(v.endswith(":/app/logs:rw") for v in volumes())
+
+
 def test_base_image_python_must_satisfy_requires_python(tmp_path):
     project = FakeProject(tmp_path)
     docker.check_requires_python(project, image_platform(python="3.11"), "b")  # no requires-python: fine

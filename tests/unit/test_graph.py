@@ -132,7 +132,7 @@ def test_a_cycle_through_two_files_names_both(tmp_path):
         ("aggregate: [ingest]\n", "aggregate: expected a mapping such as {depends_on: [ingest]}, got ['ingest']"),
         ("aggregate: {depends_on: 3}\n", "aggregate.depends_on: expected a list of pipeline names, got 3"),
         ("- ingest\n", "expected a mapping, got list"),
-        ("a: [\n", "malformed YAML at line 2, column 1: did not find expected node content"),
+        ("a: [\n", "malformed YAML at line 2, column 1: expected the node content, but found '<stream end>'"),
         ("[" * 150 + "]" * 150, "nested more than 100 levels deep"),
     ],
 )
