@@ -295,14 +295,23 @@ def test_a_run_conf_params_reach_the_pipelines_as_data(built, run_invoke, airflo
         rows = con.execute("SELECT count(*) FROM towns").fetchone()[0]
     assert json.loads((root / "data" / "report" / "summary.json").read_text()) == {"rows": rows, "label": LABEL}
 
-    typo = json.dumps({"params": {"ingest.tabel": "towns"}})
-    proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options, "--conf", typo)
-    assert proc.returncode == 1, _output(proc)
-    refused = (
-        "error: $PIPERACK_PARAMS 'ingest.tabel': the parameters of 'ingest' have no key 'tabel'; did you mean 'table'? "
-        "(to add it on purpose: +ingest.tabel=...)"
-    )
-    assert refused in proc.stdout + proc.stderr, _output(proc)
+    # A mistyped key fails the task with the runner's one line (no retries here: the project's 2 retries
+    # 5 minutes apart would only repeat the same refusal).
+    no_retries = root / "conf" / "local" / "airflow.yml"
+    no_retries.write_text("retries: 0\n")
+    try:
+        assert run_invoke(root, "airflow-dag", *options).returncode == 0
+        typo = json.dumps({"params": {"ingest.tabel": "towns"}})
+        proc = _airflow_invoke(run_invoke, airflow_venv, root, "airflow-test", *options, "--conf", typo)
+        assert proc.returncode == 1, _output(proc)
+        refused = (
+            "error: $PIPERACK_PARAMS 'ingest.tabel': the parameters of 'ingest' have no key 'tabel'; "
+            "did you mean 'table'? (to add it on purpose: +ingest.tabel=...)"
+        )
+        assert refused in proc.stdout + proc.stderr, _output(proc)
+    finally:
+        no_retries.unlink()
+    assert run_invoke(root, "airflow-dag", *options).returncode == 0
 
 
 def test_changing_the_config_makes_check_fail_naming_it(built, run_invoke, airflow_venv, tree_hash):
