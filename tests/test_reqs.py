@@ -303,9 +303,12 @@ def test_both_resolvers_give_the_same_pins(project_copy, build):
     _append(project_copy / "requirements.in", "click>=8")
     txt = project_copy / "requirements.txt"
     results = {}
+    # Both read the index afresh: an HTTP cache (PyPI pages live 10 minutes) would let one resolver
+    # see a release the other does not yet, and the pins would differ for that reason alone.
+    fresh = {"uv": {"UV_NO_CACHE": "1"}, "pip-tools": {"PIP_NO_CACHE_DIR": "1"}}
     for resolver in ("uv", "pip-tools"):
         txt.unlink()  # no previous pins: each resolver picks on its own
-        res = build(project_copy, "--resolver", resolver)
+        res = build(project_copy, "--resolver", resolver, env=fresh[resolver])
         assert res.returncode == 0, res.stderr
         results[resolver] = _pins(project_copy)
         assert re.search(r"^click==\S+\n    # via -r requirements.in$", txt.read_text(), flags=re.M)
