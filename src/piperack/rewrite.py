@@ -142,8 +142,10 @@ def rewrite_references(source: str, old: str, new: str, targets: frozenset[str] 
         raise ValueError(f"not a dotted module path: {old!r} -> {new!r}")
     if old == new:
         return source
-    # Fast path: every form we rewrite spells old's first component somewhere in the text.
-    if not re.search(r"\b" + re.escape(old.split(".")[0]) + r"\b", source):
+    # Fast path: every form we rewrite spells old's first component somewhere in the text (a plain
+    # substring search first: the word-boundary pattern is ten times slower on a file without it).
+    first = old.split(".")[0]
+    if first not in source or not re.search(r"\b" + re.escape(first) + r"\b", source):
         return source
     # libcst never sees what CPython's own parser refuses (deep nesting crashes it); the tree is reused below
     tree = check_parses(source)
