@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_ingest import FLOOR, LAUNCHER
+from benchmarks.bench_ingest import FLOOR, LAUNCHER, cities, random_days, with_flaws
 from benchmarks.report import write_section
 from scripts import kitlib
 
@@ -56,42 +56,26 @@ CHUNK = 1_000_000
 
 
 def _chunk(shape: str, rows: int, seed: int, offset: int):
-    """One generated chunk: (the CSV's frame, the kept rows' frame). 0.5% of the rows hold an
-    unparseable integer (invalid), and 1% are exact copies of earlier rows of the chunk (duplicates)."""
+    """One generated chunk: (the CSV's frame, the kept rows' frame), with bench_ingest.with_flaws'
+    invalid and duplicate rows."""
     import numpy as np
     import pandas as pd
 
     rng = np.random.default_rng(seed)
-    days = pd.to_datetime(rng.integers(-20_000, 18_000, rows), unit="D").strftime("%Y-%m-%d")
+    days = random_days(rng, rows)
     if shape == "kit":
-        countries = np.array(["Portugal", "Spain", "France", "Germany", "Italy", "Poland", "Norway", "Greece"])
-        frame = pd.DataFrame(
-            {
-                "a": np.char.add("City ", rng.integers(0, rows, rows).astype(str)),
-                "b": countries[rng.integers(0, len(countries), rows)],
-                "c": rng.integers(1_000, 5_000_000, rows).astype(str),
-                "d": np.round(rng.uniform(5, 2000, rows), 2),
-                "e": days,
-            }
-        )
-        bad_column = "c"
-    else:
-        codes = np.array(["ab", "cd", "ef", "gh", "ij", "kl"])
-        frame = pd.DataFrame(
-            {
-                "a": np.arange(offset, offset + rows).astype(str),
-                "b": codes[rng.integers(0, len(codes), rows)],
-                "c": np.round(rng.uniform(0, 1000, rows), 3),
-                "d": rng.integers(0, 100, rows).astype(str),
-                "e": days,
-            }
-        )
-        bad_column = "d"
-    bad = rng.choice(rows, rows // 200, replace=False)
-    frame.loc[bad, bad_column] = "unknown"
-    kept = frame.drop(index=bad)
-    dupes = rng.choice(rows, rows // 100, replace=False)
-    return pd.concat([frame, frame.iloc[dupes]], ignore_index=True), kept
+        return with_flaws(cities(rng, rows, founded=days), rng, "Population")
+    codes = np.array(["ab", "cd", "ef", "gh", "ij", "kl"])
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(offset, offset + rows).astype(str),
+            "code": codes[rng.integers(0, len(codes), rows)],
+            "amount": np.round(rng.uniform(0, 1000, rows), 3),
+            "quantity": rng.integers(0, 100, rows).astype(str),
+            "day": days,
+        }
+    )
+    return with_flaws(frame, rng, "quantity")
 
 
 def make_csv(path: Path, expected: Path, rows: int, shape: str) -> None:
