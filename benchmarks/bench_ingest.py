@@ -32,25 +32,54 @@ print(rows, time.perf_counter() - started)
 """
 
 
-def make_csv(path: Path, rows: int) -> None:
+# The generated CSVs, the one home of their shape for bench_ingest and bench_scale. Every value is
+# drawn from one seeded generator, so the order of the draws is part of the file: keep it.
+
+
+def random_days(rng, rows: int):
+    """``rows`` ISO dates between 1915 and 2019."""
+    import pandas as pd
+
+    return pd.to_datetime(rng.integers(-20_000, 18_000, rows), unit="D").strftime("%Y-%m-%d")
+
+
+def cities(rng, rows: int, founded=None):
+    """The kit's sample shape (samples/cities.csv's columns), ``rows`` random cities. ``founded``:
+    their dates when already drawn, else drawn last."""
     import numpy as np
     import pandas as pd
 
-    rng = np.random.default_rng(42)
     countries = np.array(["Portugal", "Spain", "France", "Germany", "Italy", "Poland", "Norway", "Greece"])
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "City Name": np.char.add("City ", rng.integers(0, rows, rows).astype(str)),
             "Country": countries[rng.integers(0, len(countries), rows)],
             "Population": rng.integers(1_000, 5_000_000, rows).astype(str),
             "Area (km2)": np.round(rng.uniform(5, 2000, rows), 2),
-            "Founded": pd.to_datetime(rng.integers(-20_000, 18_000, rows), unit="D").strftime("%Y-%m-%d"),
+            "Founded": random_days(rng, rows) if founded is None else founded,
         }
     )
-    bad = rng.choice(rows, rows // 200, replace=False)  # 0.5% unparseable populations
-    frame.loc[bad, "Population"] = "unknown"
-    dupes = rng.choice(rows, rows // 100, replace=False)  # 1% exact duplicates
-    frame = pd.concat([frame, frame.iloc[dupes]], ignore_index=True)
+
+
+def with_flaws(frame, rng, column: str):
+    """(``frame`` spoilt as the pipeline meets real input, the rows it must keep): 0.5% of the rows
+    hold an unparseable integer in ``column`` (invalid), and 1% more are exact copies of rows of
+    ``frame`` (duplicates)."""
+    import pandas as pd
+
+    rows = len(frame)
+    bad = rng.choice(rows, rows // 200, replace=False)
+    frame.loc[bad, column] = "unknown"
+    kept = frame.drop(index=bad)
+    dupes = rng.choice(rows, rows // 100, replace=False)
+    return pd.concat([frame, frame.iloc[dupes]], ignore_index=True), kept
+
+
+def make_csv(path: Path, rows: int) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(42)
+    frame, _ = with_flaws(cities(rng, rows), rng, "Population")
     frame.to_csv(path, index=False)
 
 

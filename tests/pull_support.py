@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -170,6 +171,52 @@ def wait_until(predicate, what: str, timeout: float = 60, proc: subprocess.Popen
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached after {timeout} s: {what}")
         time.sleep(0.02)
+
+
+def interrupt_when(
+    cmd: list[str],
+    reached,
+    what: str,
+    how: str,
+    *,
+    cwd: Path | None = None,
+    env: dict | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess:
+    """Start ``cmd`` in a process group of its own, wait until ``reached()`` is true (a state: a
+    file written, a request at a server; never a time), then stop it as the user would and return
+    what it did. ``how`` is "ctrl-c" (SIGINT to the whole group, as a terminal sends it, so the tools
+    it started get it too) or "sigterm" (SIGTERM to the one process, as a scheduler sends it)."""
+    if how not in ("ctrl-c", "sigterm"):
+        raise ValueError(f"how: 'ctrl-c' or 'sigterm', not {how!r}")
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_until(reached, what, proc=proc)
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.terminate()
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def temporary_files(tmp: Path) -> list[str]:
+    """What a command left in its TMPDIR (nothing: the project lock lives in no file)."""
+    return sorted(p.name for p in tmp.iterdir())
 
 
 class StallingServer:

@@ -16,38 +16,10 @@ import threading
 
 import pytest
 
-from tests.pull_support import StallingServer, wait_until
+from tests.pull_support import StallingServer, interrupt_when, temporary_files, wait_until
 
 INTERRUPTED = "interrupted: nothing was left half-done\n"
 TERMINATED = "terminated: nothing was left half-done\n"
-
-
-def temporary_files(tmp):
-    """What a command left in its TMPDIR (nothing: the project lock lives in no file)."""
-    return sorted(p.name for p in tmp.iterdir())
-
-
-def start(cmd, cwd, env, stdin=subprocess.DEVNULL):
-    return subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        env=env,
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, so "Ctrl-C" reaches exactly its tree
-    )
-
-
-def stop(proc, how: str):
-    if how == "ctrl-c":
-        os.killpg(proc.pid, signal.SIGINT)
-    else:
-        proc.terminate()
-    return proc.communicate(timeout=120)
-
-
 EXPECTED = {"ctrl-c": (130, INTERRUPTED), "sigterm": (143, TERMINATED)}
 
 
@@ -60,14 +32,15 @@ def test_a_resolver_run_stopped_leaves_the_requirements_as_they_were(
     tmp.mkdir()
     before = tree_hash(project_copy)
     with StallingServer(prefix=b"<!DOCTYPE html><html><body>", content_type="text/html") as index:
-        proc = start(
+        result = interrupt_when(
             [str(venv / "bin" / "invoke"), "build-reqs", "--upgrade", f"--args=--index-url {index.url}/simple/"],
-            project_copy,
-            user_env(TMPDIR=str(tmp), UV_NO_CACHE="1", UV_FIND_LINKS="", PIP_FIND_LINKS=""),
+            index.arrived.is_set,
+            "the resolver asked the index",
+            how,
+            cwd=project_copy,
+            env=user_env(TMPDIR=str(tmp), UV_NO_CACHE="1", UV_FIND_LINKS="", PIP_FIND_LINKS=""),
         )
-        wait_until(index.arrived.is_set, "the resolver asked the index", proc=proc)
-        out, err = stop(proc, how)
-    assert (proc.returncode, err) == EXPECTED[how]
+    assert (result.returncode, result.stderr) == EXPECTED[how]
     assert tree_hash(project_copy) == before
     assert temporary_files(tmp) == []
 
@@ -81,14 +54,15 @@ def test_update_stopped_while_fetching_the_template_is_the_same_line_from_both_c
     before = tree_hash(project_copy)
     args = ["invoke", "update-project"] if command == "invoke" else ["piperack", "update"]
     with StallingServer() as server:
-        proc = start(
+        result = interrupt_when(
             [str(venv / "bin" / args[0]), args[1], "--allow-dirty", "--from", f"{server.url}/piperack-9.9.tar.gz"],
-            project_copy,
-            user_env(TMPDIR=str(tmp)),
+            server.arrived.is_set,
+            "the template download reached the server",
+            "ctrl-c",
+            cwd=project_copy,
+            env=user_env(TMPDIR=str(tmp)),
         )
-        wait_until(server.arrived.is_set, "the template download reached the server", proc=proc)
-        out, err = stop(proc, "ctrl-c")
-    assert (proc.returncode, err) == (130, INTERRUPTED)
+    assert (result.returncode, result.stderr) == (130, INTERRUPTED)
     assert tree_hash(project_copy) == before
     assert temporary_files(tmp) == []
 
@@ -112,12 +86,18 @@ def test_a_pipeline_run_stopped_is_one_line_with_the_signal_status(project_copy,
     (folder / "pipeline.py").write_text(SLOW_PIPELINE)
     marker = tmp_path / "marker"
     (project_copy / "conf/base/parameters/slow.yml").write_text(f"marker: {marker}\n")
-    proc = start([str(venv / "bin" / "invoke"), "run", "--pipeline", "slow"], project_copy, user_env())
-    wait_until(marker.exists, "the pipeline started", proc=proc)
-    out, err = stop(proc, how)
+    result = interrupt_when(
+        [str(venv / "bin" / "invoke"), "run", "--pipeline", "slow"],
+        marker.exists,
+        "the pipeline started",
+        how,
+        cwd=project_copy,
+        env=user_env(),
+    )
+    err = result.stderr
     status = 130 if how == "ctrl-c" else 143
     line = "interrupted: the run stopped (SIGINT)" if how == "ctrl-c" else "terminated: the run stopped (SIGTERM)"
-    assert proc.returncode == status, err
+    assert result.returncode == status, err
     assert "Traceback" not in err
     assert [x for x in err.splitlines() if not x.split(" ", 1)[-1].startswith("INFO ")] == [line], err
 
@@ -127,7 +107,16 @@ def test_ctrl_c_at_a_question_of_piperack_new_writes_nothing(venv, user_env, tmp
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     env = user_env(PYTHONUNBUFFERED="1")  # the question is written without a newline
-    proc = start([str(venv / "bin" / "piperack"), "new", "-o", str(out_dir)], tmp_path, env, subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(venv / "bin" / "piperack"), "new", "-o", str(out_dir)],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.PIPE,  # open, and no terminal: the question waits on it
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, so "Ctrl-C" reaches exactly its tree
+    )
     seen: list[str] = []
     reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stdout.read(1), "")), daemon=True)
     reader.start()

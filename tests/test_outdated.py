@@ -3,8 +3,6 @@ authenticated pypiserver; project B pulled it by name (bare and pinned) and from
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -12,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pull_support import StallingServer, free_port, wait_until
+from tests.pull_support import StallingServer, free_port, interrupt_when
 
 HEADER = ["module", "package", "recorded", "allowed", "newest"]
 
@@ -154,20 +152,13 @@ def test_outdated_stopped_while_its_index_stalls(project_copy, venv, user_env, t
                 f'sha256 = "00", index = "{stalling.url}/simple/"}}\n'
             )
         before = tree_hash(project_copy)
-        proc = subprocess.Popen(
+        result = interrupt_when(
             [str(venv / "bin" / "invoke"), "outdated"],
+            stalling.arrived.is_set,
+            "outdated asked the index",
+            how,
             cwd=project_copy,
             env=user_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
         )
-        wait_until(stalling.arrived.is_set, "outdated asked the index", proc=proc)
-        if how == "ctrl-c":
-            os.killpg(proc.pid, signal.SIGINT)
-        else:
-            proc.terminate()
-        out, err = proc.communicate(timeout=120)
-    assert (proc.returncode, err, out) == (status, f"{line}: nothing was left half-done\n", "")
+    assert (result.returncode, result.stderr, result.stdout) == (status, f"{line}: nothing was left half-done\n", "")
     assert tree_hash(project_copy) == before

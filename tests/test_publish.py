@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import re
-import signal
-import subprocess
 import threading
 import uuid
 from pathlib import Path
@@ -17,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.pull_support import StallingServer, free_port, wait_until
+from tests.pull_support import StallingServer, free_port, interrupt_when
 from tests.test_progress import on_a_terminal
 
 INGEST = "src/{pkg}/pipelines/ingest"
@@ -249,22 +246,15 @@ def test_publish_stopped_while_the_index_stalls(project_copy, venv, user_env, ru
     _ok(run_invoke(project_copy, "package", "pipelines.ingest"))
     before = tree_hash(project_copy)
     with StallingServer(prefix=b"<html><body>", content_type="text/html") as stalling:
-        proc = subprocess.Popen(
+        result = interrupt_when(
             [str(venv / "bin" / "invoke"), "publish", "--repository-url", stalling.url + "/"],
+            stalling.arrived.is_set,
+            "publish asked the index",
+            how,
             cwd=project_copy,
             env=user_env(TWINE_USERNAME="someone", TWINE_PASSWORD="secret-password"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
         )
-        wait_until(stalling.arrived.is_set, "publish asked the index", proc=proc)
-        if how == "ctrl-c":
-            os.killpg(proc.pid, signal.SIGINT)
-        else:
-            proc.terminate()
-        out, err = proc.communicate(timeout=120)
-    assert (proc.returncode, err, out) == (status, f"{line}: nothing was left half-done\n", "")
+    assert (result.returncode, result.stderr, result.stdout) == (status, f"{line}: nothing was left half-done\n", "")
     assert tree_hash(project_copy) == before
 
 

@@ -3,18 +3,12 @@ hostile or nested pulls, signals and closed pipes."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 
 import pytest
 
-from tests.pull_support import StallingServer, wait_until, write_sdist
-
-
-def temporary_files(tmp):
-    """What a command left in its TMPDIR (nothing: the project lock lives in no file)."""
-    return sorted(p.name for p in tmp.iterdir())
+from tests.pull_support import StallingServer, interrupt_when, temporary_files, write_sdist
 
 
 def one_line_error(result, *fragments):
@@ -128,19 +122,17 @@ def test_invoke_run_forwards_sigterm_to_the_pipeline(project_copy, venv, user_en
     (folder / "pipeline.py").write_text(SLOW_PIPELINE)
     marker = tmp_path / "marker"
     (project_copy / "conf/base/parameters/slow.yml").write_text(f"marker: {marker}\n")
-    proc = subprocess.Popen(
+    result = interrupt_when(  # "sigterm": to invoke alone, as a scheduler stops it
         [str(venv / "bin" / "invoke"), "run", "--pipeline", "slow"],
+        lambda: marker.exists() and marker.read_text() == "running",
+        "the pipeline started",
+        "sigterm",
         cwd=project_copy,
         env=user_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        timeout=60,
     )
-    wait_until(lambda: marker.exists() and marker.read_text() == "running", "the pipeline started", proc=proc)
-    proc.send_signal(signal.SIGTERM)  # to invoke alone, as a scheduler stops it
-    out, err = proc.communicate(timeout=60)
-    assert marker.read_text() == f"got {signal.SIGTERM.value}", err
-    assert proc.returncode == 143, err  # the pipeline's own SystemExit(143) is the task's status
+    assert marker.read_text() == f"got {signal.SIGTERM.value}", result.stderr
+    assert result.returncode == 143, result.stderr  # the pipeline's own SystemExit(143) is the task's status
 
 
 @pytest.mark.parametrize(
@@ -154,26 +146,20 @@ def test_ctrl_c_or_sigterm_during_a_pull_is_one_line(project_copy, venv, user_en
     tmp.mkdir()
     with StallingServer() as server:
         before = tree_hash(project_copy)
-        proc = subprocess.Popen(
+        result = interrupt_when(
             [str(venv / "bin" / "invoke"), "pull", f"{server.url}/x-0.1.0.tar.gz"],
+            server.arrived.is_set,
+            "the download reached the server",
+            how,
             cwd=project_copy,
             env=user_env(TMPDIR=str(tmp)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
+            timeout=60,
         )
-        wait_until(server.arrived.is_set, "the download reached the server", proc=proc)
-        if how == "ctrl-c":
-            os.killpg(proc.pid, signal.SIGINT)
-        else:
-            proc.terminate()
-        out, err = proc.communicate(timeout=60)
     expected = {
         "ctrl-c": (130, "interrupted: nothing was left half-done\n"),
         "sigterm": (143, "terminated: nothing was left half-done\n"),
     }
-    assert (proc.returncode, err) == expected[how]
+    assert (result.returncode, result.stderr) == expected[how]
     assert tree_hash(project_copy) == before
     assert temporary_files(tmp) == []
 

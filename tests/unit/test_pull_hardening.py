@@ -20,7 +20,7 @@ from piperack import fsutil, indexes
 from piperack.errors import PiperackError
 from piperack.options import PullOptions
 from piperack.project import find_project
-from tests.pull_support import StallingServer, sdist_bytes, wait_until, write_sdist
+from tests.pull_support import StallingServer, interrupt_when, sdist_bytes, write_sdist
 from tests.unit.test_pull_engine import run
 
 
@@ -650,18 +650,16 @@ def test_sigterm_during_a_pull_leaves_no_temporary_files(mini, tmp_path, tree_ha
     )
     before = tree_hash(mini)
     with StallingServer(prefix=sdist_bytes("cleaner")[:100]) as server:
-        proc = subprocess.Popen(
+        result = interrupt_when(
             [sys.executable, "-c", code, f"{server.url}/cleaner-0.1.0.tar.gz", str(mini)],
+            lambda: server.arrived.is_set() and any(tmp.glob("piperack-pull-*/*")),
+            "the download reached the server and its file exists",
+            "sigterm",
             env=os.environ | {"TMPDIR": str(tmp)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            timeout=60,
         )
-        wait_until(server.arrived.is_set, "the download reached the server", proc=proc)
-        wait_until(lambda: any(tmp.glob("piperack-pull-*/*")), "the download's file exists", proc=proc)
-        proc.terminate()
-        out, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "Interrupted: signal 15" in err, err  # the engine alone: no funnel here
+    err = result.stderr
+    assert result.returncode != 0 and "Interrupted: signal 15" in err, err  # the engine alone: no funnel here
     assert not list(tmp.glob("piperack-pull-*"))
     assert tree_hash(mini) == before
 
