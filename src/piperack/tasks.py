@@ -421,8 +421,7 @@ def docker_build(
             no_cache=no_cache,
             docker_args=docker_args,
         )
-    if code:
-        raise Exit(code=code)
+    _exit(code)
 
 
 @task(
@@ -445,8 +444,7 @@ def docker_run(c, pipeline=None, env=None, tag=None, network=None, docker_args="
         from . import docker
 
         code = docker.run(project(c), pipelines=pipeline, env=env, tag=tag, network=network, docker_args=docker_args)
-    if code:
-        raise Exit(code=code)
+    _exit(code)
 
 
 @task(
@@ -467,8 +465,7 @@ def docker_cmd(c, tag=None, network=None, docker_args=""):
         from . import docker
 
         code = docker.cmd(project(c), command, tag=tag, network=network, docker_args=docker_args)
-    if code:
-        raise Exit(code=code)
+    _exit(code)
 
 
 # --- update-project ---
@@ -594,8 +591,7 @@ def airflow_test(
             venv=venv,
             conf=conf,
         )
-    if code:
-        raise Exit(code=code)
+    _exit(code)
 
 
 # --- viz ---
