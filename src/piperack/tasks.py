@@ -612,8 +612,7 @@ def viz(c, output=None, format="html", env=RUN_ENV):
         where = project(c)
         written = engine.viz(where, output=output, fmt=format, env=env)
         if written is not None:
-            shown = written.relative_to(where.root) if written.is_relative_to(where.root) else written
-            ui.info(f"wrote {ui.shown(shown)}")
+            ui.info(f"wrote {ui.shown(where.label(written))}")
 
 
 namespace = Collection(
