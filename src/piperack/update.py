@@ -504,7 +504,7 @@ def _update(project: Project, options: UpdateOptions) -> UpdatePlan | None:
         elif dirty and not options.allow_dirty:
             raise PiperackError(
                 f"uncommitted changes in {len(dirty)} file(s) the update would touch: "
-                f"{', '.join(dirty[:5])}{' …' if len(dirty) > 5 else ''} "
+                f"{ui.first_few(dirty)} "
                 "(commit or stash them, or pass --allow-dirty)"
             )
     _report(plan, options.dry_run or options.diff)
