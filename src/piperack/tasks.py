@@ -221,6 +221,8 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None, q
         "diff": "With --upgrade: show the merge as a unified diff; write nothing.",
         "resolved": "With --upgrade NAME --to VERSION: after resolving an upgrade's conflicts, record VERSION "
         "(and its requirements) without merging again; refused while a conflict marker is left.",
+        "allow-dirty": "With --upgrade: merge even into files that have uncommitted changes (refused by "
+        "default, as update-project refuses: commit or stash them first).",
     },
 )
 def pull(
@@ -243,6 +245,7 @@ def pull(
     to=None,
     diff=False,
     resolved=False,
+    allow_dirty=False,
 ):
     """Pull a micro-package into this project: code, parameters and tests in their places.
 
@@ -277,6 +280,7 @@ def pull(
             to=to,
             diff=diff,
             resolved=resolved,
+            allow_dirty=allow_dirty,
         )
         engine.pull(options, project=project(c))
     _before_exit()

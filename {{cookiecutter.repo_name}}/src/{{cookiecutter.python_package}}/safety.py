@@ -175,6 +175,133 @@ def _check_events(events) -> None:
             open_nodes[-1][1] += count
 
 
+MAX_RESOLVED = MAX_CONF_BYTES  # characters that ${...} interpolations may add to one configuration
+_RESOLVER = re.compile(r"\s*([A-Za-z_][\w.]*)\s*:")  # ${name:args}: a resolver call, not a key
+
+
+def check_interpolations(config, lookup=None) -> None:
+    """ValueError naming the key (``exc.key``, a tuple) where resolving ``config``'s ``${...}``
+    interpolations would add more than MAX_RESOLVED characters or copy more than MAX_ALIASED values
+    (``b: ${a}${a}``, ``c: ${b}${b}``, … doubles at every level, and OmegaConf would build it all).
+
+    Counted before anything is resolved, without OmegaConf: the resolved size of each node is worked
+    out once and remembered (a reference adds the size of what it names, itself resolved; a resolver
+    call adds its arguments', any node an argument names, and ``lookup(name, argument)``: what the
+    resolver returns, such as an environment variable's length). Sizes only ever over-count."""
+    sizes: dict[tuple, tuple[int, int]] = {}  # path -> (characters, values inside) once resolved
+    busy: set[tuple] = set()
+
+    def walk(parts) -> tuple:
+        """The node at ``parts`` (keys or indexes, as text or not) and its path as the data spells it."""
+        value, path = config, []
+        for part in parts:
+            number = int(part) if str(part).isdigit() else None  # a[0], a.0, or a mapping's number key
+            if isinstance(value, list) and number is not None and number < len(value):
+                part = number
+            elif isinstance(value, dict) and part not in value and number in value:
+                part = number
+            elif not isinstance(value, dict) or part not in value:
+                raise KeyError(part)
+            value = value[part]
+            path.append(part)
+        return value, tuple(path)
+
+    def named(reference: str, here: tuple) -> tuple | None:
+        """The path ``${reference}`` names from the container ``here``; None when it names no node
+        (OmegaConf reports that) or is itself built by an interpolation."""
+        dots = len(reference) - len(reference.lstrip("."))
+        if "${" in reference or dots > len(here) + 1:
+            return None
+        base = here[: len(here) - dots + 1] if dots else ()
+        try:
+            return walk((*base, *(p for p in re.split(r"[.\[\]]", reference[dots:].strip()) if p)))[1]
+        except KeyError:
+            return None
+
+    def size(path: tuple) -> tuple[int, int]:
+        if path in sizes:
+            return sizes[path]
+        if path in busy:  # a reference cycle: OmegaConf reports it
+            return 0, 0
+        busy.add(path)
+        value = walk(path)[0]
+        if isinstance(value, (dict, list)):
+            chars, count = 2, 0
+            for key in value if isinstance(value, dict) else range(len(value)):
+                inner = size((*path, key))
+                chars, count = chars + len(str(key)) + 2 + inner[0], count + 1 + inner[1]
+            result = (min(chars, MAX_RESOLVED + 1), min(count, MAX_ALIASED + 1))
+        elif isinstance(value, str) and "${" in value:
+            result = text(value, path[:-1])
+        else:
+            result = (len(str(value)), 0)
+        busy.discard(path)
+        sizes[path] = result
+        return result
+
+    def text(value: str, here: tuple) -> tuple[int, int]:
+        """A string's resolved size: its own characters plus what each interpolation in it adds."""
+        chars = count = i = 0
+        while i < len(value):
+            start = value.find("${", i)
+            if start < 0:
+                chars += len(value) - i
+                break
+            depth, end, slashes = 1, start + 2, 0
+            while end < len(value) and depth:
+                depth += {"{": 1, "}": -1}.get(value[end], 0)
+                end += 1
+            while slashes < start - i and value[start - 1 - slashes] == "\\":
+                slashes += 1
+            chars += start - i
+            if slashes % 2 or depth:  # \${...} is text; an unclosed one is OmegaConf's error to report
+                chars, i = chars + end - start, end
+                continue
+            inner = interpolation(value[start + 2 : end - 1], here)
+            chars, count, i = min(chars + inner[0], MAX_RESOLVED + 1), min(count + inner[1], MAX_ALIASED + 1), end
+        return chars, count
+
+    def interpolation(inner: str, here: tuple) -> tuple[int, int]:
+        call = _RESOLVER.match(inner)
+        if call is None:
+            path = named(inner, here)
+            return size(path) if path is not None else text(inner, here)
+        chars, count = text(inner[call.end() :], here)
+        for argument in inner[call.end() :].split(","):
+            path = named(argument.strip(), here) if argument.strip() else None
+            if path is not None:  # oc.select, oc.dict.values, …: a resolver may hand back a node
+                chars, count = chars + size(path)[0], count + size(path)[1]
+            if lookup is not None:
+                chars += lookup(call[1], argument.strip())
+        return chars, count
+
+    added_chars = added_values = 0
+    todo: list[tuple] = [()]
+    while todo:
+        path = todo.pop()
+        value = walk(path)[0]
+        if isinstance(value, (dict, list)):
+            todo.extend((*path, key) for key in reversed(list(value) if isinstance(value, dict) else range(len(value))))
+            continue
+        if not isinstance(value, str) or "${" not in value:
+            continue
+        try:
+            chars, count = size(path)
+        except RecursionError:
+            raise _too_much(path, "its interpolations are nested too deeply") from None
+        added_chars, added_values = added_chars + chars, added_values + count
+        if added_chars > MAX_RESOLVED:
+            raise _too_much(path, f"its interpolations expand to more than {MAX_RESOLVED // 2**20} MiB")
+        if added_values > MAX_ALIASED:
+            raise _too_much(path, f"its interpolations expand to more than {MAX_ALIASED} values")
+
+
+def _too_much(key: tuple, reason: str) -> ValueError:
+    error = ValueError(f"{'.'.join(map(str, key))}: {reason}")
+    error.key = key
+    return error
+
+
 def nesting(value) -> int:
     """How deeply ``value`` (JSON or YAML data) nests mappings and lists, counted without recursion."""
     deepest, todo = 0, [(value, 1)]

@@ -98,6 +98,41 @@ def test_integers_are_exact_and_only_whole_numbers_pass(tmp_path):
     assert stats["invalid"] == 6  # fraction, infinite, huge, beyond, underscore, words
 
 
+def test_usual_and_other_spellings_of_one_value_type_alike(tmp_path):
+    """The usual spelling of an int or a date ("7", "2024-01-05") is typed by a cast alone, the
+    others by patterns: both give the same value, and a near miss is still judged as before."""
+    path = tmp_path / "raw.csv"
+    path.write_text(
+        "name,count,day\n"
+        "usual,7,2024-01-05\n"
+        "zeros,007,2024-01-05 00:00:00\n"
+        "signed,+7,2024-01-05T00:00\n"
+        "spaced, 7,20240105\n"
+        "whole,7.0,2024-01-05\n"
+        "exponent,7e0,2024-01-05\n"
+        "minus zero,-0,0001-01-01\n"
+        "last day,-9223372036854775808,9999-12-31\n"
+        "short month,7,2024-1-05\n"
+        "five digit year,7,10000-01-01\n"
+        "no such day,7,2023-02-29\n"
+    )
+    stats, types, rows = ingest(path, {"name": "string", "count": "int", "day": "date"}, ["name"])
+    assert types == {"name": "VARCHAR", "count": "BIGINT", "day": "TIMESTAMP"}
+    same = ("7", "2024-01-05 00:00:00")
+    assert dict((name, (count, day)) for name, count, day in rows) == {
+        "usual": same,
+        "zeros": same,
+        "signed": same,
+        "spaced": same,
+        "whole": same,
+        "exponent": same,
+        "minus zero": ("0", "0001-01-01 00:00:00"),
+        "last day": ("-9223372036854775808", "9999-12-31 00:00:00"),
+        "short month": same,
+    }
+    assert stats["invalid"] == 2  # a five-digit year and 2023-02-29 are no dates
+
+
 def test_floats_booleans_and_text(tmp_path):
     path = tmp_path / "raw.csv"
     path.write_text(
