@@ -517,8 +517,8 @@ def _build_one(project: Project, job: Job):
 
 def _build_all(project: Project, jobs: list[Job]) -> list:
     """Every job's Built (or its error), in order. Building is CPU work (parsing, the rewrite, zlib):
-    with many jobs a forked process builds the second half (``workers.map_in_two``); the archives are
-    written here, in order, either way."""
+    with many jobs a forked process builds from the end, this one from the start
+    (``workers.map_in_two``); the archives are written here, in order, either way."""
     from .workers import map_in_two
 
     return map_in_two(lambda job: _build_one(project, job), jobs)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 import pytest
 
@@ -43,13 +45,52 @@ def reaped(pid: int) -> bool:
     return False
 
 
-def test_the_second_half_runs_in_another_process_and_results_keep_their_order(forked):
-    results = workers.map_in_two(pid_and_square, list(range(COUNT)))
+def wait_for(path: Path) -> None:
+    """Until ``path`` exists (another process writes it), at most 30 s."""
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.005)
+
+
+def child_goes_first(fn, marks: Path, hold_until: int | None = None, child_at: int = COUNT - 1):
+    """``fn`` for map_in_two in which this process, at item 1, waits for the child to have started
+    item ``child_at`` (it takes items from the end), so both share the work whatever the machine's
+    speed; with ``hold_until``, the child then holds that item until this process reached that one
+    (``hold_until=1``: neither can take all the items before the other starts)."""
+    parent = os.getpid()
+
+    def wrapped(n: int):
+        if os.getpid() != parent:
+            (marks / f"child-at-{n}").touch()
+            if hold_until is not None:
+                wait_for(marks / f"parent-at-{hold_until}")
+        else:
+            if n == 1:
+                wait_for(marks / f"child-at-{child_at}")
+            (marks / f"parent-at-{n}").touch()
+        return fn(n)
+
+    return wrapped
+
+
+def test_the_child_works_from_the_end_and_results_keep_their_order(forked, tmp_path):
+    results = workers.map_in_two(child_goes_first(pid_and_square, tmp_path, hold_until=1), list(range(COUNT)))
     assert [square for _, square in results] == [n * n for n in range(COUNT)]
     pids = [pid for pid, _ in results]
-    half = (COUNT + 1) // 2
-    assert set(pids[:half]) == {os.getpid()}
-    assert set(pids[half:]) == set(forked) and len(forked) == 1
+    mine = pids.count(os.getpid())
+    assert 2 <= mine < COUNT and pids[:mine] == [os.getpid()] * mine  # this process: the first items
+    assert set(pids[mine:]) == set(forked) and len(forked) == 1  # the child: all the others
+    assert reaped(forked[0])
+
+
+def test_a_slow_child_leaves_the_rest_to_this_process(forked, tmp_path):
+    """Items are taken one at a time: while the child is held on the last item, this process does all
+    the others (none waits on a share fixed in advance)."""
+    wrapped = child_goes_first(pid_and_square, tmp_path, hold_until=COUNT - 2)
+    results = workers.map_in_two(wrapped, list(range(COUNT)))
+    assert [square for _, square in results] == [n * n for n in range(COUNT)]
+    assert [pid for pid, _ in results] == [os.getpid()] * (COUNT - 1) + forked
     assert reaped(forked[0])
 
 
@@ -95,9 +136,51 @@ def test_an_exception_here_stops_the_child_and_leaves_no_process(forked):
     assert len(forked) == 1 and reaped(forked[0])
 
 
-def test_a_result_that_cannot_be_sent_back_is_a_clear_error():
+def test_the_first_exception_or_stop_in_the_order_wins_wherever_it_ran(forked, tmp_path):
+    """The child meets items from the end: what it meets first counts only in the items' order."""
+
+    def refuse_then_raise(n: int):
+        if n == COUNT - 3:
+            raise PiperackError(f"item {n} refused")
+        return "refused" if n == COUNT - 2 else n
+
+    # the child: COUNT-1, COUNT-2 (a stop), then COUNT-3 raises; one loop would raise at COUNT-3
+    wrapped = child_goes_first(refuse_then_raise, tmp_path / "a", child_at=COUNT - 3)
+    (tmp_path / "a").mkdir()
+    with pytest.raises(PiperackError, match=f"^item {COUNT - 3} refused$"):
+        workers.map_in_two(wrapped, list(range(COUNT)), stop=lambda r: r == "refused")
+
+    def raise_late(n: int):
+        if n == COUNT - 1:
+            raise PiperackError("never reached by one loop")
+        return "refused" if n == COUNT - 3 else n
+
+    # the child raises at once at COUNT-1; this process stops at COUNT-3 first in the order
+    (tmp_path / "b").mkdir()
+    wrapped = child_goes_first(raise_late, tmp_path / "b")
+    results = workers.map_in_two(wrapped, list(range(COUNT)), stop=lambda r: r == "refused")
+    assert results == [*range(COUNT - 3), "refused"]
+    assert len(forked) == 2 and all(reaped(pid) for pid in forked)
+
+
+def test_beyond_the_pipe_a_ticket_is_a_run_of_items(forked, tmp_path, monkeypatch):
+    """Past MAX_TICKETS items a ticket stands for a run of them (the child's first run is the last)."""
+    monkeypatch.setattr(workers, "MAX_TICKETS", 3)
+    child_at = 1 + 2 * (COUNT - 1) // 3  # the first item of the last of 3 runs of items[1:]
+    results = workers.map_in_two(
+        child_goes_first(pid_and_square, tmp_path, hold_until=1, child_at=child_at), list(range(COUNT))
+    )
+    assert [square for _, square in results] == [n * n for n in range(COUNT)]
+    mine = [pid for pid, _ in results].count(os.getpid())  # whole runs: 1 + the first, or 1 + two
+    assert mine in (1 + (COUNT - 1) // 3, child_at)
+    assert [pid for pid, _ in results] == [os.getpid()] * mine + forked * (COUNT - mine)
+    stopped = workers.map_in_two(lambda n: n, list(range(COUNT)), stop=lambda n: n in (child_at + 1, COUNT - 1))
+    assert stopped == list(range(child_at + 2))
+
+
+def test_a_result_that_cannot_be_sent_back_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="could not be sent back"):
-        workers.map_in_two(lambda n: lambda: n, list(range(COUNT)))
+        workers.map_in_two(child_goes_first(lambda n: lambda: n, tmp_path), list(range(COUNT)))
 
 
 def test_package_all_builds_on_two_processes_the_same_archives(tmp_path, monkeypatch):

@@ -171,7 +171,8 @@ def _place_one(project, item, limit):
 
 def _place_all(project, items: list, limit) -> list:
     """``_place_one`` of every item, in order, up to the first refusal. Planning is CPU work (mostly
-    CPython's parser): with many packages, a forked process plans the second half (``workers``)."""
+    CPython's parser): with many packages, a forked process plans from the end while this one
+    plans from the start (``workers``)."""
     from ..workers import map_in_two
 
     return map_in_two(
