@@ -20,6 +20,10 @@ def test_deep_merge_overrides_nested_keys_only():
     assert base == dict(a=1, nested=dict(x=1, y=2))
 
 
+def ref(key: str) -> str:
+    return "${" + key + "}"
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -27,7 +31,7 @@ def test_deep_merge_overrides_nested_keys_only():
         dict(a="${oc.env:HOME}", b=dict(c="${a}")),  # something to resolve: OmegaConf reads it
         dict(a="???"),  # OmegaConf's missing marker
         dict(a=[1, 2], b="${a[1]}-${.c}-${a.0}", c="\\${a}", d=dict(e="${..a}", f="${oc.select:a,x}")),
-        dict(k="a", a="v", b="${${k}}", c="${oc.select:${k}}", e="\\${a}", d="${oc.decode:${e}}"),
+        dict(k="a", a="v", b=ref(ref("k")), c=ref("oc.select:${k}"), e="\\${a}", d=ref("oc.decode:${e}")),
     ],
 )
 def test_configuration_resolves_as_omegaconf_does(data):
@@ -202,10 +206,6 @@ def test_yaml_bombs_are_one_line_naming_the_file(tmp_path, text, reason):
     assert str(caught.value) == f"{bomb}: refused: {reason}"
 
 
-def ref(key: str) -> str:
-    return "${" + key + "}"
-
-
 def interpolation_bomb(levels: int = 20) -> str:
     """Each level four times the one before: 8 characters become 8 TiB after 20 levels."""
     lines = ['l0: "xxxxxxxx"'] + [f'l{i}: "{ref(f"l{i - 1}") * 4}"' for i in range(1, levels + 1)]
@@ -230,7 +230,7 @@ def decode_bomb() -> str:
             + "".join(f"l{i}: [{', '.join([chr(34) + ref(f'l{i - 1}') + chr(34)] * 10)}]\n" for i in range(1, 9)),
             "l4.7: its interpolations expand to more than 100000 values",
         ),
-        (  # ${${k1}} names l0: the key is spelled out first
+        (  # ${ ${k1} } names l0: the key is spelled out first
             'l0: "xxxxxxxx"\n' + "".join(f'k{i}: l{i - 1}\nl{i}: "{ref(ref(f"k{i}")) * 4}"\n' for i in range(1, 21)),
             "l11: its interpolations expand to more than 16 MiB",
         ),

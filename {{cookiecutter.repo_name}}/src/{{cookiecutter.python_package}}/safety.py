@@ -176,7 +176,7 @@ def _check_events(events) -> None:
 
 
 MAX_RESOLVED = MAX_CONF_BYTES  # characters that ${...} interpolations may add to one configuration
-MAX_KEY_TEXT = 4096  # characters of a key that is itself built by interpolations (${${name}})
+MAX_KEY_TEXT = 4096  # characters of a key that is itself built by interpolations (${ ${name} })
 _RESOLVER = re.compile(r"\s*([A-Za-z_][\w.]*)\s*:")  # ${name:args}: a resolver call, not a key
 _BRACES = re.compile(r"\$\{|[{}]")
 _EVALUATING = {"oc.decode", "oc.create"}  # they resolve the interpolations of the text they are given
@@ -194,7 +194,7 @@ def check_interpolations(config, lookup=None) -> None:
 
     Counted before anything is resolved, without OmegaConf: the resolved size of each node is worked
     out once and remembered. A reference adds the size of what it names, itself resolved (a key built
-    by interpolations, ``${${name}}``, is spelled out first); a resolver call adds its arguments',
+    by interpolations, ``${ ${name} }``, is spelled out first); a resolver call adds its arguments',
     any node they name, and ``lookup(name, argument)``: what the resolver returns, such as an
     environment variable's length (``argument`` None: not known in advance). Sizes only over-count;
     what cannot be bounded (a key spelled by a resolver other than oc.env) is refused."""
