@@ -154,8 +154,9 @@ def uncommitted(root: Path, paths: list) -> list[str] | None:
 def dirty_refusal(dirty: list[str], what: str) -> str:
     """The one line that refuses a merge into files with uncommitted changes (``what``: "the update
     would touch")."""
-    more = " …" if len(dirty) > 5 else ""
+    from .ui import first_few
+
     return (
-        f"uncommitted changes in {len(dirty)} file(s) {what}: {', '.join(dirty[:5])}{more} "
+        f"uncommitted changes in {len(dirty)} file(s) {what}: {first_few(dirty)} "
         "(commit or stash them, or pass --allow-dirty)"
     )

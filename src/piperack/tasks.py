@@ -425,8 +425,7 @@ def docker_build(
             no_cache=no_cache,
             docker_args=docker_args,
         )
-    if code:
-        raise Exit(code=code)
+    _exit(code)
 
 
 @task(
@@ -449,8 +448,7 @@ def docker_run(c, pipeline=None, env=None, tag=None, network=None, docker_args="
         from . import docker
 
         code = docker.run(project(c), pipelines=pipeline, env=env, tag=tag, network=network, docker_args=docker_args)
-    if code:
-        raise Exit(code=code)
+    _exit(code)
 
 
 @task(
@@ -471,8 +469,7 @@ def docker_cmd(c, tag=None, network=None, docker_args=""):
         from . import docker
 
         code = docker.cmd(project(c), command, tag=tag, network=network, docker_args=docker_args)
-    if code:
-        raise Exit(code=code)
+    _exit(code)
 
 
 # --- update-project ---
@@ -598,8 +595,7 @@ def airflow_test(
             venv=venv,
             conf=conf,
         )
-    if code:
-        raise Exit(code=code)
+    _exit(code)
 
 
 # --- viz ---
@@ -620,8 +616,7 @@ def viz(c, output=None, format="html", env=RUN_ENV):
         where = project(c)
         written = engine.viz(where, output=output, fmt=format, env=env)
         if written is not None:
-            shown = written.relative_to(where.root) if written.is_relative_to(where.root) else written
-            ui.info(f"wrote {ui.shown(shown)}")
+            ui.info(f"wrote {ui.shown(where.label(written))}")
 
 
 namespace = Collection(
