@@ -214,6 +214,16 @@ def interrupt_when(
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+def add_slow_pipeline(project: Path, code: str, marker: Path) -> None:
+    """Pipeline ``slow`` in the baked demo project, ``code`` its pipeline.py; its parameter ``marker``
+    names the file it writes once it runs: the state a test signals it at."""
+    folder = project / "src" / "demo_project" / "pipelines" / "slow"
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    (folder / "pipeline.py").write_text(code)
+    (project / "conf/base/parameters/slow.yml").write_text(f"marker: {marker}\n")
+
+
 def temporary_files(tmp: Path) -> list[str]:
     """What a command left in its TMPDIR (nothing: the project lock lives in no file)."""
     return sorted(p.name for p in tmp.iterdir())

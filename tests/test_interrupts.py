@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from tests.pull_support import StallingServer, interrupt_when, temporary_files, wait_until
+from tests.pull_support import StallingServer, add_slow_pipeline, interrupt_when, temporary_files, wait_until
 
 INTERRUPTED = "interrupted: nothing was left half-done\n"
 TERMINATED = "terminated: nothing was left half-done\n"
@@ -80,12 +80,8 @@ def run(params, catalog):
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_a_pipeline_run_stopped_is_one_line_with_the_signal_status(project_copy, venv, user_env, tmp_path, how):
     """The runner (the pipeline's own process) says it stopped; invoke adds nothing and passes its status on."""
-    folder = project_copy / "src" / "demo_project" / "pipelines" / "slow"
-    folder.mkdir()
-    (folder / "__init__.py").write_text("")
-    (folder / "pipeline.py").write_text(SLOW_PIPELINE)
     marker = tmp_path / "marker"
-    (project_copy / "conf/base/parameters/slow.yml").write_text(f"marker: {marker}\n")
+    add_slow_pipeline(project_copy, SLOW_PIPELINE, marker)
     result = interrupt_when(
         [str(venv / "bin" / "invoke"), "run", "--pipeline", "slow"],
         marker.exists,

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.pull_support import StallingServer, interrupt_when, temporary_files, write_sdist
+from tests.pull_support import StallingServer, add_slow_pipeline, interrupt_when, temporary_files, write_sdist
 
 
 def one_line_error(result, *fragments):
@@ -116,12 +116,8 @@ def run(params, catalog):
 
 
 def test_invoke_run_forwards_sigterm_to_the_pipeline(project_copy, venv, user_env, tmp_path):
-    folder = project_copy / "src" / "demo_project" / "pipelines" / "slow"
-    folder.mkdir()
-    (folder / "__init__.py").write_text("")
-    (folder / "pipeline.py").write_text(SLOW_PIPELINE)
     marker = tmp_path / "marker"
-    (project_copy / "conf/base/parameters/slow.yml").write_text(f"marker: {marker}\n")
+    add_slow_pipeline(project_copy, SLOW_PIPELINE, marker)
     result = interrupt_when(  # "sigterm": to invoke alone, as a scheduler stops it
         [str(venv / "bin" / "invoke"), "run", "--pipeline", "slow"],
         lambda: marker.exists() and marker.read_text() == "running",

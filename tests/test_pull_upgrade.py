@@ -277,3 +277,69 @@ def test_pre_releases_only_with_pre(two_projects, run_invoke, tree_hash):
     assert 'SUFFIX = "rc"' in (code / "nodes.py").read_text()
     ok(run_invoke(b, "pull", "--upgrade", "common", "--to", "0.1.0"))  # --to: any version, even back
     assert pulled(b)["pipelines.common"]["version"] == "0.1.0"
+
+
+def test_uncommitted_edits_are_never_merged_over_without_allow_dirty(two_projects, run_invoke, tree_hash):
+    """B edits its pulled copy and does not commit; 0.2.0 changes the same files. The upgrade is
+    refused as update-project refuses (merged in place, B's work would be mixed with upstream's past
+    undoing by git); --dry-run and --diff say so; --allow-dirty merges, keeping every edited line."""
+    a, b, url = two_projects
+    pkg = package_name(b)
+    ok(run_invoke(b, "pull", f"{a.name}~=0.1", "--alias", "common", "--index-url", url))
+    git(b, "add", "-A")
+    git(b, "commit", "-qm", "pulled shared as common")
+    nodes = b / "src" / pkg / "pipelines" / "common" / "nodes.py"
+    params = b / "conf/base/parameters/common.yml"
+    test = b / "src/tests/pipelines/common/test_pipeline.py"
+    nodes.write_text(nodes.read_text().replace("return text.upper()", "return text.upper().strip()"))
+    params.write_text(params.read_text().replace("greeting: hello", "greeting: howdy"))
+    test.write_text(test.read_text() + "\n\ndef test_ours():\n    assert nodes.shout('a') == 'A!'\n")
+    ours = {path: path.read_bytes() for path in (nodes, params, test)}
+    a.publish("0.2.0", suffix="!", params="punctuation: '!'\n")
+    before = tree_hash(b)
+    rel_nodes, rel_params = f"src/{pkg}/pipelines/common/nodes.py", "conf/base/parameters/common.yml"
+    warning = (
+        f"warning: uncommitted changes in 2 file(s) the upgrade would merge: {rel_params}, {rel_nodes} "
+        "(commit or stash them, or pass --allow-dirty)"
+    )
+    result = ok(run_invoke(b, "pull", "--upgrade", "common", "--dry-run"))
+    assert f"  conflict  {rel_params}  (1 conflict(s) marked inline; uncommitted changes)\n" in result.stdout
+    assert f"  merge     {rel_nodes}  (uncommitted changes)\n" in result.stdout
+    assert result.stderr.splitlines() == [warning]
+    result = ok(run_invoke(b, "pull", "--upgrade", "common", "--diff"))
+    assert '-SUFFIX = ""\n+SUFFIX = "!"\n' in result.stdout
+    assert "<<<<<<< project\n greeting: howdy\n" in result.stdout  # B's line, kept inside the markers
+    assert result.stderr.splitlines() == [warning]
+    assert tree_hash(b) == before
+    for args in ([], ["--all"]):
+        if args:
+            pyproject = b / "pyproject.toml"
+            pyproject.write_text(
+                pyproject.read_text().replace(
+                    "[tool.piperack.pull]\n", f'[tool.piperack.pull]\n"{a.name}~=0.1" = {{alias = "common"}}\n'
+                )
+            )
+            git(b, "commit", "-qm", "manifest", "--", "pyproject.toml")
+            before = tree_hash(b)
+        one_line_error(
+            run_invoke(b, "pull", "--upgrade", *(args or ["common"])),
+            f"error: uncommitted changes in 2 file(s) the upgrade would merge: {rel_params}, {rel_nodes} "
+            "(commit or stash them, or pass --allow-dirty)",
+        )
+        assert tree_hash(b) == before
+        assert {path: path.read_bytes() for path in ours} == ours
+        assert pulled(b)["pipelines.common"]["version"] == "0.1.0"
+    # --allow-dirty merges into them: every line B wrote is still there (one inside markers).
+    result = run_invoke(b, "pull", "--upgrade", "common", "--allow-dirty")
+    one_line_error(
+        result,
+        f"error: 1 file(s) with conflicts, marked inline (<<<<<<< project … >>>>>>> {a.name} 0.2.0): {rel_params}; "
+        "resolve them, then `invoke pull --upgrade common --to 0.2.0 --resolved` records it; "
+        "the record stays at pipelines.common 0.1.0",
+    )
+    assert 'SUFFIX = "!"' in nodes.read_text() and "return text.upper().strip()\n" in nodes.read_text()
+    assert params.read_text() == (
+        f"# Parameters of the {a.name} pipeline.\n<<<<<<< project\ngreeting: howdy\n=======\n"
+        f"greeting: hello\npunctuation: '!'\n>>>>>>> {a.name} 0.2.0\n"
+    )
+    assert test.read_bytes() == ours[test]  # 0.2.0 did not change the test: B's test is untouched

@@ -20,10 +20,17 @@ def billion_laughs() -> str:
     return "\n".join(lines) + "\n"
 
 
+def interpolation_bomb() -> str:
+    """Twenty levels, each four times the one before: 8 characters would become 8 TiB."""
+    lines = ['l0: "xxxxxxxx"'] + [f"l{i}: " + '"' + f"${{l{i - 1}}}" * 4 + '"' for i in range(1, 21)]
+    return "\n".join(lines) + "\n"
+
+
 DEEP = "x: " + "[" * 50_000 + "]" * 50_000 + "\n"
 BOMBS = {
     "billion-laughs": (billion_laughs(), "its aliases expand to more than 100000 values"),
     "50000-deep": (DEEP, "nested more than 100 levels deep"),
+    "interpolations": (interpolation_bomb(), "l11: its interpolations expand to more than 16 MiB"),
 }
 CONF_FILES = [
     "conf/local/parameters/ingest.yml",

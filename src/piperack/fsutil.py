@@ -421,11 +421,7 @@ def recover(root: Path, verb: str = "pull") -> list[str]:
     if kept:
         from . import ui
 
-        ui.warn(
-            f"kept {len(kept)} path(s) changed since the killed run, as they are now: "
-            + ", ".join(kept[:5])
-            + (" …" if len(kept) > 5 else "")
-        )
+        ui.warn(f"kept {len(kept)} path(s) changed since the killed run, as they are now: {ui.first_few(kept)}")
     return restored
 
 
@@ -554,8 +550,7 @@ def write_session(root: Path, verb: str) -> Iterator[None]:
         if restored:
             ui.warn(
                 f"an earlier run was killed midway; put back {len(restored)} path(s) as they were: "
-                + ", ".join(restored[:5])
-                + (" …" if len(restored) > 5 else "")
+                + ui.first_few(restored)
             )
         others = interrupted_runs(root)
         if others:

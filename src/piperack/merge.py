@@ -106,3 +106,57 @@ def unified_diff(path: str, old: bytes | None, new: bytes | None) -> list[str]:
             tofile=f"b/{path}",
         )
     )
+
+
+def uncommitted(root: Path, paths: list) -> list[str] | None:
+    """Of ``paths`` (relative to ``root``), those with uncommitted changes, untracked ones included:
+    what a merge into them would mix with upstream's changes past undoing by git. None when ``root``
+    is not in a git work tree (or git is missing)."""
+    git = shutil.which("git")
+    if not git:
+        return None
+    if not paths:
+        return []
+    inside = subprocess.run(
+        [git, "rev-parse", "--is-inside-work-tree", "--show-prefix"], cwd=root, capture_output=True, text=True
+    )
+    lines = inside.stdout.splitlines()
+    if inside.returncode or not lines or lines[0].strip() != "true":
+        return None
+    prefix = lines[1] if len(lines) > 1 else ""  # the project inside a larger repository: its folder
+    status = subprocess.run(
+        [
+            git,
+            "--no-optional-locks",
+            "--literal-pathspecs",
+            "status",
+            "--porcelain",
+            "-z",
+            "--untracked-files=all",
+            "--",
+            *map(str, paths),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    found, fields = set(), iter(status.stdout.split("\0"))
+    for field in fields:
+        if len(field) < 4:
+            continue
+        if field[0] in "RC":  # a rename or copy: its source path follows
+            next(fields, None)
+        path = field[3:]
+        found.add(path[len(prefix) :] if prefix and path.startswith(prefix) else path)
+    return sorted(found)
+
+
+def dirty_refusal(dirty: list[str], what: str) -> str:
+    """The one line that refuses a merge into files with uncommitted changes (``what``: "the update
+    would touch")."""
+    from .ui import first_few
+
+    return (
+        f"uncommitted changes in {len(dirty)} file(s) {what}: {first_few(dirty)} "
+        "(commit or stash them, or pass --allow-dirty)"
+    )

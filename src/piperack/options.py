@@ -246,12 +246,13 @@ class PullOptions:
     to: str | None = None  # --upgrade: this version (or archive) instead of the newest in range
     diff: bool = False  # --upgrade: show the merge as a diff; write nothing
     resolved: bool = False  # --upgrade NAME --to V: record V, whose conflicts the team resolved; merge nothing
+    allow_dirty: bool = False  # --upgrade: merge even into files with uncommitted changes
 
     def check_upgrade(self) -> None:
         """--upgrade's options: NAME or --all; --to, --diff and --resolved only with it; nothing that
         moves the module."""
-        if (self.to is not None or self.diff or self.resolved) and not self.upgrade:
-            raise PiperackError("--to, --diff and --resolved go with --upgrade NAME")
+        if (self.to is not None or self.diff or self.resolved or self.allow_dirty) and not self.upgrade:
+            raise PiperackError("--to, --diff, --resolved and --allow-dirty go with --upgrade NAME")
         if not self.upgrade:
             return
         if self.resolved and (self.all_ or self.to is None):

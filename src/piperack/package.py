@@ -61,7 +61,7 @@ def _walk(folder: Path, project: Project):
         for entry in dirs:
             path = Path(current, entry)
             if path.is_symlink():
-                raise PiperackError(f"{_rel(path, project)}: symbolic links to folders cannot be packaged")
+                raise PiperackError(f"{project.label(path)}: symbolic links to folders cannot be packaged")
         for name in files:
             if skipped_file(name):
                 continue
@@ -70,22 +70,15 @@ def _walk(folder: Path, project: Project):
                 target = path.resolve()
                 if not target.is_file() or not target.is_relative_to(project.root):
                     raise PiperackError(
-                        f"{_rel(path, project)}: a symbolic link to something outside the project cannot be packaged"
+                        f"{project.label(path)}: a symbolic link to something outside the project cannot be packaged"
                     )
             elif not stat.S_ISREG(path.lstat().st_mode):  # never open a FIFO: reading it would wait forever
                 raise PiperackError(
-                    f"{_rel(path, project)}: not a regular file (a FIFO, socket or device): cannot be packaged"
+                    f"{project.label(path)}: not a regular file (a FIFO, socket or device): cannot be packaged"
                 )
             out.append((path.relative_to(folder).as_posix(), path))
     out.sort()
     return out
-
-
-def _rel(path: Path, project: Project) -> str:
-    try:
-        return path.relative_to(project.root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _module_version(init: Path) -> str | None:
@@ -185,7 +178,7 @@ def _merged_yaml(project: Project, env: str, paths: list[Path]) -> bytes:
 
     from .graph import merge, read_mapping
 
-    labels = [_rel(path, project) for path in paths]
+    labels = [project.label(path) for path in paths]
     data = merge(read_mapping(paths[0], labels[0]), read_mapping(paths[1], labels[1]))
     header = f"# {labels[0]} with {labels[1]} merged over it (invoke package --env {env})\n"
     return (header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)).encode()
@@ -209,7 +202,7 @@ def check_alias(project: Project, module: str, alias: str) -> str:
     elif alias == project.package:
         taken = "the project's own package"
     elif alias != module.rsplit(".", 1)[-1] and ((parent / alias).exists() or (parent / f"{alias}.py").exists()):
-        taken = f"the existing module {_rel(parent / alias, project)}"
+        taken = f"the existing module {project.label(parent / alias)}"
     if taken:
         raise PiperackError(f"alias {alias!r} collides with {taken}: choose another name")
     return alias
@@ -265,10 +258,10 @@ def _module_dir(project: Project, module: str, origin: str) -> Path:
     if not module_dir.is_dir():
         if module_dir.with_suffix(".py").is_file():
             raise PiperackError(
-                f"{origin} is a single-file module ({_rel(module_dir.with_suffix('.py'), project)}); "
-                f"micro-packages are folders: move it to {_rel(module_dir, project)}/__init__.py"
+                f"{origin} is a single-file module ({project.label(module_dir.with_suffix('.py'))}); "
+                f"micro-packages are folders: move it to {project.label(module_dir)}/__init__.py"
             )
-        raise PiperackError(f"no module {origin}: {_rel(module_dir, project)}/ does not exist")
+        raise PiperackError(f"no module {origin}: {project.label(module_dir)}/ does not exist")
     if not module_dir.resolve().is_relative_to(project.package_dir.resolve()):
         raise PiperackError(f"module path {module!r} leaves the project package {project.package}")
     return module_dir
@@ -295,10 +288,10 @@ def _code_files(project: Project, module_dir: Path) -> list[tuple[str, Path]]:
     of its own (the format keeps the parameters there)."""
     code = _walk(module_dir, project)
     if not code:
-        raise PiperackError(f"{_rel(module_dir, project)}/ is empty: nothing to package")
+        raise PiperackError(f"{project.label(module_dir)}/ is empty: nothing to package")
     if any(rel.split("/")[0] == CONFIG_DIR for rel, _ in code):
         raise PiperackError(
-            f"{_rel(module_dir / CONFIG_DIR, project)}/: the micro-package format keeps parameters in "
+            f"{project.label(module_dir / CONFIG_DIR)}/: the micro-package format keeps parameters in "
             f"<name>/{CONFIG_DIR}/, so the module cannot have its own {CONFIG_DIR}/ folder; rename it"
         )
     return code
@@ -307,7 +300,7 @@ def _code_files(project: Project, module_dir: Path) -> list[tuple[str, Path]]:
 def _version(project: Project, module_dir: Path) -> str:
     """The module's ``__version__``, else the project's version; PEP 440-normalised."""
     version = _module_version(module_dir / "__init__.py")
-    version_where = f"{_rel(module_dir / '__init__.py', project)} __version__"
+    version_where = f"{project.label(module_dir / '__init__.py')} __version__"
     if version is None:
         version, version_where = project.version, f"{project.pyproject.name} [project] version"
     return _normalise_version(version, version_where)
@@ -333,7 +326,7 @@ class _Contents:
     def add(self, arc: str, path: Path, rewrite: bool) -> None:
         data = path.read_bytes()
         if rewrite and path.suffix in REWRITE_SUFFIXES:
-            where_file = _rel(path, self.project)
+            where_file = self.project.label(path)
             data = _rewrite_or_refuse(data, where_file, self.origin, self.name, self.targets)
             if self.leftover.search(data.decode("utf-8")):
                 self.warnings.append(
@@ -352,9 +345,9 @@ def _requires(project: Project, module_dir: Path) -> list[str]:
     requires: list[str] = []
     req_file = module_dir / "requirements.txt"
     if req_file.is_file():
-        text = _decode(req_file.read_bytes(), _rel(req_file, project))
+        text = _decode(req_file.read_bytes(), project.label(req_file))
         seen = set()
-        for req in parse_requirements(text, _rel(req_file, project)):
+        for req in parse_requirements(text, project.label(req_file)):
             line = str(req)
             if line not in seen:
                 seen.add(line)
@@ -441,7 +434,7 @@ def write(built: Built) -> tuple[str, bool]:
 
 def _show(project: Project, path: Path) -> str:
     try:
-        return os.path.relpath(path, Path.cwd()) if path.is_relative_to(Path.cwd()) else _rel(path, project)
+        return os.path.relpath(path, Path.cwd()) if path.is_relative_to(Path.cwd()) else project.label(path)
     except ValueError:
         return str(path)
 

@@ -85,6 +85,14 @@ class Project:
             raise PiperackError(f"no such env {env!r}: conf/{env}/ does not exist (available: {available})")
         return path
 
+    def label(self, path: Path) -> str:
+        """``path`` as messages name it: relative to the project root (``/``-separated) when inside
+        it, else as given."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
     def tool(self, *keys: str, default=None):
         """A value under [tool.piperack.<keys…>] of pyproject.toml, or default."""
         node = self.pyproject_data.get("tool", {}).get("piperack", {})

@@ -40,13 +40,6 @@ class Upload:
     state: str = "new"  # new | published (the same file is on the index already)
 
 
-def _shown(project: Project, path: Path) -> str:
-    try:
-        return path.relative_to(project.root).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def local_sdists(project: Project) -> list[Upload]:
     """The archives package wrote and SHA256SUMS still vouches for, in folder and name order."""
     from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
@@ -60,20 +53,20 @@ def local_sdists(project: Project) -> list[Upload]:
             try:
                 name, version = parse_sdist_filename(fname)
             except InvalidSdistFilename:
-                ui.warn(f"{_shown(project, path)}: not a <name>-<version>.tar.gz file name; not published")
+                ui.warn(f"{project.label(path)}: not a <name>-<version>.tar.gz file name; not published")
                 continue
             actual = sha256_file(path)
             if actual != digest.lower():
                 raise PiperackError(
-                    f"{_shown(project, path)} is not the file `invoke package` wrote (its sha256 differs from "
-                    f"{_shown(project, folder / SUMS_FILE)}'s); package it again before publishing"
+                    f"{project.label(path)} is not the file `invoke package` wrote (its sha256 differs from "
+                    f"{project.label(folder / SUMS_FILE)}'s); package it again before publishing"
                 )
             shown_name = fname[: -len(".tar.gz")].rpartition("-")[0]  # as the file spells it, not normalised
             found.append(
                 Upload(path, shown_name if canonicalize_name(shown_name) == name else name, str(version), actual)
             )
     if not found:
-        shown = ", ".join(_shown(project, f) + "/" for f in package_folders(project))
+        shown = ", ".join(project.label(f) + "/" for f in package_folders(project))
         raise PiperackError(
             f"nothing to publish: no archive made by `invoke package` in {shown} "
             "(run `invoke package pipelines.<name>` or `invoke package --all` first)"
@@ -223,7 +216,7 @@ def publish(project: Project, options: PublishOptions, environ=None) -> list[Upl
     todo = [u for u in uploads if u.state == "new"]
     for upload in uploads:
         if upload.state == "published":
-            ui.info(f"skipped {_shown(project, upload.path)}: already on {strip_credentials(index)} (the same file)")
+            ui.info(f"skipped {project.label(upload.path)}: already on {strip_credentials(index)} (the same file)")
     if not todo:
         names = ", ".join(f"{u.name} {u.version}" for u in uploads)
         raise PiperackError(
@@ -233,9 +226,9 @@ def publish(project: Project, options: PublishOptions, environ=None) -> list[Upl
     target = strip_credentials(repository)
     if options.dry_run:
         for upload in todo:
-            ui.info(f"would publish {_shown(project, upload.path)} ({upload.name} {upload.version}) to {target}")
+            ui.info(f"would publish {project.label(upload.path)} ({upload.name} {upload.version}) to {target}")
         return todo
     for upload in ui.progress(todo, len(todo), "publishing", lambda u: u.path.name):
         _upload(upload, repository, username, password, secrets)
-        ui.info(f"published {_shown(project, upload.path)} ({upload.name} {upload.version}) to {target}")
+        ui.info(f"published {project.label(upload.path)} ({upload.name} {upload.version}) to {target}")
     return todo

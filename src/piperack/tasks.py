@@ -221,6 +221,8 @@ def package(c, module=None, all=False, alias=None, destination=None, env=None, q
         "diff": "With --upgrade: show the merge as a unified diff; write nothing.",
         "resolved": "With --upgrade NAME --to VERSION: after resolving an upgrade's conflicts, record VERSION "
         "(and its requirements) without merging again; refused while a conflict marker is left.",
+        "allow-dirty": "With --upgrade: merge even into files that have uncommitted changes (refused by "
+        "default, as update-project refuses: commit or stash them first).",
     },
 )
 def pull(
@@ -243,6 +245,7 @@ def pull(
     to=None,
     diff=False,
     resolved=False,
+    allow_dirty=False,
 ):
     """Pull a micro-package into this project: code, parameters and tests in their places.
 
@@ -277,6 +280,7 @@ def pull(
             to=to,
             diff=diff,
             resolved=resolved,
+            allow_dirty=allow_dirty,
         )
         engine.pull(options, project=project(c))
     _before_exit()
@@ -421,8 +425,7 @@ def docker_build(
             no_cache=no_cache,
             docker_args=docker_args,
         )
-    if code:
-        raise Exit(code=code)
+    _exit(code)
 
 
 @task(
@@ -445,8 +448,7 @@ def docker_run(c, pipeline=None, env=None, tag=None, network=None, docker_args="
         from . import docker
 
         code = docker.run(project(c), pipelines=pipeline, env=env, tag=tag, network=network, docker_args=docker_args)
-    if code:
-        raise Exit(code=code)
+    _exit(code)
 
 
 @task(
@@ -467,8 +469,7 @@ def docker_cmd(c, tag=None, network=None, docker_args=""):
         from . import docker
 
         code = docker.cmd(project(c), command, tag=tag, network=network, docker_args=docker_args)
-    if code:
-        raise Exit(code=code)
+    _exit(code)
 
 
 # --- update-project ---
@@ -594,8 +595,7 @@ def airflow_test(
             venv=venv,
             conf=conf,
         )
-    if code:
-        raise Exit(code=code)
+    _exit(code)
 
 
 # --- viz ---
@@ -616,8 +616,7 @@ def viz(c, output=None, format="html", env=RUN_ENV):
         where = project(c)
         written = engine.viz(where, output=output, fmt=format, env=env)
         if written is not None:
-            shown = written.relative_to(where.root) if written.is_relative_to(where.root) else written
-            ui.info(f"wrote {ui.shown(shown)}")
+            ui.info(f"wrote {ui.shown(where.label(written))}")
 
 
 namespace = Collection(

@@ -27,6 +27,11 @@ def shown(value) -> str:
     return text if text.isprintable() else repr(text)
 
 
+def first_few(items: list[str], most: int = 5) -> str:
+    """The first ``most`` of ``items``, comma-separated, with " …" when there are more."""
+    return ", ".join(items[:most]) + (" …" if len(items) > most else "")
+
+
 def human_size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from pathlib import Path, PurePosixPath
 
 from . import ui
 from .errors import PiperackError, first_line
-from .merge import merge_one, unified_diff
+from .merge import dirty_refusal, merge_one, uncommitted, unified_diff
 from .options import UpdateOptions
 from .project import Project
 from .template import MAX_TEMPLATE_BYTES, TEMPLATE_FILE, read_template_folder, render, template_dir
@@ -421,25 +420,6 @@ def plan_update(
 # -- the verb ------------------------------------------------------------------------------------------
 
 
-def _dirty(project: Project, paths: list[str]) -> list[str] | None:
-    """Of ``paths``, those with uncommitted changes; None when this is not a git work tree."""
-    git = shutil.which("git")
-    if not git or not paths:
-        return None if not git else []
-    inside = subprocess.run(
-        [git, "rev-parse", "--is-inside-work-tree"], cwd=project.root, capture_output=True, text=True
-    )
-    if inside.returncode or inside.stdout.strip() != "true":
-        return None
-    status = subprocess.run(
-        [git, "status", "--porcelain", "--untracked-files=all", "--", *paths],
-        cwd=project.root,
-        capture_output=True,
-        text=True,
-    )
-    return sorted({line[3:].strip().strip('"') for line in status.stdout.splitlines() if line.strip()})
-
-
 def _diff(plan: UpdatePlan) -> None:
     for change in plan.writes():
         sys.stdout.writelines(unified_diff(change.path, plan.current.get(change.path), change.data))
@@ -498,15 +478,11 @@ def _update(project: Project, options: UpdateOptions) -> UpdatePlan | None:
     plan = plan_update(project, base, theirs, recorded, installed)
     touched = [c.path for c in plan.writes()]
     if not (options.dry_run or options.diff):
-        dirty = _dirty(project, touched)
+        dirty = uncommitted(project.root, touched)
         if dirty is None:
             ui.warn("not a git work tree: cannot check for uncommitted changes (commit before updating)")
         elif dirty and not options.allow_dirty:
-            raise PiperackError(
-                f"uncommitted changes in {len(dirty)} file(s) the update would touch: "
-                f"{', '.join(dirty[:5])}{' …' if len(dirty) > 5 else ''} "
-                "(commit or stash them, or pass --allow-dirty)"
-            )
+            raise PiperackError(dirty_refusal(dirty, "the update would touch"))
     _report(plan, options.dry_run or options.diff)
     if options.diff:
         _diff(plan)

@@ -33,6 +33,14 @@ def test_repository_url_precedence_and_default_index(mini):
     ) == ("http://cli.example", "http://cli.example/+simple/")
 
 
+def test_paths_in_messages_are_relative_to_the_project_when_inside_it(mini, tmp_path):
+    """Project.label: how package's and publish's messages name a file."""
+    project = find_project(mini)
+    assert project.label(mini / "dist" / "demo-0.1.0.tar.gz") == "dist/demo-0.1.0.tar.gz"
+    assert project.label(mini) == "."
+    assert project.label(tmp_path / "elsewhere.tar.gz") == str(tmp_path / "elsewhere.tar.gz")
+
+
 def test_env_repository_and_bad_settings(mini):
     project = _project(mini)
     assert PublishOptions().resolved(project, {"TWINE_REPOSITORY_URL": "https://env.example/"})[0] == (

@@ -511,3 +511,22 @@ def test_a_refused_package_among_many_is_one_error_and_nothing_changes(mini, tmp
     ):
         engine.pull(PullOptions(all_=True), project=find_project(mini))
     assert tree_hash(mini) == before
+
+
+def test_files_where_folders_are_needed_are_each_one_conflict(mini, tmp_path, tree_hash):
+    """A file standing where the pull needs a folder is refused once, however many pulled files go
+    below it, on the code, tests and parameters sides alike."""
+    sdist = write_sdist(tmp_path / "dist", "cleaner", "0.3.0")
+    for rel in ("src/demo/shared", "src/tests/shared", "conf/prod"):
+        (mini / rel).write_text("in the way\n")
+    before = tree_hash(mini)
+    conflicts = "; ".join(
+        f"{rel} (a file where a folder is needed) already exists (from {sdist})"
+        for rel in ("conf/prod", "src/demo/shared", "src/tests/shared")
+    )
+    with pytest.raises(
+        PiperackError,
+        match=exact(f"nothing pulled: 3 conflict(s): {conflicts} (use --force to replace the old module)"),
+    ):
+        run(mini, sdist, destination="shared/tools", env="prod")
+    assert tree_hash(mini) == before

@@ -5,6 +5,7 @@ tests/test_pull_upgrade.py)."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -151,7 +152,11 @@ def test_upgrade_options_and_names_are_checked(mini, tmp_path):
             PullOptions(source="shared", upgrade=True, alias="x"),
             "--upgrade merges into the module where it was pulled; do not combine it with --alias",
         ),
-        (PullOptions(source="shared", to="0.2"), "--to, --diff and --resolved go with --upgrade NAME"),
+        (PullOptions(source="shared", to="0.2"), "--to, --diff, --resolved and --allow-dirty go with --upgrade NAME"),
+        (
+            PullOptions(source="shared", allow_dirty=True),
+            "--to, --diff, --resolved and --allow-dirty go with --upgrade NAME",
+        ),
         (
             PullOptions(source="shared", upgrade=True, resolved=True),
             "--resolved records the version whose conflicts you resolved: give it as --upgrade NAME --to VERSION",
@@ -343,3 +348,74 @@ def test_all_upgrade_moves_the_record_of_the_modules_that_merged_cleanly(mini, t
     assert (records["pipelines.common"]["version"], records["pipelines.extra"]["version"]) == ("0.1.0", "0.2.0")
     assert (mini / "requirements.in").read_text().endswith("tabulate>=0.9\n")
     assert "upgraded pipelines.extra to extra 0.2.0" in capsys.readouterr().out
+
+
+GIT = ["git", "-c", "user.name=Team", "-c", "user.email=team@example.invalid"]
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run([*GIT, *args], cwd=root, check=True, capture_output=True)
+
+
+def test_uncommitted_lists_changed_staged_untracked_and_odd_names_relative_to_the_project(tmp_path):
+    """The project may be a folder of a larger repository: paths come back relative to it."""
+    from piperack.merge import uncommitted
+
+    repo, project = tmp_path / "repo", tmp_path / "repo" / "proj"
+    for rel in ("a.py", "b.py", "c *.py", "clean.py"):
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text("x\n")
+    assert uncommitted(project, ["a.py"]) is None  # not a git work tree
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "one")
+    (project / "a.py").write_text("edited\n")
+    (project / "b.py").write_text("staged\n")
+    _git(repo, "add", "proj/b.py")
+    (project / "c *.py").write_text("odd name\n")
+    (project / "new.py").write_text("untracked\n")
+    index = (repo / ".git/index").read_bytes()
+    everything = ["a.py", "b.py", "c *.py", "clean.py", "new.py", "gone.py"]
+    assert uncommitted(project, everything) == ["a.py", "b.py", "c *.py", "new.py"]
+    assert uncommitted(project, ["c *.py"]) == ["c *.py"]  # a literal name, not a pattern
+    assert uncommitted(project, ["clean.py"]) == [] and uncommitted(project, []) == []
+    assert (repo / ".git/index").read_bytes() == index  # asking writes nothing, not even git's index
+
+
+def test_upgrade_refuses_uncommitted_edits_it_would_merge(mini, tmp_path, capsys, tree_hash):
+    v = _versions(tmp_path, ("0.1.0", "first"), ("0.2.0", "second"))
+    engine.pull(PullOptions(source=str(v["0.1.0"]), alias="common"), project=find_project(mini))
+    _git(mini, "init", "-q")
+    _git(mini, "add", "-A")
+    _git(mini, "commit", "-qm", "pulled")
+    helpers = mini / "src/demo/pipelines/common/helpers.py"
+    helpers.write_text(helpers.read_text().replace("LIMIT = 10", "LIMIT = 99"))
+    (mini / "src/demo/pipelines/common/pipeline.py").write_text("# edited, but 0.2.0 leaves it alone\n")
+    upgrade = PullOptions(source="common", upgrade=True, to=str(v["0.2.0"]))
+    before = tree_hash(mini)
+    capsys.readouterr()
+    with pytest.raises(PiperackError) as caught:
+        engine.pull(upgrade, project=find_project(mini))
+    assert str(caught.value) == (
+        "uncommitted changes in 1 file(s) the upgrade would merge: src/demo/pipelines/common/helpers.py "
+        "(commit or stash them, or pass --allow-dirty)"
+    )
+    assert tree_hash(mini) == before
+    # Committed, the same edit merges.
+    _git(mini, "commit", "-qam", "ours")
+    engine.pull(upgrade, project=find_project(mini))
+    assert helpers.read_text() == "def double(x):\n    # second\n    return 2 * x\n\n\nLIMIT = 99\n"
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_upgrade_outside_git_warns_that_it_cannot_check(mini, tmp_path, capsys):
+    v = _versions(tmp_path, ("0.1.0", "first"), ("0.2.0", "second"))
+    engine.pull(PullOptions(source=str(v["0.1.0"]), alias="common"), project=find_project(mini))
+    helpers = mini / "src/demo/pipelines/common/helpers.py"
+    helpers.write_text(helpers.read_text().replace("LIMIT = 10", "LIMIT = 99"))
+    capsys.readouterr()
+    engine.pull(PullOptions(source="common", upgrade=True, to=str(v["0.2.0"])), project=find_project(mini))
+    assert capsys.readouterr().err == (
+        "warning: not a git work tree: cannot check for uncommitted changes (commit before upgrading)\n"
+    )
+    assert helpers.read_text().endswith("LIMIT = 99\n")

@@ -414,6 +414,144 @@ def test_non_ascii_columns_are_handled():
     assert rw(src) == "s = 'ünïcödé'; t = \"ingest.nodes\"  # é\nimport ingest\n"
 
 
+# -- the ast index walks only the lines that hold old's first name: references at any depth --------
+
+NESTED = [
+    d(
+        '''\
+        """Prose naming demo.pipelines.ingest is a docstring, not a target."""
+        import contextlib
+        from unittest import mock
+
+        import demo.pipelines.ingest.nodes
+
+
+        def outer():
+            x = 1
+
+            def inner():
+                from demo.pipelines.ingest import pipeline
+                return pipeline
+
+            class Local:
+                @staticmethod
+                @contextlib.contextmanager
+                def ctx(
+                    target="demo.pipelines.ingest.nodes.fetch",
+                ):
+                    yield target
+
+            return inner, Local, x
+
+
+        class Suite:
+            """Docs."""
+
+            @mock.patch(
+                "demo.pipelines.ingest.nodes.clean"
+            )
+            def test_decorated(self, clean):
+                with contextlib.suppress(KeyError), open(
+                    "x"
+                ) as f:
+                    try:
+                        import demo.pipelines.ingest as again
+                    except ImportError:
+                        value = demo.pipelines.ingest.nodes.CHUNK
+                    else:
+                        pass
+                    finally:
+                        print(f"demo.pipelines.ingest.{f}", value)
+
+            def untouched(self):
+                return [n for n in range(3) if n]
+
+
+        TEXT = """
+        line one
+        demo.pipelines.ingest.nodes
+        """
+        ONE_LINE = """demo.pipelines.ingest.nodes"""
+        SPLIT = "demo.pipelines.\\
+        ingest.nodes"
+        run = lambda: demo.pipelines.ingest.nodes.run()
+        data = {
+            "k": [
+                (1, "demo.pipelines.ingest.nodes"),
+            ],
+        }
+        match data:
+            case {"k": [(_, "demo.pipelines.ingest.sub")]}:
+                from demo.pipelines.ingest.sub import thing
+            case _:
+                pass
+
+
+        async def go(ctx):
+            async with ctx() as c:
+                async for i in c:
+                    await demo.pipelines.ingest.nodes.step(i)
+
+
+        for i in range(2):
+            while i:
+                if i:
+                    i = [demo.pipelines.ingest.nodes.step(j) for j in range(i)]
+                elif i:
+                    break
+        '''
+    ),
+    d(
+        """\
+        def only_inside():
+            '''No import at the top.'''
+            for _ in range(1):
+                from demo.pipelines.ingest import nodes  # late import
+            return nodes.x, "demo.pipelines.ingest.nodes.x"
+        """
+    ),
+    "@decorate('demo.pipelines.ingest.nodes')\nclass C:\n    pass\n",
+]
+
+
+@pytest.mark.parametrize("src", NESTED)
+def test_references_at_any_depth_equal_whole_file_libcst(src, monkeypatch):
+    """The walk prunes at every level (a node whose lines, decorators included, do not spell old's
+    first name is skipped): whatever it skips, the result is libcst's whole-file rewrite, found by the
+    exact-span path itself."""
+    import piperack.rewrite as mod
+
+    for old, new in [(OLD, "ingest"), (OLD, "x.y.ingest_tools"), ("demo", "other")]:
+        expected = mod._rewrite_cst(src, old, new, binds=None)
+        monkeypatch.setattr(mod, "_statements_to_rewrite", lambda *a, **k: pytest.fail("fell back"))
+        assert mod.rewrite_references(src, old, new) == expected
+        monkeypatch.undo()
+
+
+def test_nested_references_are_all_found():
+    out = rw(NESTED[0])
+    assert out.count("demo") == 3  # the docstring, TEXT's text and SPLIT's continued line: not module paths
+    assert '"""Prose naming demo.pipelines.ingest is' in out and "\ndemo.pipelines.ingest.nodes\n" in out
+    for line in [
+        "    from ingest import pipeline",
+        '        target="ingest.nodes.fetch",',
+        '        "ingest.nodes.clean"',
+        "        import ingest as again",
+        "        value = ingest.nodes.CHUNK",
+        '        print(f"ingest.{f}", value)',
+        '    case {"k": [(_, "ingest.sub")]}:',
+        "        from ingest.sub import thing",
+        "            await ingest.nodes.step(i)",
+        "            i = [ingest.nodes.step(j) for j in range(i)]",
+        'ONE_LINE = """ingest.nodes"""',
+        "run = lambda: ingest.nodes.run()",
+        '        (1, "ingest.nodes"),',
+    ]:
+        assert line + "\n" in out, line
+    assert 'SPLIT = "demo.pipelines.\\\ningest.nodes"' in out  # a line continuation: left alone
+    assert rw(NESTED[1]) == NESTED[1].replace("demo.pipelines.ingest", "ingest")
+
+
 STDLIB_FILES = ["genericpath.py", "glob.py", "fnmatch.py", "tempfile.py"]
 
 

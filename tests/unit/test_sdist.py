@@ -441,3 +441,16 @@ def test_update_sums_keeps_existing_files_only(tmp_path):
     (tmp_path / "b-1.tar.gz").write_bytes(b"b")
     update_sums(tmp_path, {"b-1.tar.gz": "33"})
     assert (tmp_path / "SHA256SUMS").read_text() == "11  a-1.tar.gz\n33  b-1.tar.gz\n"
+
+
+def test_interpolations_are_packaged_as_text_never_resolved(proj):
+    """piperack resolves no ${...} (only the project's runner does, with its limit): an interpolation
+    bomb merged by `package --env` stays the few bytes it was written as."""
+    import yaml
+
+    levels = {"l0": "xxxxxxxx"} | {f"l{i}": f"${{l{i - 1}}}" * 4 for i in range(1, 21)}
+    bomb = "".join(f'{key}: "{value}"\n' for key, value in levels.items())
+    write(proj.root, {"conf/base/parameters/ingest.yml": bomb, "conf/local/parameters/ingest.yml": "l0: y\n"})
+    params = names(build(proj, Job("pipelines.ingest", env="local")))["ingest/config/parameters/ingest.yml"]
+    assert yaml.safe_load(params) == levels | {"l0": "y"}
+    assert len(params) < 2 * len(bomb)

@@ -36,3 +36,10 @@ def test_names_with_control_characters_cannot_forge_lines(capsys):
     assert ui.shown("evil\n  write   x") == "'evil\\n  write   x'"
     ui.warn("bad\rname\x1b[2J")
     assert capsys.readouterr().err == "warning: bad\\rname\\x1b[2J\n"
+
+
+def test_first_few_names_five_and_says_there_are_more():
+    assert ui.first_few([]) == ""
+    assert ui.first_few(["a", "b", "c", "d", "e"]) == "a, b, c, d, e"
+    assert ui.first_few(["a", "b", "c", "d", "e", "f"]) == "a, b, c, d, e …"
+    assert ui.first_few(["a", "b", "c"], most=2) == "a, b …"

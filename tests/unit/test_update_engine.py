@@ -217,7 +217,7 @@ def test_a_failure_while_writing_leaves_the_project_as_it_was(proj, monkeypatch,
     monkeypatch.setattr(engine, "download_template", lambda version: {})
     monkeypatch.setattr(engine, "read_template_folder", lambda folder: {})
     monkeypatch.setattr(engine, "render", lambda files, answers, version, label: base if "1.0" in label else theirs)
-    monkeypatch.setattr(engine, "_dirty", lambda project, paths: [])
+    monkeypatch.setattr(engine, "uncommitted", lambda root, paths: [])
     before = tree_hash(proj.root)
     real_replace = fsutil.os.replace
     calls = {"n": 0}

@@ -255,6 +255,27 @@ def _catalog_keys(data: bytes | None) -> list[str]:
     return sorted(keys)
 
 
+def _folders_in_the_way(project, files, removes) -> list[str]:
+    """What stands where a folder must be created for ``files`` (a file named like the folder, or a
+    link), as conflicts; ``removes`` (``--force``) are out of the way."""
+    conflicts = []
+    walked: set = set()  # files share folders: one met again was judged, with all above it, already
+    for target in files:
+        for parent in PurePosixPath(target).parents:
+            if str(parent) in (".", ""):
+                continue
+            if parent in walked:
+                break
+            walked.add(parent)
+            on_disk = project.root / parent
+            if (on_disk.exists() and not on_disk.is_dir()) or on_disk.is_symlink():
+                if parent not in removes:
+                    conflicts.append(f"{parent} (a file where a folder is needed)")
+            if on_disk.is_dir():
+                break
+    return conflicts
+
+
 def place(project, job: Job, package: Package, source: str, sha256: str) -> Placement:
     """Map a staged package to project paths, rewriting its imports; detect conflicts."""
     from ..rewrite import importable_paths
@@ -338,17 +359,7 @@ def place(project, job: Job, package: Package, source: str, sha256: str) -> Plac
         placement.removes = existing
     else:
         placement.conflicts = [f"{p}{'/' if (project.root / p).is_dir() else ''}" for p in existing]
-    # Anything that is in the way of a folder we must create (a file named like a folder).
-    for target in files:
-        for parent in PurePosixPath(target).parents:
-            if str(parent) in (".", ""):
-                continue
-            on_disk = project.root / parent
-            if (on_disk.exists() and not on_disk.is_dir()) or on_disk.is_symlink():
-                if parent not in placement.removes:
-                    placement.conflicts.append(f"{parent} (a file where a folder is needed)")
-            if on_disk.is_dir():
-                break
+    placement.conflicts += _folders_in_the_way(project, files, placement.removes)
     placement.conflicts = sorted(set(placement.conflicts))
     return placement
 

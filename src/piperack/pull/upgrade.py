@@ -16,8 +16,10 @@ Both archives are placed exactly as a pull places them (``plan.place``: the same
 imports and parameter files, the same destination and env), so the team's renamed imports are
 never a difference. Each file then goes through ``merge.merge_one``; conflicts are written inline
 and listed, and the command fails; new requirements go through pull's rules (``finish_plan``); the
-record moves to the new version only when nothing conflicted. Everything is planned in memory and
-written as one ``fsutil.transaction`` inside pull's write session.
+record moves to the new version only when nothing conflicted. A file to be merged that holds
+uncommitted changes refuses the upgrade before anything is written (``merge.uncommitted``, as
+update-project checks), unless ``--allow-dirty``. Everything is planned in memory and written as
+one ``fsutil.transaction`` inside pull's write session.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from .. import ui
 from ..errors import PiperackError
+from ..merge import dirty_refusal, uncommitted
 from ..options import BASE_ENV, Job, PullOptions
 from .lock import Pulled, check_archive, find, index_requirement, specifier_of
 from .plan import Placement, PullPlan
@@ -78,10 +81,13 @@ def upgrade(
         else PullPlan()
     )
     conflicted = [rel for up in ups for rel in up.conflicts()]
-    _report(ups, dry_run=options.dry_run or options.diff)
+    dirty = _uncommitted_edits(project, ups, options)
+    _report(ups, dry_run=options.dry_run or options.diff, dirty=dirty)
     if options.diff:
         _diff(ups)
     if options.dry_run or options.diff:
+        if dirty and not options.allow_dirty:
+            ui.warn(dirty_refusal(dirty, "the upgrade would merge"))
         return ups
     clean = [up.new for up in moving if not up.conflicts()]
     if conflicted:  # the record (and requirements) move only for the modules that merged cleanly
@@ -116,6 +122,23 @@ def upgrade(
         ui.info(f"requirements.in: added {', '.join(plan.added_requirements)}")
         ui.info("next: run `invoke build-reqs` to re-pin requirements.txt")
     return ups
+
+
+def _uncommitted_edits(project, ups: list[Upgrade], options: PullOptions) -> list[str]:
+    """The files the upgrade would merge (the team changed them, upstream too) that hold uncommitted
+    changes: merged in place, the team's work would be mixed with upstream's past undoing, so the
+    upgrade is refused (as update-project refuses) unless --allow-dirty. Files taken from upstream
+    as they are hold nothing of the team's (they equal the recorded version) and never block.
+    Refused here, before anything is written; with --dry-run/--diff they are shown instead."""
+    merging = [rel for up in ups for rel, m in up.changes if m.action in ("merge", "conflict") and m.data is not None]
+    dirty = uncommitted(project.root, merging)
+    if dirty is None:
+        if merging and not (options.dry_run or options.diff):
+            ui.warn("not a git work tree: cannot check for uncommitted changes (commit before upgrading)")
+        return []
+    if dirty and not options.allow_dirty and not (options.dry_run or options.diff):
+        raise PiperackError(dirty_refusal(dirty, "the upgrade would merge"))
+    return dirty
 
 
 def _manifest_jobs(project, entries: list[Pulled]) -> dict:
@@ -305,7 +328,7 @@ def _write(project, ups: list[Upgrade], shared: dict) -> None:
             tx.change(rel, text.encode("utf-8"))
 
 
-def _report(ups: list[Upgrade], dry_run: bool) -> None:
+def _report(ups: list[Upgrade], dry_run: bool, dirty: list[str]) -> None:
     show = ui.shown
     if dry_run:
         ui.info("dry run: nothing written.")
@@ -325,7 +348,10 @@ def _report(ups: list[Upgrade], dry_run: bool) -> None:
         if not up.changes:
             ui.info("  (no file changes)")
         for rel, merged in up.changes:
-            note = f"  ({merged.note})" if merged.note else ""
+            notes = [merged.note] if merged.note else []
+            if str(rel) in dirty:
+                notes.append("uncommitted changes")
+            note = f"  ({'; '.join(notes)})" if notes else ""
             ui.info(f"  {merged.action:<8}  {show(rel)}{note}")
 
 

@@ -20,12 +20,18 @@ def test_deep_merge_overrides_nested_keys_only():
     assert base == dict(a=1, nested=dict(x=1, y=2))
 
 
+def ref(key: str) -> str:
+    return "${" + key + "}"
+
+
 @pytest.mark.parametrize(
     "data",
     [
         dict(a=1, nested=dict(x=[1, dict(y=2.5)], y="s", z=None, t=True)),
         dict(a="${oc.env:HOME}", b=dict(c="${a}")),  # something to resolve: OmegaConf reads it
         dict(a="???"),  # OmegaConf's missing marker
+        dict(a=[1, 2], b="${a[1]}-${.c}-${a.0}", c="\\${a}", d=dict(e="${..a}", f="${oc.select:a,x}")),
+        dict(k="a", a="v", b=ref(ref("k")), c=ref("oc.select:${k}"), e="\\${a}", d=ref("oc.decode:${e}")),
     ],
 )
 def test_configuration_resolves_as_omegaconf_does(data):
@@ -198,6 +204,64 @@ def test_yaml_bombs_are_one_line_naming_the_file(tmp_path, text, reason):
     with pytest.raises(RunError) as caught:
         read_yaml(bomb)
     assert str(caught.value) == f"{bomb}: refused: {reason}"
+
+
+def interpolation_bomb(levels: int = 20) -> str:
+    """Each level four times the one before: 8 characters become 8 TiB after 20 levels."""
+    lines = ['l0: "xxxxxxxx"'] + [f'l{i}: "{ref(f"l{i - 1}") * 4}"' for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def decode_bomb() -> str:
+    """The same, through oc.decode, which resolves the escaped interpolation it is given."""
+    lines = ['l0: "xxxxxxxx"']
+    for i in range(1, 21):
+        lines.append(f"e{i}: '\\" + ref(f"l{i - 1}") + "'")
+        lines.append(f'l{i}: "' + ref("oc.decode:" + ref(f"e{i}")) * 4 + '"')
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        (interpolation_bomb(), "l11: its interpolations expand to more than 16 MiB"),
+        (
+            "l0: [a, b, c, d, e, f, g, h, i, j]\n"
+            + "".join(f"l{i}: [{', '.join([chr(34) + ref(f'l{i - 1}') + chr(34)] * 10)}]\n" for i in range(1, 9)),
+            "l4.7: its interpolations expand to more than 100000 values",
+        ),
+        (  # ${ ${k1} } names l0: the key is spelled out first
+            'l0: "xxxxxxxx"\n' + "".join(f'k{i}: l{i - 1}\nl{i}: "{ref(ref(f"k{i}")) * 4}"\n' for i in range(1, 21)),
+            "l11: its interpolations expand to more than 16 MiB",
+        ),
+        (decode_bomb(), "l10: its interpolations expand to more than 16 MiB"),
+        (
+            'x: y\na: "' + ref(ref("oc.select:x")) + '"\n',
+            "a: it names a key built by an interpolation that cannot be worked out in advance",
+        ),
+    ],
+    ids=["strings", "lists", "built-keys", "decoded", "unknown-key"],
+)
+def test_interpolation_bombs_are_refused_before_omegaconf_builds_them(tmp_path, text, reason):
+    (tmp_path / "base/parameters").mkdir(parents=True)
+    (tmp_path / "base/parameters/p.yml").write_text("l0: overridden\n")
+    (tmp_path / "local/parameters").mkdir(parents=True)
+    bomb = tmp_path / "local/parameters/p.yml"
+    bomb.write_text(text)
+    with pytest.raises(RunError) as caught:
+        load_config(tmp_path, "local", "parameters", "p")
+    assert str(caught.value) == f"{bomb}: refused: {reason}"
+
+
+def test_environment_variables_count_towards_the_interpolation_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("P_BIG", "x" * 2**20)
+    (tmp_path / "base/parameters").mkdir(parents=True)
+    path = tmp_path / "base/parameters/p.yml"
+    path.write_text("".join(f"k{i}: " + ref("oc.env:P_BIG") + "\n" for i in range(15)))
+    assert len(load_config(tmp_path, "base", "parameters", "p")["k14"]) == 2**20  # 15 MiB in all: allowed
+    path.write_text(path.read_text() + "k15: ${oc.env:P_BIG}\n")
+    with pytest.raises(RunError, match=f"^{path}: refused: k15: its interpolations expand to more than 16 MiB$"):
+        load_config(tmp_path, "base", "parameters", "p")
 
 
 def test_anchors_within_limits_still_work(tmp_path):

@@ -23,7 +23,8 @@ end, env, the overrides (credentials as ***), the git commit, and per pipeline i
 (success, failed, skipped), seconds and the stats its run() returned.
 
 What the runner reads and writes is treated with care (safety.py): every YAML file is checked for
-depth and alias expansion before it is built; credentials are masked in every form they can take
+depth and alias expansion before it is built, and what its ``${...}`` would resolve to is
+bounded before OmegaConf resolves it; credentials are masked in every form they can take
 in output (URL-encoded, escaped, line by line), and so are passwords and token-like query values of
 any URL; a log file is never written through a symbolic link, nor outside the project unless its
 path is absolute.
@@ -50,6 +51,7 @@ from .safety import (
     RedactSecrets,
     add_secret,
     bounded_yaml,
+    check_interpolations,
     mask_all_output,
     nesting,
     redact,
@@ -154,6 +156,7 @@ def _resolved(parts: list[tuple[str, dict]], where: str) -> dict:
         import copy
 
         return copy.deepcopy(merged)
+    _check_interpolations(parts, merged, where)
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -168,6 +171,30 @@ def _resolved(parts: list[tuple[str, dict]], where: str) -> dict:
         raise RunError(f"{where}: interpolations nested too deeply") from None
 
 
+def _check_interpolations(parts: list[tuple[str, dict]], merged: dict, where: str) -> None:
+    """An interpolation bomb is refused, naming the file and key, before OmegaConf builds it."""
+    try:
+        check_interpolations(merged, _resolver_size)
+    except ValueError as exc:
+        source = next((s for s, data in reversed(parts) if _has_key(data, exc.key)), where)
+        raise RunError(f"{source}: refused: {exc}") from None
+
+
+def _resolver_size(name: str, argument: str | None) -> int:
+    """The most characters ``${name:argument}`` can hand back, for check_interpolations (``argument``
+    None: not known in advance)."""
+    if name == "oc.env":
+        if argument is None:
+            return max(map(len, os.environ.values()), default=0)
+        return len(os.environ.get(argument, ""))
+    if name == "credentials" and CREDENTIALS:
+        node = CREDENTIALS[0]
+        for part in argument.split(".") if argument is not None else ():
+            node = node.get(part) if isinstance(node, dict) else None
+        return len(str(node)) if node is not None else 0
+    return 0
+
+
 def _where(conf: Path, envs: list[str], name: str) -> str:
     return f"{conf}/<{'|'.join(envs)}>/{name}"
 
@@ -179,7 +206,9 @@ def config_parts(conf: Path, env: str, kind: str, name: str, overrides: dict | N
     parts = [(str(path), read_yaml(path)) for e in envs for path in config_files(conf / e, kind, name)]
     if overrides:
         parts.append(("--params", overrides))
-    merge_parts(parts)
+    merged = merge_parts(parts)
+    if not _plain(merged):
+        _check_interpolations(parts, merged, _where(conf, envs, f"{kind}/{name}.yml"))
     return parts
 
 
