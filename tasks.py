@@ -115,7 +115,12 @@ def lint(c, fix=False):
         raise Exit("error: ruff found problems (see above); `bash scripts/kit.sh lint --fix` fixes what it can", code=1)
 
 
-@task(help={"name": "Benchmark to run: ingest, package, pull, reqs, docker, startup (default: all of them)."})
+@task(
+    help={
+        "name": "Benchmark to run: the NAME of a benchmarks/bench_NAME.py (docker, floors, ingest, package, pull, "
+        "pull_scale, reqs, scale, startup); default: all of them."
+    }
+)
 def bench(c, name=""):
     """Run the benchmarks in benchmarks/ and update docs/benchmarks.md."""
     names = [name] if name else sorted(p.stem.removeprefix("bench_") for p in (KIT / "benchmarks").glob("bench_*.py"))

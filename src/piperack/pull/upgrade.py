@@ -16,8 +16,10 @@ Both archives are placed exactly as a pull places them (``plan.place``: the same
 imports and parameter files, the same destination and env), so the team's renamed imports are
 never a difference. Each file then goes through ``merge.merge_one``; conflicts are written inline
 and listed, and the command fails; new requirements go through pull's rules (``finish_plan``); the
-record moves to the new version only when nothing conflicted. Everything is planned in memory and
-written as one ``fsutil.transaction`` inside pull's write session.
+record moves to the new version only when nothing conflicted. A file to be merged that holds
+uncommitted changes refuses the upgrade before anything is written (``merge.uncommitted``, as
+update-project checks), unless ``--allow-dirty``. Everything is planned in memory and written as
+one ``fsutil.transaction`` inside pull's write session.
 """
 
 from __future__ import annotations

@@ -20,6 +20,10 @@ def test_deep_merge_overrides_nested_keys_only():
     assert base == dict(a=1, nested=dict(x=1, y=2))
 
 
+def ref(key: str) -> str:
+    return "${" + key + "}"
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -27,6 +31,7 @@ def test_deep_merge_overrides_nested_keys_only():
         dict(a="${oc.env:HOME}", b=dict(c="${a}")),  # something to resolve: OmegaConf reads it
         dict(a="???"),  # OmegaConf's missing marker
         dict(a=[1, 2], b="${a[1]}-${.c}-${a.0}", c="\\${a}", d=dict(e="${..a}", f="${oc.select:a,x}")),
+        dict(k="a", a="v", b=ref(ref("k")), c=ref("oc.select:${k}"), e="\\${a}", d=ref("oc.decode:${e}")),
     ],
 )
 def test_configuration_resolves_as_omegaconf_does(data):
@@ -201,13 +206,18 @@ def test_yaml_bombs_are_one_line_naming_the_file(tmp_path, text, reason):
     assert str(caught.value) == f"{bomb}: refused: {reason}"
 
 
-def ref(key: str) -> str:
-    return "${" + key + "}"
-
-
 def interpolation_bomb(levels: int = 20) -> str:
     """Each level four times the one before: 8 characters become 8 TiB after 20 levels."""
     lines = ['l0: "xxxxxxxx"'] + [f'l{i}: "{ref(f"l{i - 1}") * 4}"' for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def decode_bomb() -> str:
+    """The same, through oc.decode, which resolves the escaped interpolation it is given."""
+    lines = ['l0: "xxxxxxxx"']
+    for i in range(1, 21):
+        lines.append(f"e{i}: '\\" + ref(f"l{i - 1}") + "'")
+        lines.append(f'l{i}: "' + ref("oc.decode:" + ref(f"e{i}")) * 4 + '"')
     return "\n".join(lines) + "\n"
 
 
@@ -220,8 +230,17 @@ def interpolation_bomb(levels: int = 20) -> str:
             + "".join(f"l{i}: [{', '.join([chr(34) + ref(f'l{i - 1}') + chr(34)] * 10)}]\n" for i in range(1, 9)),
             "l4.7: its interpolations expand to more than 100000 values",
         ),
+        (  # ${ ${k1} } names l0: the key is spelled out first
+            'l0: "xxxxxxxx"\n' + "".join(f'k{i}: l{i - 1}\nl{i}: "{ref(ref(f"k{i}")) * 4}"\n' for i in range(1, 21)),
+            "l11: its interpolations expand to more than 16 MiB",
+        ),
+        (decode_bomb(), "l10: its interpolations expand to more than 16 MiB"),
+        (
+            'x: y\na: "' + ref(ref("oc.select:x")) + '"\n',
+            "a: it names a key built by an interpolation that cannot be worked out in advance",
+        ),
     ],
-    ids=["strings", "lists"],
+    ids=["strings", "lists", "built-keys", "decoded", "unknown-key"],
 )
 def test_interpolation_bombs_are_refused_before_omegaconf_builds_them(tmp_path, text, reason):
     (tmp_path / "base/parameters").mkdir(parents=True)

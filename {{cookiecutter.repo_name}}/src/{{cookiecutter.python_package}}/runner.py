@@ -180,13 +180,16 @@ def _check_interpolations(parts: list[tuple[str, dict]], merged: dict, where: st
         raise RunError(f"{source}: refused: {exc}") from None
 
 
-def _resolver_size(name: str, argument: str) -> int:
-    """The most characters ``${name:argument}`` can hand back, for check_interpolations."""
+def _resolver_size(name: str, argument: str | None) -> int:
+    """The most characters ``${name:argument}`` can hand back, for check_interpolations (``argument``
+    None: not known in advance)."""
     if name == "oc.env":
+        if argument is None:
+            return max(map(len, os.environ.values()), default=0)
         return len(os.environ.get(argument, ""))
     if name == "credentials" and CREDENTIALS:
         node = CREDENTIALS[0]
-        for part in argument.split("."):
+        for part in argument.split(".") if argument is not None else ():
             node = node.get(part) if isinstance(node, dict) else None
         return len(str(node)) if node is not None else 0
     return 0

@@ -176,7 +176,15 @@ def _check_events(events) -> None:
 
 
 MAX_RESOLVED = MAX_CONF_BYTES  # characters that ${...} interpolations may add to one configuration
+MAX_KEY_TEXT = 4096  # characters of a key that is itself built by interpolations (${ ${name} })
 _RESOLVER = re.compile(r"\s*([A-Za-z_][\w.]*)\s*:")  # ${name:args}: a resolver call, not a key
+_BRACES = re.compile(r"\$\{|[{}]")
+_EVALUATING = {"oc.decode", "oc.create"}  # they resolve the interpolations of the text they are given
+_SELECTING = {"oc.select", "oc.dict.keys", "oc.dict.values", "oc.deprecated", *_EVALUATING}  # args name nodes
+
+
+class _Unbounded(Exception):
+    """An interpolation whose size cannot be worked out before resolving it."""
 
 
 def check_interpolations(config, lookup=None) -> None:
@@ -185,11 +193,14 @@ def check_interpolations(config, lookup=None) -> None:
     (``b: ${a}${a}``, ``c: ${b}${b}``, … doubles at every level, and OmegaConf would build it all).
 
     Counted before anything is resolved, without OmegaConf: the resolved size of each node is worked
-    out once and remembered (a reference adds the size of what it names, itself resolved; a resolver
-    call adds its arguments', any node an argument names, and ``lookup(name, argument)``: what the
-    resolver returns, such as an environment variable's length). Sizes only ever over-count."""
+    out once and remembered. A reference adds the size of what it names, itself resolved (a key built
+    by interpolations, ``${ ${name} }``, is spelled out first); a resolver call adds its arguments',
+    any node they name, and ``lookup(name, argument)``: what the resolver returns, such as an
+    environment variable's length (``argument`` None: not known in advance). Sizes only over-count;
+    what cannot be bounded (a key spelled by a resolver other than oc.env) is refused."""
     sizes: dict[tuple, tuple[int, int]] = {}  # path -> (characters, values inside) once resolved
     busy: set[tuple] = set()
+    limit = (MAX_RESOLVED + 1, MAX_ALIASED + 1)
 
     def walk(parts) -> tuple:
         """The node at ``parts`` (keys or indexes, as text or not) and its path as the data spells it."""
@@ -207,14 +218,15 @@ def check_interpolations(config, lookup=None) -> None:
         return value, tuple(path)
 
     def named(reference: str, here: tuple) -> tuple | None:
-        """The path ``${reference}`` names from the container ``here``; None when it names no node
-        (OmegaConf reports that) or is itself built by an interpolation."""
+        """The path ``${reference}`` names from the container ``here`` (None: no such node, which
+        OmegaConf reports)."""
+        reference = reference.strip().strip("'\"")
         dots = len(reference) - len(reference.lstrip("."))
-        if "${" in reference or dots > len(here) + 1:
+        if dots > len(here) + 1:
             return None
         base = here[: len(here) - dots + 1] if dots else ()
         try:
-            return walk((*base, *(p for p in re.split(r"[.\[\]]", reference[dots:].strip()) if p)))[1]
+            return walk((*base, *(p for p in re.split(r"[.\[\]]", reference[dots:]) if p)))[1]
         except KeyError:
             return None
 
@@ -230,50 +242,102 @@ def check_interpolations(config, lookup=None) -> None:
             for key in value if isinstance(value, dict) else range(len(value)):
                 inner = size((*path, key))
                 chars, count = chars + len(str(key)) + 2 + inner[0], count + 1 + inner[1]
-            result = (min(chars, MAX_RESOLVED + 1), min(count, MAX_ALIASED + 1))
+            result = (min(chars, limit[0]), min(count, limit[1]))
         elif isinstance(value, str) and "${" in value:
-            result = text(value, path[:-1])
+            result = text(value, ends(value), 0, len(value), path[:-1])
         else:
             result = (len(str(value)), 0)
         busy.discard(path)
         sizes[path] = result
         return result
 
-    def text(value: str, here: tuple) -> tuple[int, int]:
-        """A string's resolved size: its own characters plus what each interpolation in it adds."""
-        chars = count = i = 0
-        while i < len(value):
-            start = value.find("${", i)
-            if start < 0:
-                chars += len(value) - i
-                break
-            depth, end, slashes = 1, start + 2, 0
-            while end < len(value) and depth:
-                depth += {"{": 1, "}": -1}.get(value[end], 0)
-                end += 1
-            while slashes < start - i and value[start - 1 - slashes] == "\\":
-                slashes += 1
-            chars += start - i
-            if slashes % 2 or depth:  # \${...} is text; an unclosed one is OmegaConf's error to report
-                chars, i = chars + end - start, end
+    def ends(value: str) -> dict[int, int]:
+        """Where each ``${`` of ``value`` starts -> just past its closing brace: one pass."""
+        found, opened = {}, []
+        for brace in _BRACES.finditer(value):
+            if brace[0] != "}":
+                opened.append(brace.start() if brace[0] == "${" else None)
+                if len(opened) > MAX_DEPTH:
+                    raise RecursionError
+            elif opened and (start := opened.pop()) is not None:
+                found[start] = brace.end()
+        return found
+
+    def interpolations(value: str, closing: dict, lo: int, hi: int):
+        """(start, end) of each outermost ``${...}`` in value[lo:hi]; an escaped or unclosed one is text."""
+        i = lo
+        while (start := value.find("${", i, hi)) >= 0:
+            end = closing.get(start, -1)
+            slashes = len(value[i:start]) - len(value[i:start].rstrip("\\"))
+            if end < 0 or end > hi or slashes % 2:
+                i = start + 2
                 continue
-            inner = interpolation(value[start + 2 : end - 1], here)
-            chars, count, i = min(chars + inner[0], MAX_RESOLVED + 1), min(count + inner[1], MAX_ALIASED + 1), end
+            yield start, end
+            i = end
+
+    def text(value: str, closing: dict, lo: int, hi: int, here: tuple) -> tuple[int, int]:
+        """value[lo:hi]'s resolved size: its own characters plus what each interpolation in it adds."""
+        chars, count = hi - lo, 0
+        for start, end in interpolations(value, closing, lo, hi):
+            inner = interpolation(value, closing, start + 2, end - 1, here)
+            chars = min(chars - (end - start) + inner[0], limit[0])  # the ${...} gives way to its value
+            count = min(count + inner[1], limit[1])
         return chars, count
 
-    def interpolation(inner: str, here: tuple) -> tuple[int, int]:
-        call = _RESOLVER.match(inner)
+    def spelled(value: str, closing: dict, lo: int, hi: int, here: tuple, depth: int = 0) -> str | None:
+        """value[lo:hi] as OmegaConf would resolve it, when only references to scalars and oc.env
+        make it up and it stays short: the text of a key built by interpolations. None otherwise."""
+        pieces, i = [], lo
+        for start, end in interpolations(value, closing, lo, hi):
+            inner = spelled(value, closing, start + 2, end - 1, here, depth + 1)
+            call = _RESOLVER.match(inner or "")
+            if inner is None or depth > MAX_DEPTH:
+                return None
+            if call and call[1] == "oc.env":
+                name, _, default = inner[call.end() :].partition(",")
+                got = os.environ.get(name.strip(), default.strip().strip("'\"") if default else None)
+            elif call:
+                return None
+            else:
+                path = named(inner, here)
+                got = walk(path)[0] if path is not None else None
+                if isinstance(got, str) and "${" in got:
+                    got = spelled(got, ends(got), 0, len(got), path[:-1], depth + 1)
+            if got is None or isinstance(got, (dict, list)):
+                return None
+            pieces += [value[i:start], str(got)]
+            i = end
+        pieces.append(value[i:hi])
+        result = "".join(pieces)
+        return result if len(result) <= MAX_KEY_TEXT else None
+
+    def interpolation(value: str, closing: dict, lo: int, hi: int, here: tuple) -> tuple[int, int]:
+        """What ``${value[lo:hi]}`` adds."""
+        dynamic = value.find("${", lo, hi) >= 0
+        call = _RESOLVER.match(value, lo, hi)
         if call is None:
-            path = named(inner, here)
-            return size(path) if path is not None else text(inner, here)
-        chars, count = text(inner[call.end() :], here)
-        for argument in inner[call.end() :].split(","):
-            path = named(argument.strip(), here) if argument.strip() else None
+            reference = spelled(value, closing, lo, hi, here) if dynamic else value[lo:hi]
+            if reference is None:
+                raise _Unbounded
+            path = named(reference, here)
+            return size(path) if path is not None else (hi - lo, 0)
+        chars, count = text(value, closing, call.end(), hi, here)
+        arguments = spelled(value, closing, call.end(), hi, here) if dynamic else value[call.end() : hi]
+        if arguments is None:
+            if call[1] in _SELECTING:
+                raise _Unbounded
+            return min(chars + (lookup(call[1], None) if lookup else 0), limit[0]), count
+        if call[1] in _EVALUATING and "${" in arguments:  # escaped or not, what the text holds is resolved
+            unescaped = re.sub(r"\\+(?=\$\{)", "", arguments)
+            inner = text(unescaped, ends(unescaped), 0, len(unescaped), here)
+            chars, count = chars + inner[0], count + inner[1]
+        for argument in arguments.split(","):
+            path = named(argument, here) if argument.strip() else None
             if path is not None:  # oc.select, oc.dict.values, …: a resolver may hand back a node
                 chars, count = chars + size(path)[0], count + size(path)[1]
             if lookup is not None:
                 chars += lookup(call[1], argument.strip())
-        return chars, count
+        return min(chars, limit[0]), min(count, limit[1])
 
     added_chars = added_values = 0
     todo: list[tuple] = [()]
@@ -289,6 +353,9 @@ def check_interpolations(config, lookup=None) -> None:
             chars, count = size(path)
         except RecursionError:
             raise _too_much(path, "its interpolations are nested too deeply") from None
+        except _Unbounded:
+            reason = "it names a key built by an interpolation that cannot be worked out in advance"
+            raise _too_much(path, reason) from None
         added_chars, added_values = added_chars + chars, added_values + count
         if added_chars > MAX_RESOLVED:
             raise _too_much(path, f"its interpolations expand to more than {MAX_RESOLVED // 2**20} MiB")
