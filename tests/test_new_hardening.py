@@ -154,3 +154,17 @@ def test_the_users_cookiecutter_defaults_still_apply_and_nothing_lands_in_home(v
     assert (tmp_path / "zed-data" / "pyproject.toml").is_file()
     assert not (tmp_path / "zed-data" / "src" / "zed_data" / "pipelines" / "ingest").exists()
     assert sorted(p.name for p in home.iterdir()) == []  # no ~/.cookiecutter_replay
+
+
+def test_nothing_is_left_in_the_temporary_folder(venv, user_env, tmp_path, home):
+    """cookiecutter writes each rendered hook to a temporary file it never removes: piperack gives it
+    a folder of its own inside the staging folder, so a bake leaves the system's TMPDIR as it was."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    made = _new(venv, user_env(HOME=str(home), TMPDIR=str(scratch)), tmp_path, "project_name=Tidy")
+    assert made.returncode == 0, output(made)
+    assert (tmp_path / "tidy" / "pyproject.toml").is_file()
+    assert sorted(p.name for p in scratch.iterdir()) == []
+    refused = _new(venv, user_env(HOME=str(home), TMPDIR=str(scratch)), tmp_path, "project_name=Tidy")
+    assert refused.returncode == 1, output(refused)
+    assert sorted(p.name for p in scratch.iterdir()) == []

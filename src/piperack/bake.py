@@ -65,7 +65,7 @@ def bake(
     done = False
     try:
         config["replay_dir"] = str(staging / "replay")  # cookiecutter's replay file: nothing in ~
-        made = _render(template or template_dir(), staging / "render", answers, no_input, config)
+        made = _render(template or template_dir(), staging / "render", answers, no_input, config, staging / "tmp")
         target = output_dir / made.name
         if not (target.exists() or target.is_symlink()):
             made.rename(target)
@@ -227,10 +227,16 @@ def _checked_config(path: Path, data) -> dict:
     return config
 
 
-def _render(template: Path, staging: Path, answers: dict | None, no_input: bool, config: dict) -> Path:
+def _render(template: Path, staging: Path, answers: dict | None, no_input: bool, config: dict, scratch: Path) -> Path:
+    """cookiecutter's rendering into ``staging``. Its temporary files go to ``scratch`` (removed
+    with the staging folder): it writes each rendered hook to one and never removes it."""
+    import tempfile
+
     from cookiecutter.exceptions import CookiecutterException
     from cookiecutter.main import cookiecutter
 
+    scratch.mkdir()
+    previous, tempfile.tempdir = tempfile.tempdir, str(scratch)
     try:
         made = cookiecutter(
             str(template),
@@ -248,6 +254,8 @@ def _render(template: Path, staging: Path, answers: dict | None, no_input: bool,
             "no answer on standard input (it is closed): pass --no-input for the defaults, "
             "and key=value for the answers you want"
         ) from None
+    finally:
+        tempfile.tempdir = previous
     return Path(made)
 
 
