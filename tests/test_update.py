@@ -205,6 +205,32 @@ def test_update_refuses_uncommitted_changes_in_files_it_touches(team_project, ve
     assert "# not committed" in (root / "docker" / "Dockerfile").read_text()
 
 
+def test_dry_run_and_diff_mark_uncommitted_files_and_warn_of_the_refusal(team_project, venv_b, wheelhouse, tree_hash):
+    """A preview shows what the real run would refuse: each file with uncommitted changes it would
+    touch is marked, and the refusal ends the output as a warning; exit 0, nothing written."""
+    root = team_project
+    wheel = next(wheelhouse.glob(f"piperack-{A}-*.whl"))
+    (root / "docker" / "Dockerfile").write_text((root / "docker" / "Dockerfile").read_text() + "# not committed\n")
+    (root / "conf" / "base" / "catalog" / "ingest.yml").write_text("# also not committed, but not touched\n")
+    before = tree_hash(root)
+    refusal = (
+        "uncommitted changes in 1 file(s) the update would touch: docker/Dockerfile "
+        "(commit or stash them, or pass --allow-dirty)"
+    )
+    for preview in ("--dry-run", "--diff"):
+        shown = invoke_b(venv_b, root, "update-project", preview, "--from", str(wheel))
+        assert shown.returncode == 0, shown.stderr
+        assert "  merge     docker/Dockerfile  (uncommitted changes)\n" in shown.stdout
+        assert "  conflict  README.md  (1 conflict(s) marked inline)\n" in shown.stdout
+        assert "  update    tasks.py\n" in shown.stdout
+        assert shown.stderr.splitlines() == [f"warning: {refusal}"]
+        assert tree_hash(root) == before
+    assert "+# Template B: the base image is a build argument.\n" in shown.stdout  # the --diff
+    refused = invoke_b(venv_b, root, "update-project", "--from", str(wheel))
+    assert (refused.returncode, refused.stderr) == (1, f"error: {refusal}\n")
+    assert tree_hash(root) == before
+
+
 def test_update_without_the_old_template_says_where_it_looked(team_project, venv_b, index, tree_hash, tmp_path):
     root = team_project
     empty = tmp_path / "empty-index"

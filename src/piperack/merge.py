@@ -160,3 +160,40 @@ def dirty_refusal(dirty: list[str], what: str) -> str:
         f"uncommitted changes in {len(dirty)} file(s) {what}: {first_few(dirty)} "
         "(commit or stash them, or pass --allow-dirty)"
     )
+
+
+DIRTY_NOTE = "uncommitted changes"
+
+
+def check_dirty(root: Path, paths: list, what: str, doing: str, *, preview: bool, allow_dirty: bool) -> list[str]:
+    """Of ``paths`` (the files a merge would write, relative to ``root``), those with uncommitted
+    changes: merged in place, the team's work would be mixed with upstream's past undoing by git.
+    A real run refuses them in one line (``dirty_refusal``; nothing is written yet) unless
+    ``allow_dirty``, and outside a git work tree warns that it cannot check (``doing``: "updating").
+    A preview (--dry-run, --diff) only returns them: its listing marks them (``listed_note``) and it
+    ends with the refusal as a warning (``warn_dirty``); outside git it says nothing."""
+    from . import ui
+
+    dirty = uncommitted(root, paths)
+    if dirty is None:
+        if paths and not preview:
+            ui.warn(f"not a git work tree: cannot check for uncommitted changes (commit before {doing})")
+        return []
+    if dirty and not allow_dirty and not preview:
+        raise PiperackError(dirty_refusal(dirty, what))
+    return dirty
+
+
+def warn_dirty(dirty: list[str], what: str, allow_dirty: bool) -> None:
+    """The last line of a preview: the refusal the real run would give, as a warning."""
+    from . import ui
+
+    if dirty and not allow_dirty:
+        ui.warn(dirty_refusal(dirty, what))
+
+
+def listed_note(note: str, dirty: bool) -> str:
+    """What follows a file in a --dry-run/--diff listing: ``  (<merge note>; uncommitted changes)``,
+    either part alone, or nothing."""
+    notes = [text for text in (note, DIRTY_NOTE if dirty else "") if text]
+    return f"  ({'; '.join(notes)})" if notes else ""

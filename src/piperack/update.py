@@ -35,7 +35,7 @@ from pathlib import Path, PurePosixPath
 
 from . import ui
 from .errors import PiperackError, first_line
-from .merge import dirty_refusal, merge_one, uncommitted, unified_diff
+from .merge import check_dirty, listed_note, merge_one, unified_diff, warn_dirty
 from .options import UpdateOptions
 from .project import Project
 from .template import MAX_TEMPLATE_BYTES, TEMPLATE_FILE, read_template_folder, render, template_dir
@@ -65,6 +65,7 @@ TEAM_OWNED = (
 )
 _PIN = re.compile(r"^piperack\s*==\s*[^\s;#]+", re.MULTILINE)
 ACTIONS = ("add", "update", "merge", "conflict", "keep", "delete")
+TOUCHED = "the update would touch"  # the files the uncommitted-changes refusal speaks of
 
 # Option help, shared by `invoke update-project` and `piperack update`.
 
@@ -476,17 +477,16 @@ def _update(project: Project, options: UpdateOptions) -> UpdatePlan | None:
     base = render(base_files, answers, recorded, f"piperack {recorded}")
     theirs = render(read_template_folder(theirs_template), theirs_answers, installed, f"piperack {installed}")
     plan = plan_update(project, base, theirs, recorded, installed)
+    # Every file it would write, whatever it does to it: the refusal a real run gives (nothing
+    # written), the marks and the closing warning of a preview.
+    preview = options.dry_run or options.diff
     touched = [c.path for c in plan.writes()]
-    if not (options.dry_run or options.diff):
-        dirty = uncommitted(project.root, touched)
-        if dirty is None:
-            ui.warn("not a git work tree: cannot check for uncommitted changes (commit before updating)")
-        elif dirty and not options.allow_dirty:
-            raise PiperackError(dirty_refusal(dirty, "the update would touch"))
-    _report(plan, options.dry_run or options.diff)
+    dirty = check_dirty(project.root, touched, TOUCHED, "updating", preview=preview, allow_dirty=options.allow_dirty)
+    _report(plan, preview, dirty)
     if options.diff:
         _diff(plan)
-    if options.dry_run or options.diff:
+    if preview:
+        warn_dirty(dirty, TOUCHED, options.allow_dirty)
         return plan
     with transaction(project.root) as tx:
         for change in plan.writes():
@@ -504,14 +504,13 @@ def _update(project: Project, options: UpdateOptions) -> UpdatePlan | None:
     return plan
 
 
-def _report(plan: UpdatePlan, dry_run: bool) -> None:
+def _report(plan: UpdatePlan, dry_run: bool, dirty: list[str]) -> None:
     versions = f"piperack {plan.base_version} to {plan.new_version}"
     ui.info(f"dry run: nothing written. Updating from {versions} would:" if dry_run else f"updating from {versions}:")
     if not plan.changes:
         ui.info("  (no template file changes)")
     for change in plan.changes:
-        note = f"  ({change.note})" if change.note else ""
-        ui.info(f"  {change.action:<8}  {change.path}{note}")
+        ui.info(f"  {change.action:<8}  {change.path}{listed_note(change.note, change.path in dirty)}")
 
 
 def _next_steps(plan: UpdatePlan) -> None:

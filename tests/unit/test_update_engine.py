@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from piperack import fsutil
+from piperack import fsutil, merge
 from piperack import update as engine
 from piperack.errors import PiperackError
 from piperack.project import find_project
@@ -217,7 +217,7 @@ def test_a_failure_while_writing_leaves_the_project_as_it_was(proj, monkeypatch,
     monkeypatch.setattr(engine, "download_template", lambda version: {})
     monkeypatch.setattr(engine, "read_template_folder", lambda folder: {})
     monkeypatch.setattr(engine, "render", lambda files, answers, version, label: base if "1.0" in label else theirs)
-    monkeypatch.setattr(engine, "uncommitted", lambda root, paths: [])
+    monkeypatch.setattr(merge, "uncommitted", lambda root, paths: [])
     before = tree_hash(proj.root)
     real_replace = fsutil.os.replace
     calls = {"n": 0}
@@ -241,6 +241,89 @@ def test_a_failure_while_writing_leaves_the_project_as_it_was(proj, monkeypatch,
     monkeypatch.setattr(fsutil.os, "replace", real_replace)
     assert tree_hash(proj.root) == before
     assert not [p for p in proj.root.rglob("*") if "piperack-tmp" in p.name or "piperack-backup" in p.name]
+
+
+# -- uncommitted changes: refused by a real run, shown by --dry-run and --diff ---------------------
+
+GIT = ["git", "-c", "user.name=Team", "-c", "user.email=team@example.invalid"]
+DIRTY_WARNING = (
+    "warning: uncommitted changes in 1 file(s) the update would touch: a.txt "
+    "(commit or stash them, or pass --allow-dirty)\n"
+)
+
+
+@pytest.fixture
+def dirty_proj(proj, monkeypatch):
+    """A project whose a.txt the template and the team both changed, the team's latest edit not
+    committed; b.txt only the template changed (committed as it was)."""
+    import subprocess
+
+    base = {"a.txt": b"1\n2\n3\n4\n5\n", "b.txt": b"old\n"}
+    theirs = {"a.txt": b"1\n2\n3\n4\nfive\n", "b.txt": b"new\n"}
+    put(proj.root, {"a.txt": b"one\n2\n3\n4\n5\n", "b.txt": b"old\n"})
+    (proj.root / ".piperack.json").write_text(json.dumps({"piperack_version": "1.0", "answers": {}}))
+    monkeypatch.setattr(engine, "installed_version", lambda: "2.0")
+    monkeypatch.setattr(engine, "download_template", lambda version: {})
+    monkeypatch.setattr(engine, "read_template_folder", lambda folder: {})
+    monkeypatch.setattr(engine, "render", lambda files, answers, version, label: base if "1.0" in label else theirs)
+
+    def git_init() -> None:
+        for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "ours"]):
+            subprocess.run([*GIT, *args], cwd=proj.root, check=True, capture_output=True)
+        (proj.root / "a.txt").write_bytes(b"ONE\n2\n3\n4\n5\n")
+
+    return git_init
+
+
+@pytest.mark.parametrize("preview", [{"dry_run": True}, {"diff": True}], ids=["dry-run", "diff"])
+def test_a_preview_marks_uncommitted_files_and_ends_with_the_refusal_as_a_warning(
+    proj, dirty_proj, capsys, tree_hash, preview
+):
+    from piperack.options import UpdateOptions
+
+    dirty_proj()
+    before = tree_hash(proj.root)
+    capsys.readouterr()
+    engine.update(proj, UpdateOptions(**preview))
+    out, err = capsys.readouterr()
+    assert "  merge     a.txt  (uncommitted changes)\n  update    b.txt\n" in out
+    assert err == DIRTY_WARNING
+    engine.update(proj, UpdateOptions(allow_dirty=True, **preview))  # still marked; no warning
+    out, err = capsys.readouterr()
+    assert "  merge     a.txt  (uncommitted changes)\n" in out and err == ""
+    assert tree_hash(proj.root) == before
+    with pytest.raises(PiperackError, match=exact(DIRTY_WARNING[len("warning: ") : -1])):
+        engine.update(proj)  # the real run refuses, as before
+    assert tree_hash(proj.root) == before
+
+
+def test_a_preview_outside_git_says_nothing_of_uncommitted_changes(proj, dirty_proj, capsys, tree_hash):
+    """As pull --upgrade: outside a git work tree nothing can be checked, so a preview marks nothing
+    and warns of nothing; the real run warns that it could not check, then updates."""
+    from piperack.options import UpdateOptions
+
+    (proj.root / "a.txt").write_bytes(b"ONE\n2\n3\n4\n5\n")
+    before = tree_hash(proj.root)
+    capsys.readouterr()
+    for preview in ({"dry_run": True}, {"diff": True}):
+        engine.update(proj, UpdateOptions(**preview))
+        out, err = capsys.readouterr()
+        assert "  merge     a.txt\n  update    b.txt\n" in out and err == ""
+    assert tree_hash(proj.root) == before
+    engine.update(proj)
+    assert capsys.readouterr().err == (
+        "warning: not a git work tree: cannot check for uncommitted changes (commit before updating)\n"
+    )
+    assert (proj.root / "a.txt").read_bytes() == b"ONE\n2\n3\n4\nfive\n"
+
+
+def test_the_listing_note_joins_the_merge_note_and_the_mark():
+    assert merge.listed_note("", False) == ""
+    assert merge.listed_note("", True) == "  (uncommitted changes)"
+    assert merge.listed_note("1 conflict(s) marked inline", False) == "  (1 conflict(s) marked inline)"
+    assert merge.listed_note("1 conflict(s) marked inline", True) == (
+        "  (1 conflict(s) marked inline; uncommitted changes)"
+    )
 
 
 # -- rendering: the installed piperack's code, never the template's (issue 20, kind 1) -------------

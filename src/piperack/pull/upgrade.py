@@ -31,10 +31,12 @@ from pathlib import Path
 
 from .. import ui
 from ..errors import PiperackError
-from ..merge import dirty_refusal, uncommitted
+from ..merge import check_dirty, listed_note, warn_dirty
 from ..options import BASE_ENV, Job, PullOptions
 from .lock import Pulled, check_archive, find, index_requirement, specifier_of
 from .plan import Placement, PullPlan
+
+MERGED = "the upgrade would merge"  # the files the uncommitted-changes refusal speaks of
 
 
 @dataclass
@@ -86,8 +88,7 @@ def upgrade(
     if options.diff:
         _diff(ups)
     if options.dry_run or options.diff:
-        if dirty and not options.allow_dirty:
-            ui.warn(dirty_refusal(dirty, "the upgrade would merge"))
+        warn_dirty(dirty, MERGED, options.allow_dirty)
         return ups
     clean = [up.new for up in moving if not up.conflicts()]
     if conflicted:  # the record (and requirements) move only for the modules that merged cleanly
@@ -131,14 +132,8 @@ def _uncommitted_edits(project, ups: list[Upgrade], options: PullOptions) -> lis
     as they are hold nothing of the team's (they equal the recorded version) and never block.
     Refused here, before anything is written; with --dry-run/--diff they are shown instead."""
     merging = [rel for up in ups for rel, m in up.changes if m.action in ("merge", "conflict") and m.data is not None]
-    dirty = uncommitted(project.root, merging)
-    if dirty is None:
-        if merging and not (options.dry_run or options.diff):
-            ui.warn("not a git work tree: cannot check for uncommitted changes (commit before upgrading)")
-        return []
-    if dirty and not options.allow_dirty and not (options.dry_run or options.diff):
-        raise PiperackError(dirty_refusal(dirty, "the upgrade would merge"))
-    return dirty
+    preview = options.dry_run or options.diff
+    return check_dirty(project.root, merging, MERGED, "upgrading", preview=preview, allow_dirty=options.allow_dirty)
 
 
 def _manifest_jobs(project, entries: list[Pulled]) -> dict:
@@ -348,11 +343,7 @@ def _report(ups: list[Upgrade], dry_run: bool, dirty: list[str]) -> None:
         if not up.changes:
             ui.info("  (no file changes)")
         for rel, merged in up.changes:
-            notes = [merged.note] if merged.note else []
-            if str(rel) in dirty:
-                notes.append("uncommitted changes")
-            note = f"  ({'; '.join(notes)})" if notes else ""
-            ui.info(f"  {merged.action:<8}  {show(rel)}{note}")
+            ui.info(f"  {merged.action:<8}  {show(rel)}{listed_note(merged.note, str(rel) in dirty)}")
 
 
 def _diff(ups: list[Upgrade]) -> None:
