@@ -174,7 +174,7 @@ def test_piperack_update_check_diff_from_and_allow_dirty(made_with_a, venv_c, wh
     assert tree_hash(root) == dirty
     allowed = run_c(venv_c, wheelhouse, root, ["piperack", "update", "--allow-dirty", "--from", str(kit_repo)])
     assert (allowed.returncode, allowed.stderr) == (0, ""), output(allowed)
-    assert "  merge     requirements-dev.txt\n" in allowed.stdout
+    assert "  merge     requirements-dev.txt  (uncommitted changes)\n" in allowed.stdout
     requirements_dev = dev.read_text()
     assert f"piperack=={C}\n" in requirements_dev and requirements_dev.endswith("ipython\n")
     assert _contact(root) == f"Contact: {DEFAULT_EMAIL}."

@@ -22,6 +22,7 @@ from tests.test_update import (  # noqa: F401 - fixtures used by name
     CONFLICT_IN_README,
     A,
     B,
+    git,
     invoke_b,
     kit_b,
     team_project,
@@ -371,6 +372,7 @@ def test_large_answers_reach_the_rendering(team_project, venv_b, wheelhouse):
     data = json.loads(record.read_text())
     data["answers"]["notes"] = "n" * 600_000
     record.write_text(json.dumps(data))
+    git(team_project, "commit", "-qam", "a long answer")  # uncommitted, the preview would warn of a refusal
     dry = invoke_b(venv_b, team_project, "update-project", "--dry-run", "--from", str(a_wheel(wheelhouse)))
     assert (dry.returncode, dry.stderr) == (0, "")
     assert "  conflict  README.md  (1 conflict(s) marked inline)" in dry.stdout
